@@ -1,0 +1,126 @@
+"""Split a Keras model at a layer into `features` (image -> A) and `head`
+(A -> output) models, the two halves L2-CAF needs."""
+
+import difflib
+from dataclasses import dataclass
+
+import keras
+
+from tfcaf import graph
+
+
+@dataclass
+class SplitModel:
+    """A model cut at `layer`.
+
+    Attributes:
+        features: model images (B, H, W, 3) -> feature map A (B, h, w, C).
+        head: model A (B, h, w, C) -> output (B, K); logits when the
+            original output was a softmax and `logits=True` was asked.
+        layer: name of the layer whose output is A.
+    """
+    features: keras.Model
+    head: keras.Model
+    layer: str
+
+
+def _strip_softmax(layer, args, kwargs, output_layers):
+    """Calls `layer`, leaving out a final softmax so the head yields logits."""
+    if layer.name in output_layers:
+        activation = getattr(layer, "activation", None)
+        if activation is keras.activations.softmax:
+            if isinstance(layer, keras.layers.Activation):
+                return args[0]
+            if isinstance(layer, keras.layers.Dense):
+                x = keras.ops.matmul(args[0], layer.kernel)
+                return x + layer.bias if layer.use_bias else x
+    return layer(*args, **kwargs)
+
+
+def split_model(model, layer=None, logits=True):
+    """Cuts `model` so that `head(features(x)) == model(x)`.
+
+    Args:
+        model: functional or Sequential Keras model, possibly nesting other
+            models (e.g. a `keras.applications` backbone).
+        layer: name of the layer whose output becomes the feature map A, at
+            any depth of nesting. Default: the last layer with a 4-D
+            (B, h, w, C) output from which the rest of the model can run.
+        logits: when the model ends in a softmax, the head returns the
+            pre-softmax logits instead (L2-CAF and Grad-CAM work on logits).
+
+    Returns:
+        A `SplitModel`.
+
+    Raises:
+        ValueError: unknown layer name, or a layer after which the model
+            still needs earlier tensors (a skip connection over the cut).
+    """
+    if len(getattr(model, "inputs", None) or []) != 1 or \
+            len(getattr(model, "outputs", None) or []) != 1:
+        raise ValueError(
+            f"model '{model.name}' must have exactly one input and one output")
+    calls = graph.leaf_layers(model)
+    last = calls[-1][0].name
+    if layer is None:
+        return _split_at_last_4d(model, calls, logits, last)
+    for candidate, out in calls:
+        if candidate.name == layer:
+            return _split(model, layer, out, logits, last)
+    names = [c.name for c, _ in calls]
+    close = difflib.get_close_matches(layer, names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"model '{model.name}' has no layer '{layer}'{hint}")
+
+
+def _split_at_last_4d(model, calls, logits, last):
+    for candidate, out in reversed(calls):
+        if not keras.backend.is_keras_tensor(out) or len(out.shape) != 4:
+            continue
+        try:
+            return _split(model, candidate.name, out, logits, last)
+        except graph.GraphError:
+            continue
+    raise ValueError(
+        f"model '{model.name}' has no layer with a 4-D (B, h, w, C) output "
+        "after which the rest of the model can run on its own")
+
+
+def _split(model, name, symbolic_output, logits, last):
+    if not keras.backend.is_keras_tensor(symbolic_output) or \
+            len(symbolic_output.shape) != 4:
+        raise ValueError(
+            f"layer '{name}' has output shape "
+            f"{getattr(symbolic_output, 'shape', None)}; L2-CAF needs a 4-D "
+            "(B, h, w, C) feature map")
+    head_input = keras.Input(shape=symbolic_output.shape[1:],
+                             dtype=symbolic_output.dtype)
+    call = None
+    if logits:
+        def call(layer, args, kwargs):
+            return _strip_softmax(layer, args, kwargs, {last})
+    try:
+        (head_out,) = graph.replay(model, [graph.MISSING],
+                                   overrides={name: head_input}, call=call)
+    except graph.GraphError as err:
+        raise graph.GraphError(
+            f"cannot split model '{model.name}' at layer '{name}': {err}"
+        ) from None
+    if head_out is graph.MISSING:
+        raise graph.GraphError(
+            f"cannot split model '{model.name}' at layer '{name}': the "
+            "output does not depend on it")
+    inputs = graph.fresh_inputs(model)
+    captured = {}
+
+    def capture(layer, args, kwargs):
+        out = layer(*args, **kwargs)
+        if layer.name == name:
+            captured["A"] = out
+        return out
+
+    graph.replay(model, inputs, call=capture)
+    features = keras.Model(inputs[0], captured["A"],
+                           name=f"{model.name}_features")
+    head = keras.Model(head_input, head_out, name=f"{model.name}_head")
+    return SplitModel(features=features, head=head, layer=name)
