@@ -18,10 +18,15 @@ class SplitModel:
         head: model A (B, h, w, C) -> output (B, K); logits when the
             original output was a softmax and `logits=True` was asked.
         layer: name of the layer whose output is A.
+        dense: when the head is `Dense(GAP(A))` (inference-time identities
+            such as Dropout aside, and the Dense linear or a stripped
+            softmax), that Dense layer; CAM needs it, and L2-CAF uses it to
+            run each iteration in closed form (SPEC.md §1, algebra note).
     """
     features: keras.Model
     head: keras.Model
     layer: str
+    dense: keras.layers.Dense | None = None
 
 
 def _strip_softmax(layer, args, kwargs, output_layers):
@@ -95,10 +100,14 @@ def _split(model, name, symbolic_output, logits, last):
             "(B, h, w, C) feature map")
     head_input = keras.Input(shape=symbolic_output.shape[1:],
                              dtype=symbolic_output.dtype)
-    call = None
-    if logits:
-        def call(layer, args, kwargs):
+    head_layers = []
+
+    def call(layer, args, kwargs):
+        head_layers.append(layer)
+        if logits:
             return _strip_softmax(layer, args, kwargs, {last})
+        return layer(*args, **kwargs)
+
     try:
         (head_out,) = graph.replay(model, [graph.MISSING],
                                    overrides={name: head_input}, call=call)
@@ -123,4 +132,24 @@ def _split(model, name, symbolic_output, logits, last):
     features = keras.Model(inputs[0], captured["A"],
                            name=f"{model.name}_features")
     head = keras.Model(head_input, head_out, name=f"{model.name}_head")
-    return SplitModel(features=features, head=head, layer=name)
+    return SplitModel(features=features, head=head, layer=name,
+                      dense=_gap_dense(head_layers, logits))
+
+
+_INFERENCE_IDENTITIES = (keras.layers.Dropout, keras.layers.SpatialDropout2D,
+                         keras.layers.GaussianNoise, keras.layers.Identity)
+
+
+def _gap_dense(head_layers, logits):
+    """The Dense layer of a `Dense(GAP(A))` head, else None."""
+    kept = [l for l in head_layers if not isinstance(l, _INFERENCE_IDENTITIES)]
+    if len(kept) != 2:
+        return None
+    gap, dense = kept
+    if not isinstance(gap, keras.layers.GlobalAveragePooling2D) or \
+            gap.keepdims or gap.data_format != "channels_last" or \
+            not isinstance(dense, keras.layers.Dense):
+        return None
+    linear = dense.activation is keras.activations.linear or (
+        logits and dense.activation is keras.activations.softmax)
+    return dense if linear else None
