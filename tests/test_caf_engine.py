@@ -1,0 +1,195 @@
+"""The L2-CAF solver, filters and baselines against independent references."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfcaf
+from tfcaf.caf import Explainer, filters
+
+H = W = 8
+CHANNELS, CLASSES = 6, 4
+
+
+def _IDENTITY(shape, dtype=None):
+    """1x1 convolution kernel that copies its input channels."""
+    return tf.reshape(tf.eye(shape[-1], dtype=dtype), shape)
+
+
+def _gap_dense_model(seed=0, hidden=None):
+    """Input (8, 8, 6) -> identity 1x1 conv 'features' -> GAP -> Dense.
+
+    With `hidden`, a tanh Dense layer sits between GAP and the output, so
+    the head is non-linear (the generic, non-closed-form path).
+    """
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((H, W, CHANNELS))
+    features = keras.layers.Conv2D(CHANNELS, 1, use_bias=False, name="features",
+                                   kernel_initializer=_IDENTITY)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(features)
+    if hidden:
+        x = keras.layers.Dense(hidden, activation="tanh")(x)
+    return keras.Model(inputs, keras.layers.Dense(CLASSES, name="logits")(x))
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, H, W, CHANNELS)).astype("float32")
+
+
+@pytest.mark.parametrize("name", filters.FILTERS)
+def test_filter_constraints(name):
+    params = filters.initial_parameters(name, 3, 5, 9, "normal", seed=4)
+    filt = filters.constrain(name, params, 5, 9).numpy()
+    assert filt.shape == (3, 5, 9)
+    if name == "l2norm":
+        np.testing.assert_allclose(np.sqrt((filt ** 2).sum(axis=(1, 2))), 1.0, rtol=1e-6)
+    else:
+        np.testing.assert_allclose(filt.sum(axis=(1, 2)), 1.0, rtol=1e-5)
+        assert (filt > 0).all()
+
+
+def test_gauss_filter_is_a_unit_gaussian_at_its_mean():
+    mean = tf.constant([[1.0, 6.0]])
+    filt = filters.constrain("gauss", mean, 4, 7).numpy()[0]
+    rows, cols = np.mgrid[0:4, 0:7]
+    expected = np.exp(-0.5 * ((rows - 1.0) ** 2 + (cols - 6.0) ** 2))
+    np.testing.assert_allclose(filt, expected / expected.sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("hidden", [None, 5])
+def test_batch_result_equals_single_image_result(hidden):
+    model = _gap_dense_model(hidden=hidden)
+    images = _images(5, seed=1)
+    images[3] = 0.0  # a constant image stops at the first comparison
+    batch = tfcaf.explain(model, images, method="l2caf")
+    for i in (0, 3, 4):
+        single = tfcaf.explain(model, images[i:i + 1], method="l2caf")
+        np.testing.assert_allclose(single.maps[0], batch.maps[i], atol=1e-5)
+        assert single.iterations[0] == batch.iterations[i]
+    assert batch.iterations[3] == 51
+    assert (batch.iterations[[0, 1, 2, 4]] > 51).all()
+
+
+def test_closed_form_path_equals_running_the_head():
+    model = _gap_dense_model()
+    images = _images(3, seed=2)
+    fast = Explainer(model)
+    generic = Explainer(model)
+    generic.split.dense = None
+    for method in ("l2caf", "l2caf_specific"):
+        a = fast.explain(images, method, max_iterations=200)
+        b = generic.explain(images, method, max_iterations=200)
+        np.testing.assert_allclose(a.maps, b.maps, atol=1e-4)
+
+
+def test_class_specific_converges_to_closed_form():
+    """Dense(GAP) head: c(f) ∝ -G s with G[p] = Wᵀ A[p] / (h·w) (SPEC.md §1)."""
+    model = _gap_dense_model(seed=3)
+    images = _images(4, seed=3)
+    targets = np.array([0, 1, 2, 3])
+    result = tfcaf.explain(model, images, method="l2caf_specific", targets=targets)
+    kernel = model.get_layer("logits").kernel.numpy()
+    for i, t in enumerate(targets):
+        g = images[i].reshape(H * W, CHANNELS) @ kernel / (H * W)
+        signs = np.ones(CLASSES)
+        signs[t] = -1.0
+        expected = np.abs(-g @ signs)
+        got = result.maps[i].reshape(-1)
+        cosine = expected @ got / np.linalg.norm(expected) / np.linalg.norm(got)
+        assert cosine >= 0.99, (i, cosine)
+
+
+def _planted_model_and_images(hidden):
+    """Only channels 0-2 reach the output; those channels are non-zero only
+    on a planted 2x2 block, while channels 3-5 carry loud noise everywhere."""
+    model = _gap_dense_model(seed=4, hidden=hidden)
+    first = model.layers[3]
+    kernel = first.kernel.numpy()
+    kernel[3:] = 0.0
+    first.kernel.assign(kernel)
+    rng = np.random.default_rng(4)
+    images = np.zeros((3, H, W, CHANNELS), "float32")
+    images[..., 3:] = rng.normal(scale=5.0, size=(3, H, W, 3))
+    images[:, 5:7, 1:3, :3] = rng.uniform(1.0, 2.0, size=(3, 2, 2, 3))
+    return model, images
+
+
+@pytest.mark.parametrize("name", filters.FILTERS)
+@pytest.mark.parametrize("hidden", [None, 5])
+def test_planted_signal_gets_the_heatmap_maximum(name, hidden):
+    model, images = _planted_model_and_images(hidden)
+    result = tfcaf.explain(model, images, method="l2caf", filter=name)
+    for raw in result.maps:
+        row, col = np.unravel_index(np.argmax(raw), raw.shape)
+        assert 5 <= row <= 6 and 1 <= col <= 2, (name, row, col)
+
+
+def test_cam_equals_gradcam_up_to_scale():
+    model = _gap_dense_model(seed=5)
+    images = _images(3, seed=5)
+    cam = tfcaf.explain(model, images, method="cam", targets=[0, 2, 3])
+    grad = tfcaf.explain(model, images, method="gradcam", targets=[0, 2, 3])
+    # Grad-CAM's α_c = W[c, t] / (h·w), so Grad-CAM = ReLU(CAM) / (h·w).
+    np.testing.assert_allclose(np.maximum(cam.maps, 0) / (H * W), grad.maps,
+                               rtol=1e-4, atol=1e-7)
+    kernel = model.get_layer("logits").kernel.numpy()
+    np.testing.assert_allclose(cam.maps[1], images[1] @ kernel[:, 2], rtol=1e-4, atol=1e-5)
+
+
+def test_gradcam_on_embedding_output():
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((H, W, CHANNELS))
+    features = keras.layers.Conv2D(CHANNELS, 1, kernel_initializer=_IDENTITY,
+                                   use_bias=False)(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="embedding")(pooled))
+    images = _images(2, seed=6)
+    result = tfcaf.explain(model, images, method="gradcam")
+    kernel = model.get_layer("embedding").kernel.numpy()
+    bias = model.get_layer("embedding").bias.numpy()
+    for i in range(2):
+        e = images[i].mean(axis=(0, 1)) @ kernel + bias
+        # y = e·sg(e): ∂y/∂A[ij] = W e / (h·w) at every position, so α = W e / (h·w).
+        alpha = kernel @ e / (H * W)
+        expected = np.maximum(images[i] @ alpha, 0)
+        np.testing.assert_allclose(result.maps[i], expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="embedding"):
+        tfcaf.explain(model, images, method="cam")
+
+
+def test_several_targets_are_independent_problems():
+    model = _gap_dense_model(seed=7)
+    images = _images(2, seed=7)
+    both = tfcaf.explain(model, images, method="l2caf_specific", targets=[[1, 3], [0, 2]])
+    assert both.heatmaps.shape == (2, 2, H, W)
+    alone = tfcaf.explain(model, images[1:], method="l2caf_specific", targets=[2])
+    np.testing.assert_allclose(both.maps[1, 1], alone.maps[0], atol=1e-5)
+
+
+def test_heatmaps_are_image_sized_in_unit_range_and_snapshots_recorded():
+    model = _gap_dense_model(seed=8)
+    result = tfcaf.explain(model, _images(2, seed=8), snapshot_every=10,
+                           max_iterations=100, tolerance=0.0)
+    assert result.heatmaps.shape == (2, H, W)
+    assert result.heatmaps.min() == 0.0 and result.heatmaps.max() == 1.0
+    assert (result.iterations == 100).all()
+    assert result.snapshots.shape == (2, 10, H, W)
+
+
+@pytest.mark.parametrize("targets,message", [(7, r"\[0, 4\)"), ([0, 1, 2], "B=2"),
+                                             ([0.5, 1.0], "class ids")])
+def test_bad_targets_are_rejected(targets, message):
+    with pytest.raises(ValueError, match=message):
+        tfcaf.explain(_gap_dense_model(), _images(2), method="l2caf_specific",
+                      targets=targets)
+
+
+def test_unknown_options_are_rejected():
+    model = _gap_dense_model()
+    with pytest.raises(ValueError, match="unknown filter 'box'"):
+        tfcaf.explain(model, _images(1), filter="box")
+    with pytest.raises(ValueError, match="unknown method"):
+        tfcaf.explain(model, _images(1), method="lime")
+    with pytest.raises(TypeError):
+        tfcaf.explain(model, _images(1), not_an_option=1)
