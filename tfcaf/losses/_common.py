@@ -21,6 +21,14 @@ def to_compute_dtype(values, name):
     return values, values.dtype
 
 
+def as_dtype(value, dtype):
+    """`value` as a tensor of `dtype`. Python numbers are converted directly:
+    `tf.cast` would round them through float32 first."""
+    if tf.is_tensor(value):
+        return tf.cast(value, dtype)
+    return tf.constant(value, dtype)
+
+
 def check_rank(values, rank, shape_text, name):
     """Raises a ValueError naming `name` unless `values` has `rank`."""
     if values.shape.rank is not None and values.shape.rank != rank:

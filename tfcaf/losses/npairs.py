@@ -144,5 +144,5 @@ def npairs_embedding_loss(labels, embeddings, l2_reg=0.0):
     if l2_reg:
         squared_norms = (tf.reduce_mean(tf.reduce_sum(tf.square(anchors), axis=1))
                          + tf.reduce_mean(tf.reduce_sum(tf.square(positives), axis=1)))
-        loss += tf.cast(0.25 * l2_reg, loss.dtype) * squared_norms
+        loss += _common.as_dtype(0.25 * l2_reg, loss.dtype) * squared_norms
     return tf.cast(loss, input_dtype)

@@ -101,7 +101,7 @@ def semihard_loss_from_distances(labels, dist, margin=1.0):
     negative = tf.logical_not(same)
     mined = _mined_negative_distances(dist, negative)
     # tf.maximum (not relu) passes the gradient at exactly 0, like tfa.
-    hinge = tf.maximum(tf.cast(margin, dist.dtype) + dist - mined, 0.0)
+    hinge = tf.maximum(_common.as_dtype(margin, dist.dtype) + dist - mined, 0.0)
     positive_f = tf.cast(positive, dist.dtype)
     total = tf.reduce_sum(hinge * positive_f)
     return tf.math.divide_no_nan(total, tf.reduce_sum(positive_f))
