@@ -1,0 +1,171 @@
+"""SavedModel export: plain-TensorFlow loading, saved_model_cli, atomicity."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfcaf
+from tfcaf.export import export_savedmodel, next_version
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = 24
+ITERATIONS = 40
+
+RUN_ALL_SIGNATURES = r"""
+import importlib.util, sys
+# The editable install puts tfcaf on every path of this venv: take it away.
+sys.meta_path = [f for f in sys.meta_path if "tfcaf" not in repr(f).lower()
+                 and "editable" not in repr(f).lower()]
+sys.path = [p for p in sys.path if "__editable__" not in p and p.rstrip("/") != sys.argv[4]]
+import numpy as np
+import tensorflow as tf
+assert importlib.util.find_spec("tfcaf") is None, "tfcaf must not be importable here"
+path, inputs_file, out_file = sys.argv[1:4]
+inputs = np.load(inputs_file, allow_pickle=True)
+loaded = tf.saved_model.load(path)
+results = {}
+for name, fn in loaded.signatures.items():
+    args = {k: tf.constant(inputs[k]) for k in fn.structured_input_signature[1]}
+    for key, value in fn(**args).items():
+        results[f"{name}/{key}"] = value.numpy()
+np.savez(out_file, **results)
+"""
+
+
+def _trained_model(embedding):
+    """A tiny CNN fitted for a few steps on random data (raw pixel input)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(4, name="embedding" if embedding else "logits")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "mse")
+    rng = np.random.default_rng(0)
+    model.fit(rng.uniform(0, 255, (16, SIZE, SIZE, 3)), rng.normal(size=(16, 4)),
+              epochs=2, verbose=0)
+    return model
+
+
+def _sample_inputs():
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (2, SIZE, SIZE, 3)).astype(np.uint8)
+    return {"images": pixels.astype(np.float32),
+            "image_bytes": np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object),
+            "targets": np.array([-1, 2], np.int32)}, pixels
+
+
+@pytest.mark.parametrize("embedding", [False, True])
+def test_plain_tensorflow_process_reproduces_keras_and_explain(tmp_path, embedding):
+    model = _trained_model(embedding)
+    path = export_savedmodel(model, str(tmp_path), "net", iterations=ITERATIONS)
+    assert path == str(tmp_path / "net" / "1")
+    inputs, pixels = _sample_inputs()
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-I", "-c", RUN_ALL_SIGNATURES, path,
+                           str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz"), REPO],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = np.load(tmp_path / "out.npz")
+    images = inputs["images"]
+    expected = model(images).numpy()
+    if embedding:
+        np.testing.assert_allclose(out["serving_default/embedding"], expected, atol=1e-4)
+        np.testing.assert_allclose(out["predict_image_bytes/embedding"], expected, atol=1e-4)
+        reference = tfcaf.explain(model, images, max_iterations=ITERATIONS, tolerance=0.0)
+        np.testing.assert_allclose(out["explain/maps"], reference.maps, atol=1e-4)
+        np.testing.assert_allclose(out["explain/heatmaps"], reference.heatmaps, atol=1e-4)
+        return
+    probabilities = tf.nn.softmax(expected).numpy()
+    np.testing.assert_allclose(out["serving_default/probabilities"], probabilities, atol=1e-4)
+    np.testing.assert_allclose(out["predict_image_bytes/probabilities"], probabilities, atol=1e-4)
+    np.testing.assert_array_equal(out["serving_default/classes"][:, 0], expected.argmax(-1))
+    targets = np.array([expected[0].argmax(), 2])
+    np.testing.assert_array_equal(out["explain/targets"], targets)
+    specific = tfcaf.explain(model, images, method="l2caf_specific", targets=targets,
+                             max_iterations=ITERATIONS, tolerance=0.0)
+    np.testing.assert_allclose(out["explain/maps"], specific.maps, atol=1e-4)
+    np.testing.assert_allclose(out["explain/heatmaps"], specific.heatmaps, atol=1e-4)
+    oblivious = tfcaf.explain(model, images, max_iterations=ITERATIONS, tolerance=0.0)
+    np.testing.assert_allclose(out["explain_oblivious/maps"], oblivious.maps, atol=1e-4)
+
+
+def test_saved_model_cli_show_and_run(tmp_path):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    path = export_savedmodel(_trained_model(False), str(tmp_path), "net", iterations=5)
+    show = subprocess.run([cli, "show", "--all", "--dir", path], capture_output=True,
+                          text=True, timeout=300)
+    assert show.returncode == 0, show.stderr
+    for name in ("serving_default", "predict_image_bytes", "explain", "explain_oblivious",
+                 "inputs['images']", "inputs['image_bytes']", "inputs['targets']",
+                 "outputs['probabilities']", "outputs['classes']", "outputs['heatmaps']",
+                 "outputs['maps']"):
+        assert name in show.stdout, name
+    np.save(tmp_path / "x.npy", _sample_inputs()[0]["images"])
+    run = subprocess.run([cli, "run", "--dir", path, "--tag_set", "serve",
+                          "--signature_def", "serving_default",
+                          "--inputs", f"images={tmp_path / 'x.npy'}",
+                          "--outdir", str(tmp_path / "cli_out")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    probabilities = np.load(tmp_path / "cli_out" / "probabilities.npy")
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_versions_and_existing_version(tmp_path):
+    model = _trained_model(False)
+    assert next_version(str(tmp_path / "net")) == 1
+    os.makedirs(tmp_path / "net" / "7")
+    os.makedirs(tmp_path / "net" / "notes")
+    assert next_version(str(tmp_path / "net")) == 8
+    with pytest.raises(FileExistsError, match="7"):
+        export_savedmodel(model, str(tmp_path), "net", version=7, iterations=5)
+
+
+KILLABLE_EXPORT = r"""
+import sys, keras
+sys.path.insert(0, sys.argv[2])
+from tfcaf.export import export_savedmodel
+inputs = keras.Input((24, 24, 3))
+x = keras.layers.Conv2D(4, 3)(inputs)
+model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+export_savedmodel(model, sys.argv[1], "net", iterations=5)
+"""
+
+
+def test_killed_export_leaves_no_version_folder(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE_EXPORT, str(tmp_path), REPO],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    model_dir = tmp_path / "net"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if model_dir.is_dir() and any(p.name.startswith(".tmp-") for p in model_dir.iterdir()):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "export finished before it could be killed"
+    assert not [p for p in model_dir.iterdir() if p.name.isdigit()]
+    assert next_version(str(model_dir)) == 1
+    shutil.rmtree(model_dir)
+
+
+def test_check_command_runs_every_signature(tmp_path):
+    path = export_savedmodel(_trained_model(True), str(tmp_path), "net", iterations=5)
+    env = dict(os.environ, TFCAF_NO_VENV_SWITCH="1")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "bin", "export"), f"--check={path}"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [l for l in proc.stdout.splitlines() if l.endswith(" ok")]
+    assert [l.split(":")[0] for l in lines] == ["serving_default", "predict_image_bytes", "explain"]

@@ -1,0 +1,122 @@
+"""SavedModels for TF Serving with an in-graph L2-CAF `explain` signature.
+
+Layout: `BASE/NAME/VERSION/` with numeric versions, as TF Serving expects.
+A version is written to a hidden temporary folder beside it and renamed
+into place, so a server never sees a half-written export. Nothing in the
+export needs tfcaf: plain TensorFlow loads and runs it.
+"""
+
+import os
+import re
+import shutil
+
+import keras
+import tensorflow as tf
+
+from tfcaf.caf import Explainer, SolverConfig
+from tfcaf.caf.heatmaps import to_image_size
+
+
+def next_version(model_dir):
+    """1 + the largest numeric version folder under `model_dir` (1 if none)."""
+    if not os.path.isdir(model_dir):
+        return 1
+    versions = [int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d)]
+    return max(versions, default=0) + 1
+
+
+def _signatures(explainer, model, size, top_k, iterations):
+    """name -> (tf function, input signature) of every endpoint."""
+    height, width = size
+    images = tf.TensorSpec([None, height, width, 3], tf.float32, name="images")
+    embedding = explainer.output == "embedding"
+    config = SolverConfig(max_iterations=iterations, tolerance=0.0)
+
+    def predict(images):
+        outputs = tf.cast(model(images, training=False), tf.float32)
+        if embedding:
+            return {"embedding": outputs}
+        probabilities = tf.nn.softmax(outputs, axis=-1)
+        scores, classes = tf.math.top_k(probabilities, k=min(top_k, outputs.shape[-1]))
+        return {"probabilities": probabilities, "classes": classes, "scores": scores}
+
+    def decode(image_bytes):
+        def one(data):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            return tf.image.resize(tf.cast(image, tf.float32), (height, width))
+        return tf.map_fn(one, image_bytes, fn_output_signature=tf.float32)
+
+    def l2caf(images, targets=None):
+        feature_maps, logits = explainer._forward(images)
+        if targets is not None:
+            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            targets = tf.where(targets < 0, predicted, targets)
+        maps = explainer._l2caf(feature_maps, targets, config)[0]
+        result = {"maps": maps, "heatmaps": to_image_size(maps, (height, width))}
+        if targets is not None:
+            result["targets"] = targets
+        return result
+
+    endpoints = {
+        "serving_default": (predict, [images]),
+        "predict_image_bytes": (lambda b: predict(decode(b)),
+                                [tf.TensorSpec([None], tf.string, name="image_bytes")]),
+        "explain": (l2caf, [images]),
+    }
+    if not embedding:
+        endpoints["explain"] = (l2caf, [images, tf.TensorSpec([None], tf.int32,
+                                                               name="targets")])
+        endpoints["explain_oblivious"] = (l2caf, [images])
+    return endpoints
+
+
+def export_savedmodel(model, export_base, name, version=None, iterations=300,
+                      top_k=5, layer=None, image_size=None):
+    """Writes `export_base/name/version/` and returns its path.
+
+    Signatures (inputs -> outputs):
+        serving_default: images (B, H, W, 3) float32 RGB [0, 255] ->
+            classifiers: probabilities (B, K), classes (B, k), scores (B, k);
+            retrieval nets: embedding (B, D).
+        predict_image_bytes: image_bytes (B,) encoded JPEG/PNG -> the same,
+            decoded and resized to (H, W) in the graph.
+        explain: images [, targets (B,) int32, -1 = top-1 class] ->
+            maps (B, h, w), heatmaps (B, H, W) in [0, 1] [, targets];
+            class-specific L2-CAF for classifiers, class-oblivious for
+            retrieval nets; exactly `iterations` iterations.
+        explain_oblivious (classifiers): images -> maps, heatmaps.
+
+    Args:
+        model: Keras model taking raw RGB pixels (tfcaf models do).
+        export_base, name: TF Serving's model base path is
+            `export_base/name`.
+        version: integer version; default the next free one.
+        iterations: L2-CAF iterations run by the explain signatures.
+        top_k: classes returned by `serving_default`.
+        layer: layer L2-CAF splits at (default: the last 4-D layer).
+        image_size: (H, W) for models whose input size is open.
+    """
+    model_dir = os.path.join(export_base, name)
+    version = next_version(model_dir) if version is None else int(version)
+    final = os.path.join(model_dir, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(f"export version '{final}' already exists")
+    _, height, width, _ = model.input_shape
+    size = (height or (image_size or (None,))[0], width or (image_size or (None, None))[1])
+    if None in size:
+        raise ValueError(f"model '{model.name}' has an open input size; pass image_size=(H, W)")
+    explainer = Explainer(model, layer=layer)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for endpoint, (fn, signature) in _signatures(explainer, model, size, top_k,
+                                                 iterations).items():
+        archive.add_endpoint(endpoint, fn, input_signature=signature)
+    os.makedirs(model_dir, exist_ok=True)
+    temporary = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        archive.write_out(temporary, verbose=False)
+        os.rename(temporary, final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return final
