@@ -1,0 +1,123 @@
+"""Training settings and the checks that reject incompatible ones early."""
+
+import dataclasses
+
+LOSSES = ("softmax", "triplet", "npairs")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
+SCHEDULES = ("constant", "cosine", "linear", "step")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run needs; `bin/train` fills it from flags.
+
+    Attributes (flag names are the same):
+        dataset, data_dir: see `tfcaf.data.load_dataset`.
+        backbone, weights, head, embedding_dim, image_size: see
+            `tfcaf.models.build_model`.
+        loss: "softmax" (classifier/adl/acol heads), "triplet" or "npairs"
+            (embedding head).
+        margin: triplet margin (0.2 in the paper).
+        normalize_embedding: None = on for triplet, off for N-pair (paper).
+        images_per_class: K of the P x K triplet batches.
+        train_steps: optimizer updates of the whole run.
+        batch_size: global batch, split across replicas.
+        optimizer, learning_rate, lr_schedule: the schedule spans
+            `train_steps` ("step": x0.1 at 50% and 75%).
+        model_dir: checkpoints, TensorBoard logs and the final model.keras.
+        strategy: "default", "mirrored" or "multi_worker" (TF_CONFIG).
+        seed: fixes the model initialisation, batches and augmentation.
+        log_every, checkpoint_every: in steps; validation and heatmap
+            summaries run at every checkpoint.
+        max_checkpoints: checkpoints kept.
+        augment: random crop and flip for training.
+        val_examples: size of the validation slice.
+        summary_images: L2-CAF heatmaps written to TensorBoard.
+        skip_bad_images: log and skip unreadable images.
+    """
+    dataset: str = "digits"
+    data_dir: str | None = None
+    backbone: str = "tiny_resnet"
+    weights: str | None = None
+    head: str = "classifier"
+    loss: str = "softmax"
+    margin: float = 0.2
+    embedding_dim: int = 128
+    normalize_embedding: bool | None = None
+    images_per_class: int = 4
+    train_steps: int = 5000
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    image_size: int | None = None
+    model_dir: str = "runs/default"
+    strategy: str = "default"
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    max_checkpoints: int = 3
+    augment: bool = True
+    val_examples: int = 512
+    summary_images: int = 4
+    skip_bad_images: bool = False
+
+    @property
+    def metric_learning(self):
+        return self.loss in ("triplet", "npairs")
+
+    @property
+    def embedding_normalized(self):
+        if self.normalize_embedding is not None:
+            return self.normalize_embedding
+        return self.loss == "triplet"
+
+    @property
+    def splits(self):
+        """(train split, validation split) of the dataset."""
+        if self.metric_learning:
+            return "retrieval_train", "retrieval_test"
+        return {"digits": ("train", "val"), "cub": ("train", "test"),
+                "imagenet": ("train", "val")}.get(self.dataset, (None, None))
+
+
+def _require(condition, message):
+    if not condition:
+        raise ValueError(message)
+
+
+def validate(config, replicas=1):
+    """Raises ValueError naming the offending flags; `replicas` is the number
+    of devices the global batch is split over."""
+    _require(config.loss in LOSSES, f"--loss={config.loss}: choose one of {LOSSES}")
+    _require(config.strategy in STRATEGIES,
+             f"--strategy={config.strategy}: choose one of {STRATEGIES}")
+    _require(config.optimizer in OPTIMIZERS,
+             f"--optimizer={config.optimizer}: choose one of {OPTIMIZERS}")
+    _require(config.lr_schedule in SCHEDULES,
+             f"--lr_schedule={config.lr_schedule}: choose one of {SCHEDULES}")
+    for name in ("train_steps", "batch_size", "log_every", "checkpoint_every",
+                 "max_checkpoints", "images_per_class"):
+        _require(getattr(config, name) >= 1, f"--{name} must be >= 1")
+    _require(config.learning_rate > 0, "--learning_rate must be > 0")
+    if config.metric_learning:
+        _require(config.head == "embedding",
+                 f"--loss={config.loss} trains an embedding: use --head=embedding, "
+                 f"not --head={config.head}")
+    else:
+        _require(config.head != "embedding",
+                 "--head=embedding needs a metric-learning loss: --loss=triplet or npairs")
+    _require(config.batch_size % replicas == 0,
+             f"--batch_size={config.batch_size} must split evenly over {replicas} replicas")
+    per_replica = config.batch_size // replicas
+    if config.loss == "npairs":
+        _require(per_replica % 2 == 0,
+                 f"--loss=npairs needs (anchor, positive) pairs: --batch_size={config.batch_size} "
+                 f"gives {per_replica} images per replica, which is odd")
+    if config.loss == "triplet":
+        _require(per_replica % config.images_per_class == 0,
+                 f"--loss=triplet: --batch_size={config.batch_size} over {replicas} replica(s) "
+                 f"is not a multiple of --images_per_class={config.images_per_class}")
+        _require(config.images_per_class >= 2,
+                 "--loss=triplet needs --images_per_class >= 2 (positive pairs)")

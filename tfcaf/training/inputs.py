@@ -1,0 +1,68 @@
+"""Training batches as a pure function of the step number.
+
+Batch s is drawn from seeded, stateless streams indexed by s (and each
+image's augmentation by its position in the run), so a resumed run sees
+exactly the batches the interrupted one would have seen: the data position
+needs no checkpointing.
+"""
+
+import tensorflow as tf
+
+from tfcaf.data import samplers
+
+
+def index_batches(dataset, config):
+    """tf.data of int64 index batches (B,) for the whole run, from step 0.
+
+    Triplet: P x K class-major batches; N-pair: (anchor, positive) pairs;
+    softmax: seeded reshuffled epochs.
+
+    Raises:
+        ValueError: the dataset has too few classes or images per class for
+            the batch (names the flags).
+    """
+    labels = dataset.labels
+    try:
+        if config.loss == "triplet":
+            return samplers.pk_batches(labels, config.batch_size // config.images_per_class,
+                                       config.images_per_class, seed=config.seed)
+        if config.loss == "npairs":
+            return samplers.npair_batches(labels, config.batch_size, seed=config.seed)
+    except ValueError as err:
+        raise ValueError(f"--loss={config.loss} --batch_size={config.batch_size} on "
+                         f"{dataset.name}/{dataset.split}: {err}") from None
+    if len(dataset) < config.batch_size:
+        raise ValueError(f"--batch_size={config.batch_size} exceeds the {len(dataset)} "
+                         f"examples of {dataset.name}/{dataset.split}")
+    return (tf.data.Dataset.range(len(dataset))
+            .shuffle(len(dataset), seed=config.seed, reshuffle_each_iteration=True)
+            .repeat().batch(config.batch_size, drop_remainder=True))
+
+
+def training_batches(dataset, config, start_step):
+    """(images (B, H, W, 3), labels (B,)) for steps start_step .. train_steps-1."""
+    batch = config.batch_size
+    steps = tf.data.Dataset.range(start_step, config.train_steps)
+    indices = index_batches(dataset, config).skip(start_step)
+
+    def with_seeds(index_batch, step):
+        # One stateless seed per image: (run seed, position in the run).
+        positions = step * batch + tf.range(batch, dtype=tf.int64)
+        seeds = tf.stack([tf.fill([batch], tf.cast(config.seed, tf.int64)), positions], 1)
+        return tf.data.Dataset.from_tensor_slices((index_batch, seeds))
+
+    def load(index, seed):
+        image, label, _ = dataset.example(index, seed=seed, augment=config.augment)
+        return image, label
+
+    return (tf.data.Dataset.zip(indices, steps).flat_map(with_seeds)
+            .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(batch, drop_remainder=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def validation_batches(dataset, count, batch_size=64):
+    """A fixed slice of the first `count` examples (every k-th, all classes)."""
+    stride = max(1, len(dataset) // max(count, 1))
+    indices = tf.data.Dataset.range(0, len(dataset), stride).take(count)
+    return dataset.from_indices(indices, batch_size=batch_size)

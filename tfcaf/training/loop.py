@@ -1,0 +1,165 @@
+"""The training loop: distributed steps, checkpoints, resume, summaries."""
+
+import logging
+import os
+import shutil
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcaf import data as tfcaf_data
+from tfcaf import losses, models
+from tfcaf.training import inputs, strategy as strategies
+from tfcaf.training.config import validate
+from tfcaf.training.summaries import Summaries
+
+log = logging.getLogger("tfcaf.train")
+
+
+def _learning_rate(config):
+    rate, steps = config.learning_rate, config.train_steps
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(rate, steps)
+    if config.lr_schedule == "linear":
+        return keras.optimizers.schedules.PolynomialDecay(rate, steps, 0.0)
+    if config.lr_schedule == "step":
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            [steps // 2, (3 * steps) // 4], [rate, rate * 0.1, rate * 0.01])
+    return rate
+
+
+def _optimizer(config):
+    rate = _learning_rate(config)
+    return {"adam": lambda: keras.optimizers.Adam(rate),
+            "sgd": lambda: keras.optimizers.SGD(rate),
+            "momentum": lambda: keras.optimizers.SGD(rate, momentum=0.9),
+            "rmsprop": lambda: keras.optimizers.RMSprop(rate)}[config.optimizer]()
+
+
+def loss_and_forward(config, model):
+    """(loss(labels, predictions) -> scalar, forward(images, labels) -> predictions)."""
+    if config.loss == "triplet":
+        loss = lambda y, e: losses.triplet_semihard_loss(y, e, margin=config.margin)
+    elif config.loss == "npairs":
+        loss = losses.npairs_embedding_loss
+    else:
+        loss = models.training_loss(config.head)
+    if isinstance(model, models.ACoLModel):
+        # Both branches, erasing with the ground-truth class (SPEC.md §3).
+        return loss, lambda x, y: model.branch_logits(x, y, training=True)
+    return loss, lambda x, y: model(x, training=True)
+
+
+class Trainer:
+    """One training run of `config` (see `tfcaf.training.TrainConfig`)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.strategy = strategies.make_strategy(config.strategy)
+        validate(config, self.strategy.num_replicas_in_sync)
+        train_split, val_split = config.splits
+        load = lambda split: tfcaf_data.load_dataset(
+            config.dataset, config.data_dir, split, image_size=config.image_size,
+            skip_bad_images=config.skip_bad_images)
+        self.train_data = load(train_split)
+        self.val_data = load(val_split)
+        inputs.index_batches(self.train_data, config)  # rejects impossible batches now
+        keras.utils.set_random_seed(config.seed)
+        with self.strategy.scope():
+            self.model = models.build_model(
+                config.backbone, config.head,
+                num_classes=None if config.metric_learning else self.train_data.num_classes,
+                embedding_dim=config.embedding_dim,
+                normalize_embedding=config.embedding_normalized,
+                image_size=self.train_data.image_size, weights=config.weights,
+                seed=config.seed)
+            self.optimizer = _optimizer(config)
+            self.optimizer.build(self.model.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, strategies.checkpoint_dir(config.model_dir),
+            max_to_keep=config.max_checkpoints)
+        self.summaries = Summaries(config, self.model, self.val_data,
+                                   enabled=strategies.is_chief())
+
+    @property
+    def step(self):
+        return int(self.optimizer.iterations.numpy())
+
+    def restore(self):
+        """Resumes from the last checkpoint, if any; returns the step."""
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            log.info("resumed from %s at step %d", self.manager.latest_checkpoint, self.step)
+        return self.step
+
+    def _train_step_fn(self):
+        loss_fn, forward = loss_and_forward(self.config, self.model)
+        replicas = self.strategy.num_replicas_in_sync
+        variables = self.model.trainable_variables
+
+        def replica_step(images, labels):
+            with tf.GradientTape() as tape:
+                loss = tf.cast(loss_fn(labels, forward(images, labels)), tf.float32)
+                total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+                scaled = total / replicas
+            self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+            return loss
+
+        @tf.function
+        def train_step(batch):
+            per_replica = self.strategy.run(replica_step, args=batch)
+            return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+        return train_step
+
+    def run(self):
+        """Trains to `train_steps`, checkpointing; returns the final metrics."""
+        config = self.config
+        start = self.restore()
+        batches = self.strategy.experimental_distribute_dataset(
+            inputs.training_batches(self.train_data, config, start))
+        train_step = self._train_step_fn()
+        clock, clock_step, metrics = time.time(), start, None
+        for batch in batches:
+            loss = float(train_step(batch))
+            step = self.step
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {step}; lower --learning_rate")
+            if step % config.log_every == 0 or step == config.train_steps:
+                rate = (step - clock_step) / max(time.time() - clock, 1e-9)
+                self.summaries.scalars(step, loss, self.optimizer.learning_rate)
+                log.info("step %d/%d  loss %.4f  %.2f steps/s  ETA %s", step,
+                         config.train_steps, loss, rate,
+                         _eta((config.train_steps - step) / max(rate, 1e-9)))
+                clock, clock_step = time.time(), step
+            if step % config.checkpoint_every == 0 or step == config.train_steps:
+                self.manager.save(checkpoint_number=step)
+                metrics = self.summaries.validation(step)
+        if metrics is None:  # resumed a finished run
+            metrics = self.summaries.validation(self.step, images=False)
+        self.save_final()
+        return dict(step=self.step, **metrics)
+
+    def save_final(self):
+        """Writes model_dir/model.keras (chief only) via a temporary file."""
+        if not strategies.is_chief():
+            shutil.rmtree(strategies.checkpoint_dir(self.config.model_dir), ignore_errors=True)
+            return
+        final = os.path.join(self.config.model_dir, "model.keras")
+        temporary = os.path.join(self.config.model_dir, f".model-{os.getpid()}.keras")
+        self.model.save(temporary)
+        os.replace(temporary, final)
+        log.info("saved %s", final)
+
+
+def _eta(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def train(config):
+    """Runs (or resumes) the training described by `config`; returns a dict
+    with the final step and validation metrics."""
+    return Trainer(config).run()

@@ -1,0 +1,47 @@
+"""tf.distribute strategies by name, and which worker writes the outputs."""
+
+import json
+import os
+
+import tensorflow as tf
+
+
+def make_strategy(name):
+    """"default" (one device), "mirrored" (all visible devices of this
+    machine) or "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+            [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+                             "(cluster spec and this worker's task)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"--strategy={name}: choose default, mirrored or multi_worker")
+
+
+def task_id():
+    """(task type, index) of this process in TF_CONFIG, or (None, 0)."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return task.get("type"), int(task.get("index", 0))
+
+
+def is_chief():
+    """The chief (or worker 0 when the cluster has no chief) writes outputs."""
+    kind, index = task_id()
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    if kind is None or kind == "chief":
+        return True
+    return kind == "worker" and index == 0 and "chief" not in cluster
+
+
+def checkpoint_dir(model_dir):
+    """Where this worker saves: `model_dir/checkpoints` for the chief; other
+    workers must save too (saving is collective) but to a scratch folder."""
+    if is_chief():
+        return os.path.join(model_dir, "checkpoints")
+    kind, index = task_id()
+    return os.path.join(model_dir, f".scratch-{kind}-{index}")
