@@ -51,6 +51,14 @@ def test_recall_excludes_the_query_itself():
     assert got == {1: 2 / 5, 2: 3 / 5, 3: 4 / 5, 4: 1.0}
 
 
+def test_recall_with_many_duplicates_matches_brute_force():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 3))
+    x[5:17] = x[5]  # 12 coincident items, more than K + 1 = 9
+    y = rng.integers(0, 4, size=40)
+    assert recall_at_k(x, y, chunk_size=6) == numpy_recall_at_k(x, y, (1, 2, 4, 8))
+
+
 def test_recall_argument_errors():
     x = np.zeros((5, 2))
     with pytest.raises(ValueError, match="only 4 other items"):

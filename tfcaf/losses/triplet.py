@@ -13,13 +13,15 @@ max(d(a, p) - d(a, n) + margin, 0).
 Differences from tfa (documented):
   * a batch without any positive pair gives 0 and zero gradients (tfa: NaN);
   * the mining sorts each row once, O(B²) memory instead of tfa's O(B³);
-  * negatives tied at the mined distance share its gradient equally; tfa
-    does too, but when the tie also includes the row's extreme value its
-    masked-reduction trick routes part of that gradient through
-    non-negative entries of the row. Only exactly equal distances (e.g.
-    duplicated or collapsed embeddings) are affected, and for L2,
-    squared-L2 and angular distances, whose gradient vanishes between
-    coincident points, the embedding gradients agree all the same;
+  * negatives tied at the mined distance share its gradient equally, as in
+    tfa. tfa's masked-reduction trick differs only when, in addition, an
+    entry that is not a negative (the anchor itself or a positive) lies at
+    exactly that distance and it is the row's maximum (semi-hard negative)
+    or minimum (farthest negative): part of the gradient then goes to that
+    entry. That takes exactly coincident distances, e.g. collapsed
+    embeddings; for L2, squared-L2 and angular distances the gradient
+    between coincident points vanishes, so the embedding gradients agree
+    (the golden "collapsed" cases);
   * float64 embeddings are supported (tfa only float16/bfloat16/float32).
 """
 

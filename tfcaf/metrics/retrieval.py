@@ -57,11 +57,17 @@ def _chunk_hits(queries, start, items, squared_norms, labels, kmax):
     scores = (2.0 * tf.matmul(queries, items, transpose_b=True)
               - squared_norms[None, :])
     rows = start + tf.range(tf.shape(queries)[0])
-    self_entries = tf.stack([tf.range(tf.shape(queries)[0]), rows], axis=1)
-    scores = tf.tensor_scatter_nd_update(
-        scores, self_entries,
-        tf.fill(tf.shape(rows), tf.constant(-np.inf, scores.dtype)))
-    _, neighbours = tf.math.top_k(scores, k=kmax)
+    # One extra candidate, then the query itself is dropped (or, when it is
+    # not among them, the last one): cheaper than masking a (C, N) copy.
+    # Only items at (numerically) zero distance can outrank the query, so
+    # when it is missing, all kmax + 1 candidates are such items and any
+    # kmax of them are nearest neighbours.
+    _, candidates = tf.math.top_k(scores, k=kmax + 1)
+    is_self = tf.equal(candidates, rows[:, None])
+    has_self = tf.reduce_any(is_self, axis=1, keepdims=True)
+    keep = tf.logical_and(tf.logical_not(is_self), tf.logical_or(
+        has_self, tf.range(kmax + 1)[None, :] < kmax))
+    neighbours = tf.reshape(tf.boolean_mask(candidates, keep), [-1, kmax])
     same = tf.equal(tf.gather(labels, neighbours), tf.gather(labels, rows)[:, None])
     return tf.cumsum(tf.cast(same, tf.int32), axis=1) > 0
 
