@@ -20,6 +20,8 @@ class TrainConfig:
             (embedding head).
         margin: triplet margin (0.2 in the paper).
         normalize_embedding: None = on for triplet, off for N-pair (paper).
+        drop_rate, gamma: ADL (gamma None = the backbone's default).
+        delta, acol_filters: ACoL erasing threshold and branch width.
         images_per_class: K of the P x K triplet batches.
         train_steps: optimizer updates of the whole run.
         batch_size: global batch, split across replicas.
@@ -45,6 +47,10 @@ class TrainConfig:
     margin: float = 0.2
     embedding_dim: int = 128
     normalize_embedding: bool | None = None
+    drop_rate: float = 0.75
+    gamma: float | None = None
+    delta: float = 0.6
+    acol_filters: int = 1024
     images_per_class: int = 4
     train_steps: int = 5000
     batch_size: int = 32
@@ -72,6 +78,14 @@ class TrainConfig:
         if self.normalize_embedding is not None:
             return self.normalize_embedding
         return self.loss == "triplet"
+
+    @property
+    def num_classes(self):
+        """Classes of the classifier head without reading the data (None for
+        embeddings; folder datasets are counted at load time)."""
+        if self.metric_learning:
+            return None
+        return {"digits": 10, "cub": 200, "imagenet": 1000}.get(self.dataset)
 
     @property
     def splits(self):

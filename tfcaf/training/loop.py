@@ -52,6 +52,16 @@ def loss_and_forward(config, model):
     return loss, lambda x, y: model(x, training=True)
 
 
+def build_model(config, num_classes, image_size):
+    """The model `config` describes (see `tfcaf.models.build_model`)."""
+    return models.build_model(
+        config.backbone, config.head, num_classes=num_classes,
+        embedding_dim=config.embedding_dim,
+        normalize_embedding=config.embedding_normalized, image_size=image_size,
+        weights=config.weights, drop_rate=config.drop_rate, gamma=config.gamma,
+        delta=config.delta, acol_filters=config.acol_filters, seed=config.seed)
+
+
 class Trainer:
     """One training run of `config` (see `tfcaf.training.TrainConfig`)."""
 
@@ -68,13 +78,9 @@ class Trainer:
         inputs.index_batches(self.train_data, config)  # rejects impossible batches now
         keras.utils.set_random_seed(config.seed)
         with self.strategy.scope():
-            self.model = models.build_model(
-                config.backbone, config.head,
-                num_classes=None if config.metric_learning else self.train_data.num_classes,
-                embedding_dim=config.embedding_dim,
-                normalize_embedding=config.embedding_normalized,
-                image_size=self.train_data.image_size, weights=config.weights,
-                seed=config.seed)
+            self.model = build_model(
+                config, None if config.metric_learning else self.train_data.num_classes,
+                self.train_data.image_size)
             self.optimizer = _optimizer(config)
             self.optimizer.build(self.model.trainable_variables)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)

@@ -1,0 +1,69 @@
+"""Flag checks of bin/train and the experiment flagfiles."""
+
+import glob
+import os
+
+import pytest
+from absl import flags
+
+from tfcaf.cli import train as train_cli
+from tfcaf.training import TrainConfig, validate
+from tfcaf.training.loop import build_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGFILES = sorted(glob.glob(os.path.join(REPO, "flags", "*.flags")))
+
+
+@pytest.mark.parametrize("changes,replicas,message", [
+    (dict(loss="npairs", head="embedding", batch_size=7), 1, "--loss=npairs.*--batch_size=7"),
+    (dict(loss="npairs", head="embedding", batch_size=6), 2, "--batch_size=6 gives 3"),
+    (dict(loss="triplet", head="embedding", batch_size=10), 1, "--images_per_class=4"),
+    (dict(loss="triplet", head="classifier"), 1, "use --head=embedding"),
+    (dict(loss="softmax", head="embedding"), 1, "--loss=triplet or npairs"),
+    (dict(batch_size=33), 2, "--batch_size=33 must split evenly over 2"),
+    (dict(train_steps=0), 1, "--train_steps must be >= 1"),
+    (dict(optimizer="lamb"), 1, "--optimizer=lamb"),
+])
+def test_incompatible_flags_are_rejected(changes, replicas, message):
+    with pytest.raises(ValueError, match=message):
+        validate(TrainConfig(**changes), replicas)
+
+
+def test_paper_defaults():
+    triplet = TrainConfig(loss="triplet", head="embedding")
+    npairs = TrainConfig(loss="npairs", head="embedding")
+    assert triplet.embedding_normalized and not npairs.embedding_normalized
+    assert triplet.splits == ("retrieval_train", "retrieval_test")
+    assert TrainConfig().train_steps == 5000 and TrainConfig().margin == 0.2
+
+
+def _parse(flagfile):
+    """Parses a flagfile with bin/train's flag definitions (fresh values)."""
+    for name in flags.FLAGS:
+        flags.FLAGS[name].unparse()
+    flags.FLAGS(["train", f"--flagfile={flagfile}"])
+    return train_cli.config_from_flags()
+
+
+def test_there_are_flagfiles_for_every_experiment_family():
+    names = {os.path.basename(f) for f in FLAGFILES}
+    for family in ("cub_triplet_resnet50", "cub_triplet_googlenet", "cub_npairs_resnet50",
+                   "cub_npairs_googlenet", "cub_adl_resnet50", "cub_acol_vgg16",
+                   "imagenet_adl_resnet50", "imagenet_acol_vgg16", "digits_triplet",
+                   "digits_npairs", "digits_adl", "digits_acol"):
+        assert f"{family}.flags" in names
+
+
+@pytest.mark.parametrize("flagfile", FLAGFILES, ids=os.path.basename)
+def test_flagfile_parses_and_builds_its_model(flagfile):
+    config = _parse(flagfile)
+    validate(config)
+    assert config.model_dir.startswith("runs/")
+    # weights=None: no download here; the architecture is the flagfile's.
+    config.weights = None
+    size = config.image_size or 96
+    model = build_model(config, config.num_classes, (size, size))
+    expected = config.embedding_dim if config.metric_learning else config.num_classes
+    assert model.output.shape[-1] == expected
+    if config.metric_learning:
+        assert model.layers[-1].name == "embedding"

@@ -1,0 +1,130 @@
+"""bin/train end to end: resume after SIGKILL, MirroredStrategy on 2 logical
+CPUs, and MultiWorkerMirroredStrategy with two local processes."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(REPO, "bin", "train")
+# Tiny but real: the embedded digits at 32 px, a narrow tiny_resnet.
+COMMON = ["--dataset=digits", "--image_size=32", "--batch_size=8", "--log_every=2",
+          "--val_examples=16", "--summary_images=1", "--lr_schedule=constant",
+          "--learning_rate=0.01", "--noaugment"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("digits_cache"))
+
+
+def _command(model_dir, data_dir, *extra):
+    return [sys.executable, BIN, *COMMON, f"--data_dir={data_dir}",
+            f"--model_dir={model_dir}", *extra]
+
+
+def _env(**extra):
+    return dict(os.environ, TFCAF_NO_VENV_SWITCH="1", **extra)
+
+
+def _run(cmd, **kwargs):
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=kwargs.pop("env", _env()),
+                          timeout=600, **kwargs)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _checkpoint_step(model_dir):
+    """(checkpoint number, optimizer iterations) of the latest checkpoint."""
+    path = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    key = [k for k in reader.get_variable_to_shape_map() if k.startswith("optimizer/")
+           and "iteration" in k][0]
+    return int(path.rsplit("-", 1)[1]), int(reader.get_tensor(key))
+
+
+def _weights(model_dir):
+    return keras.saving.load_model(os.path.join(model_dir, "model.keras")).get_weights()
+
+
+def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir):
+    steps = ["--train_steps=12", "--checkpoint_every=4"]
+    straight = tmp_path / "straight"
+    _run(_command(straight, data_dir, *steps))
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_command(killed, data_dir, *steps), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    index = killed / "checkpoints" / "ckpt-4.index"
+    while time.time() < deadline and proc.poll() is None and not index.exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (killed / "model.keras").exists()
+    resumed = _run(_command(killed, data_dir, *steps))
+    assert "resumed from" in resumed.stderr
+    assert _checkpoint_step(str(killed)) == (12, 12)
+    for a, b in zip(_weights(straight), _weights(killed)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_flags_fail_before_any_work(tmp_path, data_dir):
+    proc = subprocess.run(_command(tmp_path / "bad", data_dir, "--head=embedding",
+                                   "--loss=npairs", "--batch_size=12", "--train_steps=2"),
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("train: error: --loss=npairs --batch_size=12"), proc.stderr[-2000:]
+    assert "6 classes" in last
+    assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_mirrored_on_two_logical_cpus(tmp_path, data_dir):
+    model_dir = tmp_path / "mirrored"
+    proc = _run(_command(model_dir, data_dir, "--strategy=mirrored", "--logical_cpus=2",
+                         "--head=embedding", "--loss=triplet", "--images_per_class=2",
+                         "--train_steps=4", "--checkpoint_every=2"))
+    assert "done: step 4" in proc.stdout
+    assert _checkpoint_step(str(model_dir)) == (4, 4)
+    assert (model_dir / "model.keras").exists()
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_with_two_local_processes(tmp_path, data_dir):
+    model_dir = tmp_path / "multi"
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers},
+                                "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            _command(model_dir, data_dir, "--strategy=multi_worker", "--train_steps=4",
+                     "--checkpoint_every=2"),
+            env=_env(TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True))
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+        assert "done: step 4" in out
+    assert _checkpoint_step(str(model_dir)) == (4, 4)
+    assert (model_dir / "model.keras").exists()
+    assert sorted(os.listdir(model_dir)) == ["checkpoints", "model.keras", "train", "validation"]
