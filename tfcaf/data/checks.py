@@ -1,0 +1,145 @@
+"""Validation of listed images and boxes before any pipeline runs.
+
+TensorFlow's decoders fail on a corrupt file with a message that does not
+name it, deep inside a tf.data iterator. Checking every listed example once,
+when the dataset is loaded, turns that into an error naming the file (or,
+with `skip_bad_images`, a logged warning and an example left out, so that
+the labels array the samplers see matches the pipeline).
+"""
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+CHECK_LEVELS = ("none", "exists", "header", "full")
+BOX_TOLERANCE = 1.0
+"""Pixels a box may reach past the image border before it counts as
+outside. Annotations disagree on inclusive vs. exclusive right edges, which
+moves an edge by one pixel; within this tolerance boxes are clipped."""
+
+
+class DataError(ValueError):
+    """A dataset file is missing, malformed or corrupt (the message names it)."""
+
+
+def _tail_is_complete(path, data_format):
+    """False when a JPEG lacks its end-of-image marker or a PNG its IEND
+    chunk in the last KiB: the usual signature of a truncated download."""
+    if data_format not in ("JPEG", "PNG"):
+        return True
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 1024))
+        tail = f.read()
+    # In JPEG entropy-coded data a 0xFF byte is always stuffed or a restart
+    # marker, so FF D9 near the end can only be the end-of-image marker.
+    marker = b"\xff\xd9" if data_format == "JPEG" else b"IEND"
+    return marker in tail
+
+
+def _image_size(path, level):
+    """(width, height) of the image at `path`, in pixels.
+
+    Raises:
+        DataError: absent, unreadable or (per `level`) truncated file.
+    """
+    if not os.path.isfile(path):
+        raise DataError(f"image listed but absent: {path}")
+    if level == "exists":
+        return None
+    try:
+        with Image.open(path) as image:
+            size = image.size
+            if level == "full":
+                image.load()
+            elif not _tail_is_complete(path, image.format):
+                raise DataError(f"truncated image: {path}")
+    except DataError:
+        raise
+    except Exception as error:  # PIL raises many types for corrupt data
+        raise DataError(f"unreadable image {path}: {error}") from error
+    return size
+
+
+def _check_boxes(path, boxes, size):
+    """Boxes (n, 4) clipped to the image; DataError when one lies outside
+    by more than `BOX_TOLERANCE` pixels or is empty."""
+    if size is None or len(boxes) == 0:
+        return boxes
+    width, height = size
+    limits = np.array([0, 0, width, height], np.float32)
+    for box in boxes:
+        outside = (box[0] < -BOX_TOLERANCE or box[1] < -BOX_TOLERANCE
+                   or box[2] > width + BOX_TOLERANCE
+                   or box[3] > height + BOX_TOLERANCE)
+        if outside or box[2] <= box[0] or box[3] <= box[1]:
+            raise DataError(
+                f"box {box.tolist()} (x_min, y_min, x_max, y_max) outside "
+                f"image {path} of size {width}x{height} or empty")
+    return np.clip(boxes, 0, limits[[2, 3, 2, 3]]).astype(np.float32)
+
+
+def _check_one(args):
+    path, boxes, level = args
+    try:
+        return _check_boxes(path, boxes, _image_size(path, level)), None
+    except DataError as error:
+        return None, str(error)
+
+
+def check_examples(paths, boxes, *, level="header", skip_bad_images=False,
+                   listed_in="", workers=8):
+    """Checks that each listed image is usable and its boxes lie inside it.
+
+    Args:
+        paths: N image paths.
+        boxes: N arrays (n_i, 4) float32, (x_min, y_min, x_max, y_max) in
+            pixels of the stored image.
+        level: "none" (trust the list), "exists" (files exist), "header"
+            (also decodable header, complete JPEG/PNG tail, boxes inside
+            the image), or "full" (also decode every pixel).
+        skip_bad_images: log and leave out bad examples instead of raising.
+        listed_in: the annotation file that lists the images, for messages.
+        workers: threads reading files (I/O bound, so more than the cores).
+
+    Returns:
+        (keep, boxes): bool array (N,) of usable examples, and the boxes
+        clipped to their image.
+
+    Raises:
+        DataError: the first bad example, when `skip_bad_images` is False.
+    """
+    if level not in CHECK_LEVELS:
+        raise ValueError(f"check level {level!r} not in {CHECK_LEVELS}")
+    if level == "none":
+        return np.ones(len(paths), bool), list(boxes)
+    keep = np.ones(len(paths), bool)
+    checked = []
+    jobs = ((p, b, level) for p, b in zip(paths, boxes))
+    where = f" (listed in {listed_in})" if listed_in else ""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, (clipped, error) in enumerate(pool.map(_check_one, jobs,
+                                                      chunksize=64)):
+            if error is not None:
+                if not skip_bad_images:
+                    raise DataError(error + where)
+                log.warning("skipping bad example: %s%s", error, where)
+                keep[i] = False
+            checked.append(clipped)
+            if (i + 1) % 20000 == 0:
+                log.info("checked %d / %d images", i + 1, len(paths))
+    if not keep.all():
+        log.warning("skipped %d of %d examples", (~keep).sum(), len(paths))
+    return keep, checked
+
+
+def require_file(path, what):
+    """Raises DataError naming `path` when it is not an existing file."""
+    if not os.path.isfile(path):
+        raise DataError(f"missing {what}: {path}")
+    return path

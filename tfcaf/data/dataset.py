@@ -1,0 +1,226 @@
+"""`ImageDataset`: the examples' metadata and the tf.data pipelines over it.
+
+Every dataset loader returns one of these. Its metadata lives in numpy
+(so samplers can read `labels`); images are decoded lazily by tf.data.
+"""
+
+import dataclasses
+import logging
+
+import numpy as np
+import tensorflow as tf
+
+from tfcaf.data import checks, transforms
+
+log = logging.getLogger(__name__)
+
+
+def _size_hw(image_size):
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    height, width = image_size
+    return (int(height), int(width))
+
+
+@dataclasses.dataclass(eq=False)
+class ImageDataset:
+    """One split of a dataset.
+
+    Attributes:
+        name: dataset name ("digits", "cub", "imagenet", "folder").
+        split: split name.
+        paths: (N,) str, image file paths.
+        labels: (N,) int32, class ids in [0, num_classes).
+        boxes: N float32 arrays (n_i, 4), (x_min, y_min, x_max, y_max) in
+            pixels of the STORED image, x_max/y_max exclusive (see
+            `tfcaf.data.transforms`); n_i may be 0.
+        class_names: names of the class ids, in id order.
+        image_size: (H, W) pixels of the images the pipelines yield.
+        resize: "resize" (whole image to image_size) or "crop" (aspect
+            kept, centre crop of `crop_fraction`).
+        crop_fraction: for "crop": image_size / resized shorter side.
+        augment: the `transforms.Augment` used for `augment=True`.
+        source: the annotation file listing the examples (for messages).
+    """
+    name: str
+    split: str
+    paths: np.ndarray
+    labels: np.ndarray
+    boxes: list
+    class_names: list
+    image_size: tuple = (224, 224)
+    resize: str = "resize"
+    crop_fraction: float = 0.875
+    augment: transforms.Augment = transforms.Augment()
+    source: str = ""
+
+    def __post_init__(self):
+        self.paths = np.asarray(self.paths, dtype=str)
+        self.labels = np.asarray(self.labels, dtype=np.int32)
+        self.boxes = [np.asarray(b, np.float32).reshape(-1, 4)
+                      for b in self.boxes]
+        self.image_size = _size_hw(self.image_size)
+        if not len(self.paths) == len(self.labels) == len(self.boxes):
+            raise ValueError("paths, labels and boxes differ in length")
+        if len(self.labels) and not (
+                0 <= self.labels.min() and
+                self.labels.max() < len(self.class_names)):
+            raise ValueError("labels outside [0, num_classes)")
+        if self.resize not in transforms.RESIZE_MODES:
+            raise ValueError(f"resize {self.resize!r} not in "
+                             f"{transforms.RESIZE_MODES}")
+        self._tensors = None
+
+    def __len__(self):
+        return len(self.paths)
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def max_boxes(self):
+        """Largest box count of an example (at least 1): the default
+        fixed box count of `example` and the pipelines."""
+        return max([1] + [len(b) for b in self.boxes])
+
+    def subset(self, keep):
+        """A copy holding only the examples selected by `keep` (bool (N,)
+        or indices); class ids are unchanged."""
+        keep = np.arange(len(self))[keep]
+        return dataclasses.replace(
+            self, paths=self.paths[keep], labels=self.labels[keep],
+            boxes=[self.boxes[i] for i in keep])
+
+    def check(self, level="header", skip_bad_images=False):
+        """Validates files and boxes (`checks.check_examples`); returns the
+        dataset with boxes clipped and, when skipping, bad examples left
+        out."""
+        keep, boxes = checks.check_examples(
+            self.paths, self.boxes, level=level,
+            skip_bad_images=skip_bad_images, listed_in=self.source)
+        checked = dataclasses.replace(self, boxes=[
+            b if b is not None else self.boxes[i]
+            for i, b in enumerate(boxes)])
+        return checked if keep.all() else checked.subset(keep)
+
+    def _tables(self):
+        """Metadata as tensors: paths (N,), labels (N,), boxes flattened
+        (sum n_i, 4) with row splits (N + 1,)."""
+        if self._tensors is None:
+            counts = [len(b) for b in self.boxes]
+            splits = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            flat = (np.concatenate(self.boxes) if self.boxes
+                    else np.zeros((0, 4), np.float32))
+            # The first call usually comes from inside a tf.data map
+            # function; eager constants outlive that graph and are shared
+            # by every later pipeline.
+            with tf.init_scope():
+                self._tensors = (
+                    tf.constant(self.paths), tf.constant(self.labels),
+                    tf.constant(flat.reshape(-1, 4)), tf.constant(splits))
+        return self._tensors
+
+    def example(self, index, *, seed=None, augment=False, preprocess=None,
+                image_size=None, resize=None, max_boxes=None):
+        """Builds example `index`: usable inside `tf.data.Dataset.map`.
+
+        Args:
+            index: scalar int tensor, position in this dataset.
+            seed: (2,) int tensor, stateless seed; required with augment.
+            augment: False, True (`self.augment`), or a `transforms.Augment`.
+            preprocess: see `transforms.preprocess_fn`.
+            image_size, resize: override the dataset's defaults.
+            max_boxes: fixed box count (default `self.max_boxes`).
+
+        Returns:
+            image (H, W, 3) float32 RGB (values [0, 255] unless
+            preprocessed), label () int32, boxes (max_boxes, 4) float32 in
+            pixels of the returned image, -1 rows padding.
+        """
+        paths, labels, flat_boxes, splits = self._tables()
+        size = _size_hw(image_size or self.image_size)
+        data = tf.io.read_file(tf.gather(paths, index))
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        boxes = flat_boxes[splits[index]:splits[index + 1]]
+        if augment:
+            if seed is None:
+                raise ValueError("augment needs a seed")
+            options = self.augment if augment is True else augment
+            image, boxes = transforms.random_crop_flip(image, boxes, size,
+                                                       options, seed)
+        else:
+            image, boxes = transforms.fit_image(
+                image, boxes, size, resize or self.resize, self.crop_fraction)
+        image = tf.ensure_shape(tf.cast(image, tf.float32), size + (3,))
+        image = transforms.preprocess_fn(preprocess)(image)
+        boxes = transforms.pad_boxes(boxes, max_boxes or self.max_boxes)
+        return image, tf.gather(labels, index), boxes
+
+    def from_indices(self, indices, *, batch_size=None, drop_remainder=False,
+                     seed=0, augment=False, **example_options):
+        """Pipeline over the indices a dataset of positions yields.
+
+        Args:
+            indices: tf.data.Dataset of scalar int positions, or of index
+                batches (b,) of one fixed size b (a sampler's batches).
+            batch_size: batch size for scalar indices (None: unbatched);
+                index batches keep their own size b.
+            drop_remainder: drop a last incomplete batch of scalar indices.
+            seed: seed of the augmentation's random stream.
+            augment, **example_options: passed to `example`.
+
+        Returns:
+            tf.data.Dataset of (images (B, H, W, 3), labels (B,), boxes
+            (B, max_boxes, 4)), prefetched.
+        """
+        if indices.element_spec.shape.rank == 1:
+            batch_size = indices.element_spec.shape[0] or batch_size
+            if batch_size is None:
+                raise ValueError("index batches of unknown size: pass "
+                                 "batch_size")
+            indices, drop_remainder = indices.unbatch(), True
+        indices = indices.map(lambda i: tf.cast(i, tf.int64))
+        if augment:
+            seeds = tf.data.Dataset.random(
+                seed=seed, rerandomize_each_iteration=True).batch(2)
+            dataset = tf.data.Dataset.zip(indices, seeds).map(
+                lambda i, s: self.example(i, seed=s, augment=augment,
+                                          **example_options),
+                num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            dataset = indices.map(
+                lambda i: self.example(i, **example_options),
+                num_parallel_calls=tf.data.AUTOTUNE)
+        if batch_size:
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def pipeline(self, batch_size=32, *, shuffle=False, seed=0,
+                 augment=False, repeat=False, drop_remainder=False,
+                 **example_options):
+        """tf.data pipeline over the whole split.
+
+        Args:
+            batch_size: examples per batch (None or 0: unbatched).
+            shuffle: reshuffle the examples every epoch (seeded).
+            seed: seed of the shuffle and of the augmentation.
+            augment: False, True (`self.augment`) or a `transforms.Augment`.
+            repeat: repeat forever.
+            drop_remainder: drop a last incomplete batch.
+            **example_options: preprocess, image_size, resize, max_boxes
+                (see `example`).
+
+        Returns:
+            tf.data.Dataset of (images (B, H, W, 3) float32, labels (B,)
+            int32, boxes (B, max_boxes, 4) float32 with -1 padding rows).
+        """
+        indices = tf.data.Dataset.range(len(self))
+        if shuffle:
+            indices = indices.shuffle(len(self), seed=seed,
+                                      reshuffle_each_iteration=True)
+        if repeat:
+            indices = indices.repeat()
+        return self.from_indices(indices, batch_size=batch_size,
+                                 drop_remainder=drop_remainder, seed=seed,
+                                 augment=augment, **example_options)
