@@ -71,6 +71,7 @@ class Explainer:
         self._forward = tf.function(self._forward_impl, reduce_retracing=True)
         self._l2caf = tf.function(self._l2caf_impl, reduce_retracing=True)
         self._gradcam = tf.function(self._gradcam_impl, reduce_retracing=True)
+        self._configs = {}
 
     @property
     def layer(self):
@@ -155,6 +156,9 @@ class Explainer:
             return (self._gradcam(feature_maps, targets),)
         config = replace(SolverConfig(), **options)
         config.validate()
+        # tf.function keys Python arguments by identity: equal configs must
+        # be the same object, or every call would trace the solver again.
+        config = self._configs.setdefault(config, config)
         return self._l2caf(feature_maps, targets, config)
 
     def _package(self, result, targets, squeeze, size, method):

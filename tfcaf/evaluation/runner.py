@@ -1,0 +1,112 @@
+"""One pass over a dataset: outputs, heatmaps per method, and the IoUs that
+every localization metric is computed from."""
+
+import dataclasses
+import logging
+import sys
+import time
+
+import numpy as np
+
+from tfcaf.evaluation.adapters import top1_correct
+from tfcaf.metrics import localization as loc
+from tfcaf.metrics.retrieval import nmi, recall_at_k
+from tfcaf.training.inputs import validation_batches
+
+log = logging.getLogger("tfcaf.evaluate")
+
+
+@dataclasses.dataclass
+class Pass:
+    """What one pass collected (N images, T thresholds).
+
+    Attributes:
+        outputs: (N, K) logits/probabilities or (N, D) embeddings.
+        labels: (N,) class ids.
+        ious: method -> (N,) best IoU of the largest-component box at the
+            CAM threshold.
+        sweep_v1, sweep_v2: method -> (N, T) best IoU at each MaxBoxAcc
+            threshold (largest component / all components).
+        examples: first images (n, H, W, 3), their GT boxes, and method ->
+            (n, H, W) heatmaps, for the report's picture grid.
+    """
+    outputs: np.ndarray
+    labels: np.ndarray
+    ious: dict
+    sweep_v1: dict
+    sweep_v2: dict
+    examples: dict
+
+
+def _progress(done, total, started):
+    rate = done / max(time.time() - started, 1e-9)
+    bar = "#" * int(30 * done / max(total, 1))
+    sys.stderr.write(f"\r[{bar:<30}] {done}/{total} images  {rate:.1f} img/s")
+    sys.stderr.flush()
+
+
+def run_pass(adapter, dataset, methods, cam_threshold=0.2, max_images=None,
+             batch_size=32, sweep=True, example_count=8):
+    """Runs `adapter` over `dataset` (or an evenly spaced `max_images` slice)."""
+    total = min(len(dataset), max_images or len(dataset))
+    thresholds = loc.MAXBOXACC_THRESHOLDS
+    outputs, labels = [], []
+    ious = {m: [] for m in methods}
+    v1, v2 = {m: [] for m in methods}, {m: [] for m in methods}
+    examples = {"images": [], "boxes": [], "heatmaps": {m: [] for m in methods}}
+    started, done = time.time(), 0
+    for images, batch_labels, boxes in validation_batches(dataset, total, batch_size):
+        images, batch_labels, boxes = images.numpy(), batch_labels.numpy(), boxes.numpy()
+        outputs.append(adapter.outputs(images))
+        labels.append(batch_labels)
+        room = example_count - len(examples["images"])
+        examples["images"] += list(images[:room])
+        examples["boxes"] += list(boxes[:room])
+        for method in methods:
+            heatmaps = adapter.heatmaps(images, batch_labels, method)
+            examples["heatmaps"][method] += list(heatmaps[:room])
+            for heatmap, gt in zip(heatmaps, boxes):
+                box = loc.largest_component_box(heatmap, cam_threshold)
+                ious[method].append(loc.best_iou(np.zeros((0, 4)) if box is None else box[None], gt))
+                if sweep:
+                    v1[method].append(loc.best_ious_over_thresholds(heatmap, gt, thresholds, False))
+                    v2[method].append(loc.best_ious_over_thresholds(heatmap, gt, thresholds, True))
+        done += len(images)
+        _progress(done, total, started)
+    sys.stderr.write("\n")
+    stack = lambda d: {m: np.array(v) for m, v in d.items()}
+    return Pass(np.concatenate(outputs), np.concatenate(labels), stack(ious), stack(v1),
+                stack(v2), {**examples, "heatmaps": {m: np.array(v) for m, v in
+                                                   examples["heatmaps"].items()}})
+
+
+def localization_metrics(result, embedding, iou_threshold=0.5):
+    """method -> {top1_loc, gt_known_loc} in [0, 1]."""
+    correct = top1_correct(result.outputs, result.labels, embedding)
+    table = {}
+    for method, ious in result.ious.items():
+        hits = ious >= iou_threshold
+        table[method] = {"top1_loc": float(np.mean(hits & correct)),
+                         "gt_known_loc": float(np.mean(hits))}
+    return table, float(np.mean(correct))
+
+
+def maxboxacc_metrics(result):
+    """method -> {maxboxacc_v1, best_threshold, maxboxacc_v2}."""
+    thresholds = loc.MAXBOXACC_THRESHOLDS
+    table = {}
+    for method in result.sweep_v1:
+        accuracy = (result.sweep_v1[method] >= 0.5).mean(axis=0)
+        per_iou = [(result.sweep_v2[method] >= d).mean(axis=0).max()
+                   for d in loc.MAXBOXACC_V2_IOUS]
+        table[method] = {"maxboxacc_v1": float(accuracy.max()),
+                         "best_threshold": float(thresholds[int(accuracy.argmax())]),
+                         "maxboxacc_v2": float(np.mean(per_iou))}
+    return table
+
+
+def retrieval_metrics(result, seed=0):
+    """{"recall@K": ...} and NMI of the embeddings of the pass."""
+    recalls = recall_at_k(result.outputs, result.labels, ks=(1, 2, 4, 8))
+    return {**{f"recall@{k}": float(v) for k, v in recalls.items()},
+            "nmi": float(nmi(result.outputs, result.labels, seed=seed))}

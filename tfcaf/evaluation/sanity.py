@@ -1,0 +1,93 @@
+"""Model-randomisation sanity checks (Adebayo et al. 2018; SPEC.md §6).
+
+Weights are re-initialised from the output downward, one layer more at each
+stage (cascading) or one layer at a time (independent), and each method's
+maps are compared with the trained model's maps: Spearman rank correlation
+of the absolute maps and SSIM. A faithful method's similarity drops as the
+weights it explains are randomised.
+"""
+
+import numpy as np
+import tensorflow as tf
+from keras import initializers
+from scipy import stats
+
+from tfcaf import graph
+
+
+def weighted_layers(model):
+    """Layers holding trainable weights, output side first (nested models
+    expanded)."""
+    seen, layers = set(), []
+    for layer, _ in reversed(graph.leaf_layers(model)):
+        if layer.trainable_weights and id(layer) not in seen:
+            seen.add(id(layer))
+            layers.append(layer)
+    return layers
+
+
+def reinitialize(layer, seed):
+    """Draws every variable of `layer` anew from its initializer (kernels
+    without one: Glorot uniform), seeded."""
+    for index, variable in enumerate(layer.weights):
+        name = variable.path.split("/")[-1]
+        initializer = getattr(layer, f"{name}_initializer", None)
+        if initializer is None:
+            initializer = initializers.GlorotUniform() if len(variable.shape) > 1 \
+                else initializers.Zeros()
+        config = initializer.get_config()
+        if "seed" in config:
+            config["seed"] = seed * 1000 + index
+        fresh = type(initializer).from_config(config)
+        variable.assign(tf.cast(fresh(variable.shape, dtype=variable.dtype), variable.dtype))
+
+
+def spearman(a, b):
+    """Mean over images of the rank correlation of |a| and |b|, (N, ...)."""
+    values = []
+    for x, y in zip(a, b):
+        x, y = np.abs(x).ravel(), np.abs(y).ravel()
+        values.append(0.0 if x.std() == 0 or y.std() == 0 else stats.spearmanr(x, y)[0])
+    return float(np.mean(values))
+
+
+def ssim(a, b):
+    """Mean SSIM of (N, H, W) maps in [0, 1]."""
+    a = tf.convert_to_tensor(np.asarray(a, np.float32)[..., None])
+    b = tf.convert_to_tensor(np.asarray(b, np.float32)[..., None])
+    size = min(11, a.shape[1], a.shape[2])
+    return float(tf.reduce_mean(tf.image.ssim(a, b, max_val=1.0, filter_size=size)))
+
+
+def randomization_check(adapter, images, labels, methods, stages=6, cascading=True, seed=0):
+    """Similarity of each method's maps to the trained model's maps.
+
+    Args:
+        adapter: a `KerasAdapter` (its model is randomised in place and
+            restored afterwards).
+        images, labels: (N, H, W, 3) pixels and (N,) classes.
+        methods: method names.
+        stages: how many weighted layers, from the output down, to randomise.
+        cascading: True: stage k randomises layers 1..k; False: only layer k.
+
+    Returns:
+        list of rows {"layer": name, method: {"spearman": r, "ssim": s}}.
+    """
+    model = adapter.model
+    trained_weights = model.get_weights()
+    reference = {m: adapter.heatmaps(images, labels, m) for m in methods}
+    rows = []
+    try:
+        for stage, layer in enumerate(weighted_layers(model)[:stages]):
+            if not cascading:
+                model.set_weights(trained_weights)
+            reinitialize(layer, seed + stage)
+            row = {"layer": layer.name}
+            for method in methods:
+                maps = adapter.heatmaps(images, labels, method)
+                row[method] = {"spearman": spearman(reference[method], maps),
+                               "ssim": ssim(reference[method], maps)}
+            rows.append(row)
+    finally:
+        model.set_weights(trained_weights)
+    return rows
