@@ -3,12 +3,13 @@
 Each canvas (default 96x96 RGB, uint8) holds one of the 1,797 real 8x8
 handwritten digits that scikit-learn ships (`sklearn.datasets.load_digits`,
 no download), upscaled to 40-72 pixels at a random position, in a random
-ink colour on a random dark background. Clutter is 2-5 fragments (3-5
-source pixels square windows, 10-20 pixels on the canvas, fainter) of
-digits of OTHER classes, never closer than 2 pixels to the digit's box, and
-uniform pixel noise of +-8. So the digit is the largest, most salient
-object and its box (tight around its ink: pixels where the upscaled digit
-reaches 35% of full ink) is the localization target.
+ink colour on a random dark background. Clutter is 2-5 fragments of
+digits of OTHER classes (windows of 3-5 x 3-5 source pixels, 10-20 pixels
+long on the canvas, fainter), never closer than 2 pixels to the digit's box
+nor touching each other, and uniform grey pixel noise of +-8. So the digit
+is the largest, most salient object and its box (tight around its ink:
+pixels where the upscaled digit reaches 35% of full ink) is the
+localization target.
 
 Splits are by source digit, per class 60/20/20 % train/val/test; every
 source digit is drawn `copies` times (4/2/2) with independent placement and
