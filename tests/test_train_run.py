@@ -22,9 +22,9 @@ COMMON = ["--dataset=digits", "--image_size=32", "--batch_size=8", "--log_every=
           "--learning_rate=0.01", "--noaugment"]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("digits_cache"))
+@pytest.fixture
+def data_dir(digits_dir):
+    return digits_dir
 
 
 def _command(model_dir, data_dir, *extra):

@@ -49,7 +49,7 @@ class Summaries:
             labels.append(y.numpy())
             if len(images) < self.config.summary_images:
                 images.extend(x.numpy()[: self.config.summary_images - len(images)])
-        return np.concatenate(outputs), np.concatenate(labels), np.stack(images)
+        return np.concatenate(outputs), np.concatenate(labels), np.array(images)
 
     def validation(self, step, images=True):
         """Validation metric(s) at `step`; returns {"accuracy": ...} or
