@@ -297,6 +297,7 @@ def ensure_digits(config=DigitsConfig(), data_dir=None):
     staging = tempfile.mkdtemp(prefix=f".digits-{config.key()}.", dir=root)
     try:
         generate(staging, config)
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide a shared cache
         if os.path.exists(folder):  # an unusable leftover: replace it
             shutil.rmtree(folder)
         os.rename(staging, folder)
