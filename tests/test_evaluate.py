@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tfcaf import applications
 from tfcaf.export import export_savedmodel
 from tfcaf.training import TrainConfig, train
 
@@ -68,8 +69,7 @@ def test_sanity_check_table_and_plot(trained, tmp_path):
 
 def test_savedmodel_evaluation_and_errors(trained, tmp_path):
     model_path, data_dir = trained
-    import keras
-    export = export_savedmodel(keras.saving.load_model(model_path), str(tmp_path), "adl",
+    export = export_savedmodel(applications.load_model(model_path)[0], str(tmp_path), "adl",
                                iterations=100)
     proc = _evaluate(export, data_dir, tmp_path / "sm", "--metric=iou")
     assert proc.returncode == 0, proc.stderr[-3000:]

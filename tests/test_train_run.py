@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from tfcaf import applications
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(REPO, "bin", "train")
@@ -53,7 +54,8 @@ def _checkpoint_step(model_dir):
 
 
 def _weights(model_dir):
-    return keras.saving.load_model(os.path.join(model_dir, "model.keras")).get_weights()
+    model, _ = applications.load_model(os.path.join(model_dir, "model.keras"))
+    return model.get_weights()
 
 
 def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir):
