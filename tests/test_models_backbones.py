@@ -206,3 +206,16 @@ def test_weights_file_with_extra_arrays_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="two.keras' does not match model 'stack1'.*no place"):
         load_weights_file(dense_stack(1), path)
     load_weights_file(dense_stack(2), path)
+
+
+def test_googlenet_loads_its_weights_file(tmp_path):
+    keras.utils.set_random_seed(0)
+    source = googlenet(include_top=False, input_shape=(32, 32, 3))
+    path = str(tmp_path / "googlenet.weights.h5")
+    source.save_weights(path)
+    keras.utils.set_random_seed(1)
+    loaded = googlenet(include_top=False, weights=path, input_shape=(32, 32, 3))
+    x = np.random.default_rng(0).normal(0, 50, (1, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(loaded(x).numpy(), source(x).numpy())
+    with pytest.raises(ValueError, match="googlenet.weights.h5' does not match"):
+        googlenet(include_top=True, classes=10, weights=path, input_shape=(32, 32, 3))

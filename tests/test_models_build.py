@@ -116,7 +116,7 @@ def test_classification_heads_learn_toy_problem(head):
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=training_loss(head),
                   metrics=["accuracy"])
     before = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
-    history = model.fit(x, y, batch_size=16, epochs=12, shuffle=False, verbose=0)
+    history = model.fit(x, y, batch_size=16, epochs=8, shuffle=False, verbose=0)
     after = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
     assert np.all(np.isfinite(history.history["loss"]))
     assert after["loss"] < 0.5 * before["loss"]
@@ -131,10 +131,10 @@ def test_embedding_head_learns_toy_problem():
     # normalized embedding onto one unit vector per class is learnable too.
     prototypes = np.eye(8, dtype="float32")[:3]
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
-    losses = model.fit(x, prototypes[labels], batch_size=16, epochs=12, shuffle=False,
+    losses = model.fit(x, prototypes[labels], batch_size=16, epochs=8, shuffle=False,
                        verbose=0).history["loss"]
     assert losses[-1] < 0.1 * losses[0]
-    # Batch statistics: 36 steps leave BatchNorm's moving averages (momentum
+    # Batch statistics: 24 steps leave BatchNorm's moving averages (momentum
     # 0.99) far from converged, which inference mode would measure instead.
     nearest = np.argmax(model(x, training=True).numpy() @ prototypes.T, axis=1)
     np.testing.assert_array_equal(nearest, labels)

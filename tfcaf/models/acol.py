@@ -25,8 +25,10 @@ def minmax_normalize(maps):
         maps: (B, h, w).
 
     Returns:
-        (B, h, w); a constant map becomes all zeros.
+        (B, h, w) float32; a constant map becomes all zeros.
     """
+    # float32: the range of a float16 map may round to zero.
+    maps = ops.cast(maps, "float32")
     low = ops.min(maps, axis=(1, 2), keepdims=True)
     high = ops.max(maps, axis=(1, 2), keepdims=True)
     return (maps - low) / ops.maximum(high - low, 1e-12)

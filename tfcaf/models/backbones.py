@@ -156,7 +156,7 @@ def insert_adl(model, positions, drop_rate=0.75, gamma=0.9, seed=None,
 
     Args:
         model: functional or Sequential Keras model.
-        positions: names of layers with 4-D outputs, at any depth.
+        positions: name or names of layers with 4-D outputs, at any depth.
         drop_rate, gamma: `ADL` arguments.
         seed: int or None.
         name: name of the new model (default: `model.name`).
@@ -167,6 +167,8 @@ def insert_adl(model, positions, drop_rate=0.75, gamma=0.9, seed=None,
     Raises:
         ValueError: a position names no layer of `model`.
     """
+    if isinstance(positions, str):
+        positions = (positions,)
     order = {position: i for i, position in enumerate(positions)}
     seen = []
 
