@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo demo-smoke bench tfa-golden clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,17 @@ test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q
 
 demo: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m tfcaf.cli.demo
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m tfcaf.cli.demo $(DEMO_FLAGS)
+
+demo-smoke: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m tfcaf.cli.demo --smoke --out_dir=demo_out/smoke
 
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) bench/caf_speed.py
+
+# Golden outputs of tensorflow-addons 0.23 (side virtualenv with TF 2.15).
+tfa-golden:
+	bash tools/make_tfa_golden.sh
 
 clean:
 	rm -rf $(VENV) demo_out *.egg-info

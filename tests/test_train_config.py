@@ -4,9 +4,7 @@ import glob
 import os
 
 import pytest
-from absl import flags
-
-from tfcaf.cli import train as train_cli
+from tfcaf.cli import train_flags
 from tfcaf.training import TrainConfig, validate
 from tfcaf.training.loop import build_model
 
@@ -37,14 +35,6 @@ def test_paper_defaults():
     assert TrainConfig().train_steps == 5000 and TrainConfig().margin == 0.2
 
 
-def _parse(flagfile):
-    """Parses a flagfile with bin/train's flag definitions (fresh values)."""
-    for name in flags.FLAGS:
-        flags.FLAGS[name].unparse()
-    flags.FLAGS(["train", f"--flagfile={flagfile}"])
-    return train_cli.config_from_flags()
-
-
 def test_there_are_flagfiles_for_every_experiment_family():
     names = {os.path.basename(f) for f in FLAGFILES}
     for family in ("cub_triplet_resnet50", "cub_triplet_googlenet", "cub_npairs_resnet50",
@@ -56,7 +46,7 @@ def test_there_are_flagfiles_for_every_experiment_family():
 
 @pytest.mark.parametrize("flagfile", FLAGFILES, ids=os.path.basename)
 def test_flagfile_parses_and_builds_its_model(flagfile):
-    config = _parse(flagfile)
+    config = train_flags.parse_flagfile(flagfile)
     validate(config)
     assert config.model_dir.startswith("runs/")
     # weights=None: no download here; the architecture is the flagfile's.
