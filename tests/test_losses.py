@@ -179,7 +179,8 @@ def test_keras_losses_serialise(loss_obj):
 
 def test_keras_losses_reject_sample_weight():
     with pytest.raises(ValueError, match="sample_weight"):
-        losses.TripletSemiHardLoss()([0, 0, 1, 1], np.ones((4, 2)), sample_weight=np.ones(4))
+        losses.TripletSemiHardLoss()([0, 0, 1, 1], np.ones((4, 2)),
+                                     sample_weight=np.ones(4))
 
 
 def test_keras_model_trains_and_reloads_with_triplet_loss(tmp_path):

@@ -85,7 +85,8 @@ def test_errors_name_the_problem():
         samplers.pk_batches(LABELS, 6, 4, seed=0)
     with pytest.raises(ValueError, match="at least 8 images.*largest class: 7"):
         samplers.pk_batches(LABELS, 1, 8, seed=0)
-    with pytest.raises(ValueError, match="npair_batches needs 4 classes with at least 2"):
+    with pytest.raises(ValueError,
+                       match="npair_batches needs 4 classes with at least 2"):
         samplers.npair_batches(np.array([0, 0, 1, 1, 2, 2, 3]), 8, seed=0)
     with pytest.raises(ValueError, match="batch_size must be even"):
         samplers.npair_batches(LABELS, 7)

@@ -128,9 +128,9 @@ def npairs_embedding_loss(labels, embeddings, l2_reg=0.0):
     Args:
         labels: (2N,) or (2N, 1) labels of the layout (a_0, p_0, a_1, ...).
         embeddings: float (2N, D), not normalised.
-        l2_reg: Python float, weight of `0.25 * (mean |a|² + mean |p|²)`, the regulariser
-            of the original TF-slim N-pair loss (`reg_lambda` there); 0
-            turns it off, as in tfa.
+        l2_reg: Python float, weight of `0.25 * (mean |a|² + mean |p|²)`,
+            the regulariser of the original TF-slim N-pair loss
+            (`reg_lambda` there); 0 turns it off, as in tfa.
 
     Returns:
         Scalar loss with the dtype of `embeddings`.

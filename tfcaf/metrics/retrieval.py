@@ -125,7 +125,8 @@ def normalized_mutual_information(labels, clusters):
                          "must have the same shape (N,)")
     _, class_ids = np.unique(labels, return_inverse=True)
     _, cluster_ids = np.unique(clusters, return_inverse=True)
-    num_classes, num_clusters = class_ids.max(initial=-1) + 1, cluster_ids.max(initial=-1) + 1
+    num_classes = class_ids.max(initial=-1) + 1
+    num_clusters = cluster_ids.max(initial=-1) + 1
     if num_classes == num_clusters and num_classes <= 1:
         return 1.0
     joint = np.bincount(class_ids * num_clusters + cluster_ids,
