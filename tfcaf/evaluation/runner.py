@@ -69,8 +69,9 @@ def run_pass(adapter, dataset, methods, cam_threshold=0.2, max_images=None,
                 box = loc.largest_component_box(heatmap, cam_threshold)
                 ious[method].append(loc.best_iou(np.zeros((0, 4)) if box is None else box[None], gt))
                 if sweep:
-                    v1[method].append(loc.best_ious_over_thresholds(heatmap, gt, thresholds, False))
-                    v2[method].append(loc.best_ious_over_thresholds(heatmap, gt, thresholds, True))
+                    largest, best = loc.sweep_ious(heatmap, gt, thresholds)
+                    v1[method].append(largest)
+                    v2[method].append(best)
         done += len(images)
         _progress(done, total, started)
     sys.stderr.write("\n")

@@ -12,16 +12,27 @@ MAXBOXACC_THRESHOLDS = np.arange(0.0, 1.0, 0.01)
 MAXBOXACC_V2_IOUS = (0.3, 0.5, 0.7)
 
 
-def _binary(heatmap, threshold):
-    """Pixels >= threshold of the min-max normalised map; None when the map
-    has no usable content (empty, constant, or containing NaN/inf)."""
+def _normalized(heatmap):
+    """The min-max normalised map, or None when it has no usable content
+    (empty, constant, or containing NaN/inf)."""
     heatmap = np.asarray(heatmap, np.float64)
     if heatmap.size == 0 or not np.isfinite(heatmap).all():
         return None
     low, high = heatmap.min(), heatmap.max()
-    if high <= low:
-        return None
-    return ((heatmap - low) / (high - low) >= threshold).astype(np.uint8)
+    return None if high <= low else (heatmap - low) / (high - low)
+
+
+def _mask_boxes(mask):
+    """(M, 4) boxes of the 8-connected components of a boolean mask, largest
+    component first."""
+    if not mask.any():
+        return np.zeros((0, 4))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    stats = stats[1:count]  # row 0 is the background
+    order = np.argsort(-stats[:, cv2.CC_STAT_AREA], kind="stable")
+    x, y = stats[order, cv2.CC_STAT_LEFT], stats[order, cv2.CC_STAT_TOP]
+    w, h = stats[order, cv2.CC_STAT_WIDTH], stats[order, cv2.CC_STAT_HEIGHT]
+    return np.stack([x, y, x + w, y + h], axis=1).astype(np.float64)
 
 
 def component_boxes(heatmap, threshold=0.2):
@@ -34,15 +45,8 @@ def component_boxes(heatmap, threshold=0.2):
     Returns:
         (M, 4) float64 boxes, M = 0 for empty, constant or NaN maps.
     """
-    mask = _binary(heatmap, threshold)
-    if mask is None or not mask.any():
-        return np.zeros((0, 4))
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    stats = stats[1:count]  # row 0 is the background
-    order = np.argsort(-stats[:, cv2.CC_STAT_AREA], kind="stable")
-    x, y = stats[order, cv2.CC_STAT_LEFT], stats[order, cv2.CC_STAT_TOP]
-    w, h = stats[order, cv2.CC_STAT_WIDTH], stats[order, cv2.CC_STAT_HEIGHT]
-    return np.stack([x, y, x + w, y + h], axis=1).astype(np.float64)
+    norm = _normalized(heatmap)
+    return np.zeros((0, 4)) if norm is None else _mask_boxes(norm >= threshold)
 
 
 def largest_component_box(heatmap, threshold=0.2):
@@ -51,15 +55,21 @@ def largest_component_box(heatmap, threshold=0.2):
     return boxes[0] if len(boxes) else None
 
 
+def iou_matrix(a, b):
+    """IoU of every box of (M, 4) `a` with every box of (N, 4) `b` -> (M, N)."""
+    a = np.asarray(a, np.float64).reshape(-1, 1, 4)
+    b = np.asarray(b, np.float64).reshape(1, -1, 4)
+    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = ix * iy
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
+    union = area(a) + area(b) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
 def iou(box, boxes):
     """IoU of one (4,) box with each of (N, 4) boxes -> (N,)."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = ix * iy
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area(np.asarray(box, np.float64)) + area(boxes) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return iou_matrix(box, boxes)[0]
 
 
 def valid_boxes(boxes):
@@ -74,7 +84,7 @@ def best_iou(predicted, gt_boxes):
     gt = valid_boxes(gt_boxes)
     if len(predicted) == 0 or len(gt) == 0:
         return 0.0
-    return max(float(iou(p, gt).max()) for p in np.asarray(predicted).reshape(-1, 4))
+    return float(iou_matrix(predicted, gt).max())
 
 
 def localization_accuracy(heatmaps, gt_boxes, correct, threshold=0.2, iou_threshold=0.5):
@@ -104,13 +114,19 @@ def _as_boxes(box):
     return np.zeros((0, 4)) if box is None else box[None]
 
 
-def best_ious_over_thresholds(heatmap, gt_boxes, thresholds, multi_contour):
-    """(T,) best IoU of the boxes found at each threshold."""
-    out = np.zeros(len(thresholds))
+def sweep_ious(heatmap, gt_boxes, thresholds):
+    """Best IoU at each threshold, (T,) for the largest component and (T,)
+    for the best of all components: the inputs of MaxBoxAcc v1 and v2."""
+    largest, best = np.zeros(len(thresholds)), np.zeros(len(thresholds))
+    norm, gt = _normalized(heatmap), valid_boxes(gt_boxes)
+    if norm is None or len(gt) == 0:
+        return largest, best
     for t, tau in enumerate(thresholds):
-        boxes = component_boxes(heatmap, tau)
-        out[t] = best_iou(boxes if multi_contour else boxes[:1], gt_boxes)
-    return out
+        boxes = _mask_boxes(norm >= tau)
+        if len(boxes):
+            ious = iou_matrix(boxes, gt)
+            largest[t], best[t] = ious[0].max(), ious.max()
+    return largest, best
 
 
 def max_box_acc(heatmaps, gt_boxes, thresholds=MAXBOXACC_THRESHOLDS, version=1):
@@ -125,7 +141,7 @@ def max_box_acc(heatmaps, gt_boxes, thresholds=MAXBOXACC_THRESHOLDS, version=1):
         "per_iou" (v2).
     """
     thresholds = np.asarray(thresholds, np.float64)
-    ious = np.stack([best_ious_over_thresholds(h, g, thresholds, version == 2)
+    ious = np.stack([sweep_ious(h, g, thresholds)[version - 1]
                      for h, g in zip(heatmaps, gt_boxes)])  # (N, T)
     if version == 1:
         accuracy = (ious >= 0.5).mean(axis=0)
