@@ -80,12 +80,13 @@ def main():
     features = tf.function(lambda x: explainer.split.features(x, training=False))
     feature_maps = features(images)
     config = SolverConfig(max_iterations=args.iterations, tolerance=0.0)
+    params = explainer.initial_filters(feature_maps, config)
 
     def l2caf():
-        explainer._l2caf(feature_maps, None, config)[0].numpy()
+        explainer._l2caf_xla(feature_maps, None, params, config)[0].numpy()
 
     def l2caf_generic():
-        generic._l2caf(feature_maps, None, config)[0].numpy()
+        generic._l2caf(feature_maps, None, params, config)[0].numpy()
 
     generic = Explainer(model)
     generic.split.dense = None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tensorflow as tf
 
-from tfcaf.caf import baselines, heatmaps
+from tfcaf.caf import baselines, filters, heatmaps
 from tfcaf.caf.solver import SolverConfig, solve
 from tfcaf.caf.split import split_model
 
@@ -70,6 +70,11 @@ class Explainer:
             raise ValueError(f"output must be 'logits' or 'embedding', not {output!r}")
         self._forward = tf.function(self._forward_impl, reduce_retracing=True)
         self._l2caf = tf.function(self._l2caf_impl, reduce_retracing=True)
+        # The closed-form loop is a few small ops per iteration, which XLA
+        # fuses (about 5x faster on a CPU); other heads stay un-compiled
+        # because arbitrary layers may not compile.
+        self._l2caf_xla = tf.function(self._l2caf_impl, reduce_retracing=True,
+                                      jit_compile=True)
         self._gradcam = tf.function(self._gradcam_impl, reduce_retracing=True)
         self._configs = {}
 
@@ -97,7 +102,7 @@ class Explainer:
         return lambda c: tf.einsum("bp,bpk->bk",
                                    tf.reshape(c, (-1, h * w)), g) + bias
 
-    def _l2caf_impl(self, feature_maps, targets, config):
+    def _l2caf_impl(self, feature_maps, targets, params, config):
         _, h, w, _ = feature_maps.shape
         outputs = self._head_outputs(feature_maps)
         if targets is None:
@@ -111,7 +116,7 @@ class Explainer:
 
             def loss(c):
                 return tf.reduce_sum(signs * outputs(c), -1)
-        result = solve(loss, tf.shape(feature_maps)[0], h, w, config)
+        result = solve(loss, params, h, w, config)
         return (result.maps, result.iterations, result.losses,
                 result.snapshots if config.snapshot_every else tf.zeros([0]))
 
@@ -159,7 +164,17 @@ class Explainer:
         # tf.function keys Python arguments by identity: equal configs must
         # be the same object, or every call would trace the solver again.
         config = self._configs.setdefault(config, config)
-        return self._l2caf(feature_maps, targets, config)
+        # XLA has no dynamically sized TensorArray: snapshots run un-compiled.
+        compiled = self.split.dense is not None and not config.snapshot_every
+        solver = self._l2caf_xla if compiled else self._l2caf
+        return solver(feature_maps, targets, self.initial_filters(feature_maps, config), config)
+
+    @staticmethod
+    def initial_filters(feature_maps, config):
+        """Initial filter parameters for the (B, h, w, C) feature maps."""
+        _, h, w, _ = feature_maps.shape
+        return filters.initial_parameters(config.filter, tf.shape(feature_maps)[0], h, w,
+                                          config.init, config.seed)
 
     def _package(self, result, targets, squeeze, size, method):
         maps = result[0]

@@ -102,13 +102,15 @@ def _update(config, step, params, grad, slots, active):
     return new_params, (tf.where(keep, new_m, m), tf.where(keep, new_v, v))
 
 
-def solve(loss_fn, batch, height, width, config):
-    """Minimises `loss_fn(c(f))` for `batch` independent filters.
+def solve(loss_fn, params, height, width, config):
+    """Minimises `loss_fn(c(f))` for B independent filters.
 
     Args:
         loss_fn: maps a (B, h, w) constrained filter to (B,) losses; problem
             b's loss must depend only on filter b.
-        batch: B (int or scalar tensor).
+        params: initial parameters from `filters.initial_parameters` (drawn
+            outside any XLA-compiled caller: XLA's stateless random numbers
+            differ from TensorFlow's).
         height, width: h, w of the feature map (Python ints).
         config: a `SolverConfig`.
 
@@ -116,8 +118,7 @@ def solve(loss_fn, batch, height, width, config):
         A `Solution`. Call inside `tf.function` for speed: the loop is a
         `tf.while_loop`.
     """
-    params = filters.initial_parameters(config.filter, batch, height, width,
-                                        config.init, config.seed)
+    batch = tf.shape(params)[0]
     zeros = tf.zeros_like(params)
     state = dict(
         step=tf.constant(0), params=params, slots=(zeros, zeros),

@@ -51,7 +51,8 @@ def _signatures(explainer, model, size, top_k, iterations):
         if targets is not None:
             predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
             targets = tf.where(targets < 0, predicted, targets)
-        maps = explainer._l2caf(feature_maps, targets, config)[0]
+        params = explainer.initial_filters(feature_maps, config)
+        maps = explainer._l2caf(feature_maps, targets, params, config)[0]
         result = {"maps": maps, "heatmaps": to_image_size(maps, (height, width))}
         if targets is not None:
             result["targets"] = targets
