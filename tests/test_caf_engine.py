@@ -193,3 +193,24 @@ def test_unknown_options_are_rejected():
         tfcaf.explain(model, _images(1), method="lime")
     with pytest.raises(TypeError):
         tfcaf.explain(model, _images(1), not_an_option=1)
+
+
+def test_gradcam_on_normalised_embedding_explains_the_embedding_before_it():
+    keras.utils.set_random_seed(9)
+    inputs = keras.Input((H, W, CHANNELS))
+    features = keras.layers.Conv2D(CHANNELS, 1, kernel_initializer=_IDENTITY,
+                                   use_bias=False)(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    dense = keras.layers.Dense(3, name="embedding_dense")(pooled)
+    model = keras.Model(inputs, keras.layers.UnitNormalization(name="embedding")(dense))
+    images = np.abs(_images(2, seed=9))
+    result = tfcaf.explain(model, images, method="gradcam")
+    kernel = model.get_layer("embedding_dense").kernel.numpy()
+    bias = model.get_layer("embedding_dense").bias.numpy()
+    for i in range(2):
+        # u·sg(u) on the pre-normalisation embedding u (through the
+        # normalisation the gradient of e·sg(e) is exactly zero).
+        u = images[i].mean(axis=(0, 1)) @ kernel + bias
+        expected = np.maximum(images[i] @ (kernel @ u / (H * W)), 0)
+        np.testing.assert_allclose(result.maps[i], expected, rtol=1e-4, atol=1e-6)
+        assert result.maps[i].max() > 1e-3

@@ -3,6 +3,7 @@
 import weakref
 from dataclasses import dataclass, replace
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -66,6 +67,12 @@ class Explainer:
     def __init__(self, model, layer=None, output=None):
         self.split = split_model(model, layer)
         self.output = output or _output_kind(model)
+        self._gradcam_head = self.split.head
+        if self.output == "embedding" and \
+                isinstance(model.layers[-1], keras.layers.UnitNormalization):
+            # Grad-CAM's e·stop_gradient(e) has zero gradient through an L2
+            # normalisation: it explains the embedding before it.
+            self._gradcam_head = split_model(model, self.split.layer, unnormalized=True).head
         if self.output not in ("logits", "embedding"):
             raise ValueError(f"output must be 'logits' or 'embedding', not {output!r}")
         self._forward = tf.function(self._forward_impl, reduce_retracing=True)
@@ -121,7 +128,7 @@ class Explainer:
                 result.snapshots if config.snapshot_every else tf.zeros([0]))
 
     def _gradcam_impl(self, feature_maps, targets):
-        return baselines.gradcam(self.split.head, feature_maps, targets)
+        return baselines.gradcam(self._gradcam_head, feature_maps, targets)
 
     def explain(self, images, method="l2caf", targets=None, **options):
         """Heatmaps for a batch of images; see `tfcaf.explain`."""

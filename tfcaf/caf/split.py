@@ -29,9 +29,12 @@ class SplitModel:
     dense: keras.layers.Dense | None = None
 
 
-def _strip_softmax(layer, args, kwargs, output_layers):
-    """Calls `layer`, leaving out a final softmax so the head yields logits."""
-    if layer.name in output_layers:
+def _call_output_layer(layer, args, kwargs, logits, unnormalized):
+    """Calls the model's last layer, leaving out a final softmax (`logits`)
+    or a final L2 normalisation (`unnormalized`)."""
+    if unnormalized and isinstance(layer, keras.layers.UnitNormalization):
+        return args[0]
+    if logits:
         activation = getattr(layer, "activation", None)
         if activation is keras.activations.softmax:
             if isinstance(layer, keras.layers.Activation):
@@ -42,7 +45,7 @@ def _strip_softmax(layer, args, kwargs, output_layers):
     return layer(*args, **kwargs)
 
 
-def split_model(model, layer=None, logits=True):
+def split_model(model, layer=None, logits=True, unnormalized=False):
     """Cuts `model` so that `head(features(x)) == model(x)`.
 
     Args:
@@ -53,6 +56,9 @@ def split_model(model, layer=None, logits=True):
             (B, h, w, C) output from which the rest of the model can run.
         logits: when the model ends in a softmax, the head returns the
             pre-softmax logits instead (L2-CAF and Grad-CAM work on logits).
+        unnormalized: when the model ends in a `UnitNormalization`, the head
+            returns the embedding before it (embedding Grad-CAM needs it:
+            e·stop_gradient(e) has zero gradient through a normalisation).
 
     Returns:
         A `SplitModel`.
@@ -68,22 +74,22 @@ def split_model(model, layer=None, logits=True):
     calls = graph.leaf_layers(model)
     last = calls[-1][0].name
     if layer is None:
-        return _split_at_last_4d(model, calls, logits, last)
+        return _split_at_last_4d(model, calls, (logits, unnormalized), last)
     for candidate, out in calls:
         if candidate.name == layer:
-            return _split(model, layer, out, logits, last)
+            return _split(model, layer, out, (logits, unnormalized), last)
     names = [c.name for c, _ in calls]
     close = difflib.get_close_matches(layer, names, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ValueError(f"model '{model.name}' has no layer '{layer}'{hint}")
 
 
-def _split_at_last_4d(model, calls, logits, last):
+def _split_at_last_4d(model, calls, strip, last):
     for candidate, out in reversed(calls):
         if not keras.backend.is_keras_tensor(out) or len(out.shape) != 4:
             continue
         try:
-            return _split(model, candidate.name, out, logits, last)
+            return _split(model, candidate.name, out, strip, last)
         except graph.GraphError:
             continue
     raise ValueError(
@@ -91,7 +97,7 @@ def _split_at_last_4d(model, calls, logits, last):
         "after which the rest of the model can run on its own")
 
 
-def _split(model, name, symbolic_output, logits, last):
+def _split(model, name, symbolic_output, strip, last):
     if not keras.backend.is_keras_tensor(symbolic_output) or \
             len(symbolic_output.shape) != 4:
         raise ValueError(
@@ -104,8 +110,8 @@ def _split(model, name, symbolic_output, logits, last):
 
     def call(layer, args, kwargs):
         head_layers.append(layer)
-        if logits:
-            return _strip_softmax(layer, args, kwargs, {last})
+        if layer.name == last:
+            return _call_output_layer(layer, args, kwargs, *strip)
         return layer(*args, **kwargs)
 
     try:
@@ -133,7 +139,7 @@ def _split(model, name, symbolic_output, logits, last):
                            name=f"{model.name}_features")
     head = keras.Model(head_input, head_out, name=f"{model.name}_head")
     return SplitModel(features=features, head=head, layer=name,
-                      dense=_gap_dense(head_layers, logits))
+                      dense=_gap_dense(head_layers, strip[0]))
 
 
 _INFERENCE_IDENTITIES = (keras.layers.Dropout, keras.layers.SpatialDropout2D,
