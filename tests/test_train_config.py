@@ -57,3 +57,16 @@ def test_flagfile_parses_and_builds_its_model(flagfile):
     assert model.output.shape[-1] == expected
     if config.metric_learning:
         assert model.layers[-1].name == "embedding"
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    import dataclasses
+    import json
+
+    from tfcaf.training.loop import _check_same_run
+    config = TrainConfig(model_dir=str(tmp_path))
+    (tmp_path / "train_config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    _check_same_run(str(tmp_path / "train_config.json"), config)
+    changed = dataclasses.replace(config, batch_size=64, seed=3, log_every=7)
+    with pytest.raises(ValueError, match=r"--batch_size=64 \(was 32\), --seed=3 \(was 0\); use another"):
+        _check_same_run(str(tmp_path / "train_config.json"), changed)

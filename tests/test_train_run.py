@@ -58,8 +58,10 @@ def _weights(model_dir):
     return model.get_weights()
 
 
-def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir):
-    steps = ["--train_steps=12", "--checkpoint_every=4"]
+@pytest.mark.parametrize("head", ["classifier", "adl"])
+def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir, head):
+    # ADL's random drop/importance choice is part of the checkpoint too.
+    steps = ["--train_steps=12", "--checkpoint_every=4", f"--head={head}"]
     straight = tmp_path / "straight"
     _run(_command(straight, data_dir, *steps))
     killed = tmp_path / "killed"
@@ -129,4 +131,4 @@ def test_multi_worker_with_two_local_processes(tmp_path, data_dir):
         assert "done: step 4" in out
     assert _checkpoint_step(str(model_dir)) == (4, 4)
     assert (model_dir / "model.keras").exists()
-    assert sorted(os.listdir(model_dir)) == ["checkpoints", "model.keras", "train", "validation"]
+    assert sorted(os.listdir(model_dir)) == ["checkpoints", "model.keras", "train", "train_config.json", "validation"]

@@ -16,6 +16,7 @@ import time
 
 from absl import app, flags
 
+from tfcaf.cli.errors import USER_ERRORS, exit_with
 from tfcaf.cli.train_flags import parse_flagfile
 
 FLAGS = flags.FLAGS
@@ -152,7 +153,11 @@ def main(argv):
     logging.getLogger("tfcaf").setLevel(logging.INFO)
     if FLAGS.smoke:
         print("smoke run: a few training steps and images, to check the pipeline")
-    path = run_demo(FLAGS.out_dir, FLAGS.data_dir, FLAGS.force, FLAGS.smoke, FLAGS.max_images)
+    try:
+        path = run_demo(FLAGS.out_dir, FLAGS.data_dir, FLAGS.force, FLAGS.smoke,
+                        FLAGS.max_images)
+    except USER_ERRORS as err:
+        exit_with("demo", err)
     print(f"report: {os.path.abspath(path)}")
 
 

@@ -6,6 +6,8 @@ import sys
 
 from absl import app, flags
 
+from tfcaf.cli.errors import USER_ERRORS, exit_with
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Trained model (.keras) to export.")
 flags.DEFINE_string("export_base", "exports", "TF Serving model base folder.")
@@ -35,12 +37,15 @@ def main(argv):
             sys.exit(check_export(FLAGS.check))
         if not FLAGS.model or not FLAGS.name:
             raise app.UsageError("--model and --name are required (or use --check)")
+        if not FLAGS.model.endswith(".keras"):
+            raise ValueError(f"--model={FLAGS.model}: give a trained .keras model (tfcaf "
+                             "models take raw pixels; the export adds no preprocessing)")
         from tfcaf import applications
         from tfcaf.export import export_savedmodel
         model, _ = applications.load_model(FLAGS.model)
         size = (FLAGS.image_size, FLAGS.image_size) if FLAGS.image_size else None
         path = export_savedmodel(model, FLAGS.export_base, FLAGS.name, FLAGS.version,
                                  FLAGS.iterations, FLAGS.top_k, FLAGS.layer, size)
-    except (ValueError, OSError) as err:
-        sys.exit(f"export: error: {err}")
+    except USER_ERRORS as err:
+        exit_with("export", err)
     print(f"exported {FLAGS.model} to {path}")

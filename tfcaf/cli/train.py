@@ -5,6 +5,8 @@ import sys
 
 from absl import app, flags
 
+from tfcaf.cli.errors import USER_ERRORS, exit_with
+
 from tfcaf.cli import train_flags
 
 FLAGS = flags.FLAGS
@@ -26,6 +28,6 @@ def main(argv):
     from tfcaf.training import train
     try:
         result = train(train_flags.config_from_flags(FLAGS))
-    except (ValueError, OSError) as err:
-        sys.exit(f"train: error: {err}")
+    except USER_ERRORS as err:
+        exit_with("train", err)
     print("done: " + "  ".join(f"{k} {v}" for k, v in result.items()))

@@ -106,6 +106,6 @@ def main(argv):
             model, preprocess, paths, FLAGS.out_dir, FLAGS.method, FLAGS.layer, targets,
             FLAGS.batch_size, FLAGS.gif_every if FLAGS.gif else 0,
             applications.input_size(model, FLAGS.image_size), **options)
-    except (ValueError, OSError) as err:
-        sys.exit(f"visualize: error: {err}")
+    except USER_ERRORS as err:
+        exit_with("visualize", err)
     print(f"wrote {len(written)} files to {FLAGS.out_dir}")

@@ -28,6 +28,11 @@ class KerasAdapter:
         self.embedding = self.explainer.output == "embedding"
         self._predict = tf.function(lambda x: model(x, training=False))
 
+    @property
+    def image_size(self):
+        """(H, W) the model takes (224 where its input size is open)."""
+        return applications.input_size(self.model)
+
     def supports(self, method):
         """None when `method` applies to this model, else the reason."""
         if method not in METHODS:
@@ -66,6 +71,12 @@ class SavedModelAdapter:
         self.loaded = tf.saved_model.load(path)
         self.signatures = self.loaded.signatures
         self.embedding = "explain_oblivious" not in self.signatures
+
+    @property
+    def image_size(self):
+        """(H, W) of the export's `images` input."""
+        spec = self.signatures["serving_default"].structured_input_signature[1]["images"]
+        return (int(spec.shape[1]), int(spec.shape[2]))
 
     def supports(self, method):
         if method == "l2caf" or (method == "l2caf_specific" and not self.embedding):

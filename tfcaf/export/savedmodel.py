@@ -25,7 +25,7 @@ def next_version(model_dir):
     return max(versions, default=0) + 1
 
 
-def _signatures(explainer, model, size, top_k, iterations):
+def _signatures(explainer, size, top_k, iterations):
     """name -> (tf function, input signature) of every endpoint."""
     height, width = size
     images = tf.TensorSpec([None, height, width, 3], tf.float32, name="images")
@@ -33,7 +33,8 @@ def _signatures(explainer, model, size, top_k, iterations):
     config = SolverConfig(max_iterations=iterations, tolerance=0.0)
 
     def predict(images):
-        outputs = tf.cast(model(images, training=False), tf.float32)
+        # The split head returns logits even for a model ending in softmax.
+        outputs = explainer._forward(images)[1]
         if embedding:
             return {"embedding": outputs}
         probabilities = tf.nn.softmax(outputs, axis=-1)
@@ -109,8 +110,7 @@ def export_savedmodel(model, export_base, name, version=None, iterations=300,
     explainer = Explainer(model, layer=layer)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for endpoint, (fn, signature) in _signatures(explainer, model, size, top_k,
-                                                 iterations).items():
+    for endpoint, (fn, signature) in _signatures(explainer, size, top_k, iterations).items():
         archive.add_endpoint(endpoint, fn, input_signature=signature)
     os.makedirs(model_dir, exist_ok=True)
     temporary = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")

@@ -1,5 +1,7 @@
 """The training loop: distributed steps, checkpoints, resume, summaries."""
 
+import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -83,7 +85,11 @@ class Trainer:
                 self.train_data.image_size)
             self.optimizer = _optimizer(config)
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        # Random layers (ADL) draw from seed generators whose state is not a
+        # model weight; it is checkpointed too so a resumed run draws alike.
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer,
+            seed_states=[g.state for g in _seed_generators(self.model)])
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, strategies.checkpoint_dir(config.model_dir),
             max_to_keep=config.max_checkpoints)
@@ -95,11 +101,27 @@ class Trainer:
         return int(self.optimizer.iterations.numpy())
 
     def restore(self):
-        """Resumes from the last checkpoint, if any; returns the step."""
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            log.info("resumed from %s at step %d", self.manager.latest_checkpoint, self.step)
+        """Resumes from the chief's last checkpoint, if any (every worker
+        restores the same one); returns the step."""
+        config_file = os.path.join(self.config.model_dir, "train_config.json")
+        latest = tf.train.latest_checkpoint(os.path.join(self.config.model_dir, "checkpoints"))
+        if latest:
+            _check_same_run(config_file, self.config)
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            log.info("resumed from %s at step %d", latest, self.step)
+        elif strategies.is_chief():
+            os.makedirs(self.config.model_dir, exist_ok=True)
+            with open(config_file, "w") as f:
+                json.dump(dataclasses.asdict(self.config), f, indent=2, sort_keys=True)
         return self.step
+
+    def save_checkpoint(self, step):
+        """Saves unless a weight became NaN/Inf (then the last good
+        checkpoint stays the latest and the run stops)."""
+        if not all(np.isfinite(v.numpy()).all() for v in self.model.trainable_variables):
+            raise FloatingPointError(
+                f"weights became NaN/Inf by step {step}; not checkpointed; lower --learning_rate")
+        self.manager.save(checkpoint_number=step)
 
     def _train_step_fn(self):
         loss_fn, forward = loss_and_forward(self.config, self.model)
@@ -141,7 +163,7 @@ class Trainer:
                          _eta((config.train_steps - step) / max(rate, 1e-9)))
                 clock, clock_step = time.time(), step
             if step % config.checkpoint_every == 0 or step == config.train_steps:
-                self.manager.save(checkpoint_number=step)
+                self.save_checkpoint(step)
                 metrics = self.summaries.validation(step)
         if metrics is None:  # resumed a finished run
             metrics = self.summaries.validation(self.step, images=False)
@@ -158,6 +180,36 @@ class Trainer:
         self.model.save(temporary)
         os.replace(temporary, final)
         log.info("saved %s", final)
+
+
+# Settings that fix the data order, the schedule or the model: a resumed run
+# must keep them, or it would silently become a different run.
+_RUN_DEFINING = ("dataset", "backbone", "head", "loss", "margin", "embedding_dim",
+                 "normalize_embedding", "images_per_class", "train_steps", "batch_size",
+                 "optimizer", "learning_rate", "lr_schedule", "image_size", "seed", "augment",
+                 "drop_rate", "gamma", "delta", "acol_filters")
+
+
+def _check_same_run(config_file, config):
+    if not os.path.exists(config_file):
+        return
+    with open(config_file) as f:
+        saved = json.load(f)
+    changed = [f"--{k}={getattr(config, k)} (was {saved[k]})" for k in _RUN_DEFINING
+               if k in saved and saved[k] != getattr(config, k)]
+    if changed:
+        raise ValueError(f"{config.model_dir} holds a run with other settings: "
+                         f"{', '.join(changed)}; use another --model_dir")
+
+
+def _seed_generators(model):
+    """The keras.random.SeedGenerator of every layer, nested models included."""
+    generators = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        generator = getattr(layer, "seed_generator", None)
+        if isinstance(generator, keras.random.SeedGenerator):
+            generators.append(generator)
+    return generators
 
 
 def _eta(seconds):
