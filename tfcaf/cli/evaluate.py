@@ -1,7 +1,6 @@
 """`bin/evaluate`: localization, retrieval and sanity-check evaluation."""
 
 import logging
-import sys
 
 from absl import app, flags
 
@@ -25,6 +24,8 @@ flags.DEFINE_integer("iterations", 1000, "L2-CAF iteration cap.")
 flags.DEFINE_integer("image_size", None, "Input size (default: the model's; 224 if open).")
 flags.DEFINE_integer("sanity_images", 16, "Images of the sanity check.")
 flags.DEFINE_integer("sanity_stages", 6, "Layers randomised, from the output down.")
+flags.DEFINE_enum("sanity_mode", "cascading", ["cascading", "independent"],
+                  "Randomise layers cumulatively from the output down, or one at a time.")
 flags.DEFINE_integer("seed", 0, "Seed of K-means and of the randomisation.")
 flags.DEFINE_string("out_dir", "eval_out", "Where metrics.json, report.md and PNGs go.")
 
@@ -45,7 +46,7 @@ def main(argv):
         summary = evaluate(adapter, dataset, FLAGS.out_dir, FLAGS.metric, FLAGS.methods,
                            FLAGS.cam_threshold, FLAGS.iou_threshold, FLAGS.max_images,
                            FLAGS.batch_size, FLAGS.sanity_images, FLAGS.sanity_stages,
-                           FLAGS.seed)
+                           FLAGS.seed, FLAGS.sanity_mode == "cascading")
     except USER_ERRORS as err:
         exit_with("evaluate", err)
     for method, values in summary["methods"].items():

@@ -1,9 +1,8 @@
 """`bin/train`: flags -> `TrainConfig` -> `tfcaf.training.train`."""
 
 import logging
-import sys
 
-from absl import app, flags
+from absl import flags
 
 from tfcaf.cli.errors import USER_ERRORS, exit_with
 

@@ -2,12 +2,12 @@
 
 import glob
 import os
-import sys
 
 import numpy as np
 from absl import app, flags, logging
 
 from tfcaf import applications, render
+from tfcaf.cli.errors import USER_ERRORS, exit_with
 from tfcaf.caf import METHODS, Explainer
 from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.caf.filters import FILTERS
@@ -83,7 +83,9 @@ def visualize_files(model, preprocess, paths, out_dir, method="l2caf", layer=Non
                 np.save(stem + suffix + ".npy", raw)
                 written += [stem + suffix + ".png", stem + suffix + ".npy"]
                 if snaps is not None:
-                    frames = to_image_size(snaps, size).numpy()
+                    # The batch records frames until its slowest image stops.
+                    used = -(-int(np.max(explanation.iterations[i])) // gif_every)
+                    frames = to_image_size(snaps[:used], size).numpy()
                     render.write_gif(stem + suffix + ".gif", pixels[i], frames)
                     written.append(stem + suffix + ".gif")
         logging.info("[%d/%d] images explained with %s at layer '%s'",

@@ -31,7 +31,6 @@ import logging
 import os
 import xml.etree.ElementTree as ElementTree
 
-import numpy as np
 
 from tfcaf.data import checks, dataset
 

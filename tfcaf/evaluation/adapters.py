@@ -48,18 +48,23 @@ class KerasAdapter:
         """(B, K) logits or (B, D) embeddings."""
         return self._predict(images).numpy()
 
-    def heatmaps(self, images, labels, method):
-        """(B, H, W) heatmaps in [0, 1]; class-based methods explain `labels`
-        (the ground-truth class, which equals the top-1 class wherever top-1
-        localization can count)."""
+    def maps(self, images, labels, method):
+        """(raw (B, h, w), heatmaps (B, H, W) in [0, 1]); class-based methods
+        explain `labels` (the ground-truth class, which equals the top-1
+        class wherever top-1 localization can count)."""
         size = images.shape[1:3]
         if method == "cam" and isinstance(self.model, models.ACoLModel):
             fused = models.acol_localization_map(self.model, images, labels)
-            return to_image_size(fused, size).numpy()
+            return fused.numpy(), to_image_size(fused, size).numpy()
         targets = None if method == "l2caf" or (self.embedding and method == "gradcam") \
             else labels
         options = {"max_iterations": self.iterations} if method.startswith("l2caf") else {}
-        return self.explainer.explain(images, method, targets, **options).heatmaps
+        result = self.explainer.explain(images, method, targets, **options)
+        return result.maps, result.heatmaps
+
+    def heatmaps(self, images, labels, method):
+        """(B, H, W) heatmaps in [0, 1] (see `maps`)."""
+        return self.maps(images, labels, method)[1]
 
 
 class SavedModelAdapter:

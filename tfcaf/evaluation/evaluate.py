@@ -3,7 +3,6 @@
 import logging
 import os
 
-import numpy as np
 
 from tfcaf.evaluation import report, runner, sanity
 from tfcaf.evaluation.adapters import KerasAdapter
@@ -36,7 +35,7 @@ def _check(metrics, adapter):
 
 def evaluate(adapter, dataset, out_dir, metrics=("iou",), methods=("l2caf",),
              cam_threshold=0.2, iou_threshold=0.5, max_images=None, batch_size=32,
-             sanity_images=16, sanity_stages=6, seed=0):
+             sanity_images=16, sanity_stages=6, seed=0, sanity_cascading=True):
     """Runs the metrics and writes metrics.json, report.md, examples.png
     (and sanity.png) to `out_dir`. Returns the metrics dict."""
     _check(metrics, adapter)
@@ -62,16 +61,17 @@ def evaluate(adapter, dataset, out_dir, metrics=("iou",), methods=("l2caf",),
     if {"recall", "nmi"} & set(metrics):
         summary["retrieval"] = runner.retrieval_metrics(result, seed)
     if "sanity" in metrics:
+        summary["sanity_mode"] = "cascading" if sanity_cascading else "independent"
         summary["sanity"] = _sanity(adapter, dataset, methods, sanity_images,
-                                    sanity_stages, seed, out_dir)
+                                    sanity_stages, seed, out_dir, sanity_cascading)
     _write(out_dir, summary, result, methods, cam_threshold, bool(localizing))
     return summary
 
 
-def _sanity(adapter, dataset, methods, count, stages, seed, out_dir):
+def _sanity(adapter, dataset, methods, count, stages, seed, out_dir, cascading):
     images, labels, _ = next(iter(runner.validation_batches(dataset, count, count)))
     rows = sanity.randomization_check(adapter, images.numpy(), labels.numpy(), methods,
-                                      stages=stages, seed=seed)
+                                      stages=stages, cascading=cascading, seed=seed)
     report.sanity_plot(os.path.join(out_dir, "sanity.png"), rows, methods)
     return rows
 
@@ -93,9 +93,10 @@ def _write(out_dir, summary, result, methods, cam_threshold, pictures):
                                         list(summary["retrieval"]), first="net"), ""]
     if "sanity" in summary:
         table = {r["layer"]: {m: r[m]["spearman"] for m in methods} for r in summary["sanity"]}
-        lines += ["## Sanity check: Spearman correlation with the trained maps (cascading "
-                  "randomisation, output layer first)", "",
-                  report.markdown_table(table, methods, first="randomised down to", percent=False), "",
+        first = "randomised down to" if summary["sanity_mode"] == "cascading" else "randomised"
+        lines += [f"## Sanity check: Spearman correlation of |maps| with the trained maps "
+                  f"({summary['sanity_mode']} randomisation, output layer first)", "",
+                  report.markdown_table(table, methods, first=first, percent=False), "",
                   "![sanity](sanity.png)", ""]
     if pictures and methods:
         report.example_grid(os.path.join(out_dir, "examples.png"), result.examples,

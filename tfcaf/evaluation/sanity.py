@@ -43,7 +43,8 @@ def reinitialize(layer, seed):
 
 
 def spearman(a, b):
-    """Mean over images of the rank correlation of |a| and |b|, (N, ...)."""
+    """Mean over images of the rank correlation of |a| and |b|, raw maps
+    (N, h, w)."""
     values = []
     for x, y in zip(a, b):
         x, y = np.abs(x).ravel(), np.abs(y).ravel()
@@ -71,11 +72,12 @@ def randomization_check(adapter, images, labels, methods, stages=6, cascading=Tr
         cascading: True: stage k randomises layers 1..k; False: only layer k.
 
     Returns:
-        list of rows {"layer": name, method: {"spearman": r, "ssim": s}}.
+        list of rows {"layer": name, method: {"spearman": r, "ssim": s}}:
+        Spearman of the absolute raw maps, SSIM of the image-sized heatmaps.
     """
     model = adapter.model
     trained_weights = model.get_weights()
-    reference = {m: adapter.heatmaps(images, labels, m) for m in methods}
+    reference = {m: adapter.maps(images, labels, m) for m in methods}
     rows = []
     try:
         for stage, layer in enumerate(weighted_layers(model)[:stages]):
@@ -84,9 +86,9 @@ def randomization_check(adapter, images, labels, methods, stages=6, cascading=Tr
             reinitialize(layer, seed + stage)
             row = {"layer": layer.name}
             for method in methods:
-                maps = adapter.heatmaps(images, labels, method)
-                row[method] = {"spearman": spearman(reference[method], maps),
-                               "ssim": ssim(reference[method], maps)}
+                raw, heat = adapter.maps(images, labels, method)
+                row[method] = {"spearman": spearman(reference[method][0], raw),
+                               "ssim": ssim(reference[method][1], heat)}
             rows.append(row)
     finally:
         model.set_weights(trained_weights)
