@@ -137,17 +137,26 @@ def test_cam_equals_gradcam_up_to_scale():
     np.testing.assert_allclose(cam.maps[1], images[1] @ kernel[:, 2], rtol=1e-4, atol=1e-5)
 
 
-def test_gradcam_on_embedding_output():
-    keras.utils.set_random_seed(6)
+def _embedding_model(seed, normalised):
+    """Identity features -> GAP -> Dense(3) ["embedding_dense"] [-> L2
+    normalisation]; the last layer is named "embedding"."""
+    keras.utils.set_random_seed(seed)
     inputs = keras.Input((H, W, CHANNELS))
     features = keras.layers.Conv2D(CHANNELS, 1, kernel_initializer=_IDENTITY,
                                    use_bias=False)(inputs)
     pooled = keras.layers.GlobalAveragePooling2D()(features)
-    model = keras.Model(inputs, keras.layers.Dense(3, name="embedding")(pooled))
+    dense = keras.layers.Dense(3, name="embedding_dense" if normalised else "embedding")
+    outputs = dense(pooled)
+    if normalised:
+        outputs = keras.layers.UnitNormalization(name="embedding")(outputs)
+    return keras.Model(inputs, outputs), dense
+
+
+def test_gradcam_on_embedding_output():
+    model, dense = _embedding_model(6, normalised=False)
     images = _images(2, seed=6)
     result = tfcaf.explain(model, images, method="gradcam")
-    kernel = model.get_layer("embedding").kernel.numpy()
-    bias = model.get_layer("embedding").bias.numpy()
+    kernel, bias = dense.kernel.numpy(), dense.bias.numpy()
     for i in range(2):
         e = images[i].mean(axis=(0, 1)) @ kernel + bias
         # y = e·sg(e): ∂y/∂A[ij] = W e / (h·w) at every position, so α = W e / (h·w).
@@ -196,17 +205,10 @@ def test_unknown_options_are_rejected():
 
 
 def test_gradcam_on_normalised_embedding_explains_the_embedding_before_it():
-    keras.utils.set_random_seed(9)
-    inputs = keras.Input((H, W, CHANNELS))
-    features = keras.layers.Conv2D(CHANNELS, 1, kernel_initializer=_IDENTITY,
-                                   use_bias=False)(inputs)
-    pooled = keras.layers.GlobalAveragePooling2D()(features)
-    dense = keras.layers.Dense(3, name="embedding_dense")(pooled)
-    model = keras.Model(inputs, keras.layers.UnitNormalization(name="embedding")(dense))
+    model, dense = _embedding_model(9, normalised=True)
     images = np.abs(_images(2, seed=9))
     result = tfcaf.explain(model, images, method="gradcam")
-    kernel = model.get_layer("embedding_dense").kernel.numpy()
-    bias = model.get_layer("embedding_dense").bias.numpy()
+    kernel, bias = dense.kernel.numpy(), dense.bias.numpy()
     for i in range(2):
         # u·sg(u) on the pre-normalisation embedding u (through the
         # normalisation the gradient of e·sg(e) is exactly zero).
