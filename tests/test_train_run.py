@@ -68,8 +68,11 @@ def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir, he
     proc = subprocess.Popen(_command(killed, data_dir, *steps), env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    index = killed / "checkpoints" / "ckpt-4.index"
-    while time.time() < deadline and proc.poll() is None and not index.exists():
+    state = killed / "checkpoints" / "checkpoint"  # written once ckpt-4 is complete
+
+    def saved():
+        return state.exists() and "ckpt-4" in state.read_text()
+    while time.time() < deadline and proc.poll() is None and not saved():
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
