@@ -196,6 +196,14 @@ class ImageDataset:
             dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
+    def evenly_spaced(self, count, batch_size=64, **example_options):
+        """Batches of `count` examples taken every len/count-th, in order,
+        so a slice covers all classes of a class-sorted split (validation
+        during training, `--max_images` in evaluation)."""
+        stride = max(1, len(self) // max(count, 1))
+        indices = tf.data.Dataset.range(0, len(self), stride).take(count)
+        return self.from_indices(indices, batch_size=batch_size, **example_options)
+
     def pipeline(self, batch_size=32, *, shuffle=False, seed=0,
                  augment=False, repeat=False, drop_remainder=False,
                  **example_options):

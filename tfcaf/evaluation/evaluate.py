@@ -69,7 +69,7 @@ def evaluate(adapter, dataset, out_dir, metrics=("iou",), methods=("l2caf",),
 
 
 def _sanity(adapter, dataset, methods, count, stages, seed, out_dir, cascading):
-    images, labels, _ = next(iter(runner.validation_batches(dataset, count, count)))
+    images, labels, _ = next(iter(dataset.evenly_spaced(count, count)))
     rows = sanity.randomization_check(adapter, images.numpy(), labels.numpy(), methods,
                                       stages=stages, cascading=cascading, seed=seed)
     report.sanity_plot(os.path.join(out_dir, "sanity.png"), rows, methods)

@@ -11,7 +11,6 @@ import numpy as np
 from tfcaf.evaluation.adapters import top1_correct
 from tfcaf.metrics import localization as loc
 from tfcaf.metrics.retrieval import nmi, recall_at_k
-from tfcaf.training.inputs import validation_batches
 
 log = logging.getLogger("tfcaf.evaluate")
 
@@ -55,7 +54,7 @@ def run_pass(adapter, dataset, methods, cam_threshold=0.2, max_images=None,
     v1, v2 = {m: [] for m in methods}, {m: [] for m in methods}
     examples = {"images": [], "boxes": [], "heatmaps": {m: [] for m in methods}}
     started, done = time.time(), 0
-    for images, batch_labels, boxes in validation_batches(dataset, total, batch_size):
+    for images, batch_labels, boxes in dataset.evenly_spaced(total, batch_size):
         images, batch_labels, boxes = images.numpy(), batch_labels.numpy(), boxes.numpy()
         outputs.append(adapter.outputs(images))
         labels.append(batch_labels)

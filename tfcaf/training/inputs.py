@@ -59,10 +59,3 @@ def training_batches(dataset, config, start_step):
             .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE))
-
-
-def validation_batches(dataset, count, batch_size=64):
-    """A fixed slice of the first `count` examples (every k-th, all classes)."""
-    stride = max(1, len(dataset) // max(count, 1))
-    indices = tf.data.Dataset.range(0, len(dataset), stride).take(count)
-    return dataset.from_indices(indices, batch_size=batch_size)

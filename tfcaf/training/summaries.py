@@ -9,7 +9,6 @@ import tensorflow as tf
 from tfcaf import render
 from tfcaf.caf import Explainer
 from tfcaf.metrics.retrieval import recall_at_k
-from tfcaf.training import inputs
 
 log = logging.getLogger("tfcaf.train")
 
@@ -27,7 +26,7 @@ class Summaries:
 
     def __init__(self, config, model, val_data, enabled=True):
         self.config, self.model, self.enabled = config, model, enabled
-        self.val_batches = inputs.validation_batches(val_data, config.val_examples)
+        self.val_batches = val_data.evenly_spaced(config.val_examples)
         self._explainer = None
         if enabled:
             self.train_writer = tf.summary.create_file_writer(
