@@ -81,27 +81,24 @@ def run_pass(adapter, dataset, methods, cam_threshold=0.2, max_images=None,
 
 
 def localization_metrics(result, embedding, iou_threshold=0.5):
-    """method -> {top1_loc, gt_known_loc} in [0, 1]."""
+    """method -> {top1_loc, gt_known_loc} in [0, 1], and the top-1 rate."""
     correct = top1_correct(result.outputs, result.labels, embedding)
     table = {}
     for method, ious in result.ious.items():
-        hits = ious >= iou_threshold
-        table[method] = {"top1_loc": float(np.mean(hits & correct)),
-                         "gt_known_loc": float(np.mean(hits))}
+        accuracy = loc.accuracy_from_ious(ious, correct, iou_threshold)
+        table[method] = {k: accuracy[k] for k in ("top1_loc", "gt_known_loc")}
     return table, float(np.mean(correct))
 
 
 def maxboxacc_metrics(result):
     """method -> {maxboxacc_v1, best_threshold, maxboxacc_v2}."""
-    thresholds = loc.MAXBOXACC_THRESHOLDS
     table = {}
     for method in result.sweep_v1:
-        accuracy = (result.sweep_v1[method] >= 0.5).mean(axis=0)
-        per_iou = [(result.sweep_v2[method] >= d).mean(axis=0).max()
-                   for d in loc.MAXBOXACC_V2_IOUS]
-        table[method] = {"maxboxacc_v1": float(accuracy.max()),
-                         "best_threshold": float(thresholds[int(accuracy.argmax())]),
-                         "maxboxacc_v2": float(np.mean(per_iou))}
+        v1 = loc.max_box_acc_from_ious(result.sweep_v1[method], version=1)
+        v2 = loc.max_box_acc_from_ious(result.sweep_v2[method], version=2)
+        table[method] = {"maxboxacc_v1": v1["max_box_acc"],
+                         "best_threshold": v1["best_threshold"],
+                         "maxboxacc_v2": v2["max_box_acc"]}
     return table
 
 

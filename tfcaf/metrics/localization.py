@@ -101,9 +101,15 @@ def localization_accuracy(heatmaps, gt_boxes, correct, threshold=0.2, iou_thresh
     Returns:
         dict with "top1_loc", "gt_known_loc" in [0, 1] and "hits" (N,) bool.
     """
-    hits = np.array([
-        best_iou(_as_boxes(largest_component_box(h, threshold)), g) >= iou_threshold
-        for h, g in zip(heatmaps, gt_boxes)], dtype=bool)
+    ious = np.array([best_iou(_as_boxes(largest_component_box(h, threshold)), g)
+                     for h, g in zip(heatmaps, gt_boxes)])
+    return accuracy_from_ious(ious, correct, iou_threshold)
+
+
+def accuracy_from_ious(ious, correct, iou_threshold=0.5):
+    """Top-1 / GT-known accuracy from each image's box IoU (N,) and top-1
+    correctness (N,) bool; returns them with "hits" (N,) bool."""
+    hits = np.asarray(ious) >= iou_threshold
     correct = np.asarray(correct, bool)
     return {"top1_loc": float(np.mean(hits & correct)) if len(hits) else 0.0,
             "gt_known_loc": float(np.mean(hits)) if len(hits) else 0.0,
@@ -142,7 +148,14 @@ def max_box_acc(heatmaps, gt_boxes, thresholds=MAXBOXACC_THRESHOLDS, version=1):
     """
     thresholds = np.asarray(thresholds, np.float64)
     ious = np.stack([sweep_ious(h, g, thresholds)[version - 1]
-                     for h, g in zip(heatmaps, gt_boxes)])  # (N, T)
+                     for h, g in zip(heatmaps, gt_boxes)])
+    return max_box_acc_from_ious(ious, thresholds, version)
+
+
+def max_box_acc_from_ious(ious, thresholds=MAXBOXACC_THRESHOLDS, version=1):
+    """MaxBoxAcc from (N, T) best IoUs per threshold (`sweep_ious`: its
+    first output for version 1, its second for version 2)."""
+    thresholds = np.asarray(thresholds, np.float64)
     if version == 1:
         accuracy = (ious >= 0.5).mean(axis=0)
         best = int(np.argmax(accuracy))
