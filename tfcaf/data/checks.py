@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
+from tfcaf.errors import TfcafError
+
 log = logging.getLogger(__name__)
 
 CHECK_LEVELS = ("none", "exists", "header", "full")
@@ -23,7 +25,7 @@ outside. Annotations disagree on inclusive vs. exclusive right edges, which
 moves an edge by one pixel; within this tolerance boxes are clipped."""
 
 
-class DataError(ValueError):
+class DataError(TfcafError):
     """A dataset file is missing, malformed or corrupt (the message names it)."""
 
 
