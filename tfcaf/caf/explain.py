@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcaf.caf import baselines, filters, heatmaps
-from tfcaf.caf.solver import SolverConfig, solve
+from tfcaf.caf import baselines, filters, heatmaps, objective
+from tfcaf.caf.solver import SolverConfig
 from tfcaf.caf.split import split_model
 
 METHODS = ("l2caf", "l2caf_specific", "cam", "gradcam")
@@ -77,9 +77,6 @@ class Explainer:
             raise ValueError(f"output must be 'logits' or 'embedding', not {output!r}")
         self._forward = tf.function(self._forward_impl, reduce_retracing=True)
         self._l2caf = tf.function(self._l2caf_impl, reduce_retracing=True)
-        # The closed-form loop is a few small ops per iteration, which XLA
-        # fuses (about 5x faster on a CPU); other heads stay un-compiled
-        # because arbitrary layers may not compile.
         self._l2caf_xla = tf.function(self._l2caf_impl, reduce_retracing=True,
                                       jit_compile=True)
         self._gradcam = tf.function(self._gradcam_impl, reduce_retracing=True)
@@ -93,37 +90,8 @@ class Explainer:
         feature_maps = tf.cast(self.split.features(images, training=False), tf.float32)
         return feature_maps, self.split.head(feature_maps, training=False)
 
-    def _head_outputs(self, feature_maps):
-        """Function c (B, h, w) -> filtered head outputs FT (B, K)."""
-        dense = self.split.dense
-        if dense is None:
-            return lambda c: tf.cast(self.split.head(
-                feature_maps * c[..., None], training=False), tf.float32)
-        _, h, w, _ = feature_maps.shape
-        kernel = tf.cast(dense.kernel, tf.float32)
-        # Dense(GAP(A * c)) = Σ_ij c_ij G_ij + b: G is computed once, so an
-        # iteration costs O(h·w·K) instead of a pass through the head.
-        g = tf.einsum("bhwc,ck->bhwk", feature_maps, kernel) / float(h * w)
-        g = tf.reshape(g, (-1, h * w, kernel.shape[-1]))
-        bias = tf.cast(dense.bias, tf.float32) if dense.use_bias else 0.0
-        return lambda c: tf.einsum("bp,bpk->bk",
-                                   tf.reshape(c, (-1, h * w)), g) + bias
-
     def _l2caf_impl(self, feature_maps, targets, params, config):
-        _, h, w, _ = feature_maps.shape
-        outputs = self._head_outputs(feature_maps)
-        if targets is None:
-            unfiltered = outputs(tf.ones_like(feature_maps[..., 0]))
-
-            def loss(c):
-                return tf.reduce_mean(tf.square(unfiltered - outputs(c)), -1)
-        else:
-            num_classes = self.split.head.output.shape[-1]
-            signs = 1.0 - 2.0 * tf.one_hot(targets, num_classes)
-
-            def loss(c):
-                return tf.reduce_sum(signs * outputs(c), -1)
-        result = solve(loss, params, h, w, config)
+        result = objective.solve_l2caf(self.split, feature_maps, targets, params, config)
         return (result.maps, result.iterations, result.losses,
                 result.snapshots if config.snapshot_every else tf.zeros([0]))
 
@@ -171,8 +139,7 @@ class Explainer:
         # tf.function keys Python arguments by identity: equal configs must
         # be the same object, or every call would trace the solver again.
         config = self._configs.setdefault(config, config)
-        # XLA has no dynamically sized TensorArray: snapshots run un-compiled.
-        compiled = self.split.dense is not None and not config.snapshot_every
+        compiled = objective.compiles_with_xla(self.split, config)
         solver = self._l2caf_xla if compiled else self._l2caf
         return solver(feature_maps, targets, self.initial_filters(feature_maps, config), config)
 
