@@ -2,6 +2,7 @@
 one compiled `tf.while_loop`, each stopping on its own rule."""
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -56,9 +57,9 @@ class SolverConfig:
         return 0.0 if self.optimizer == "adam" else 1e-5
 
 
-@dataclass
-class Solution:
-    """Result of `solve` for B problems.
+class Solution(NamedTuple):
+    """Result of `solve` for B problems (a NamedTuple, so it crosses
+    `tf.function` boundaries as it is).
 
     Attributes:
         maps: (B, h, w) heatmaps (|f|/‖f‖ for l2norm, c(f) otherwise).
