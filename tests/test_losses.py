@@ -20,7 +20,7 @@ def _numpy_distances(x, metric):
 
 
 def numpy_triplet_semihard(labels, x, margin, metric):
-    """Loop over positive pairs, straight from SPEC.md section 4."""
+    """Loop over positive pairs, straight from docs/method.md §4."""
     dist = _numpy_distances(x, metric)
     terms = []
     for a in range(len(labels)):
