@@ -73,15 +73,16 @@ def evaluate_network(name, config, model_path, out_dir, max_images, iterations):
     """Localization (+ retrieval) metrics of one network on its test split."""
     from tfcaf import applications
     from tfcaf.data import load_dataset
-    from tfcaf.evaluation import KerasAdapter, evaluate
+    from tfcaf.evaluation import EvalConfig, KerasAdapter, evaluate
     model, _ = applications.load_model(model_path)
     adapter = KerasAdapter(model, iterations=iterations)
     split = "retrieval_test" if config.metric_learning else "test"
     dataset = load_dataset("digits", config.data_dir, split, image_size=config.image_size)
     metrics = ["iou", "maxboxacc"] + (["recall", "nmi"] if config.metric_learning else [])
     methods = ["cam", "gradcam", "l2caf", "l2caf_specific"]
-    return evaluate(adapter, dataset, os.path.join(out_dir, "eval", name), metrics, methods,
-                    max_images=max_images, seed=config.seed), model
+    eval_config = EvalConfig(metrics=metrics, methods=methods, max_images=max_images,
+                             seed=config.seed)
+    return evaluate(adapter, dataset, os.path.join(out_dir, "eval", name), eval_config), model
 
 
 def _row(summary):

@@ -5,10 +5,10 @@ import os
 
 
 from tfcaf.evaluation import report, runner, sanity
+from tfcaf.errors import TfcafError
 from tfcaf.evaluation.adapters import KerasAdapter
+from tfcaf.evaluation.config import METRICS, EvalConfig
 from tfcaf.metrics import localization as loc
-
-METRICS = ("iou", "maxboxacc", "recall", "nmi", "sanity")
 log = logging.getLogger("tfcaf.evaluate")
 
 
@@ -24,25 +24,27 @@ def _usable_methods(adapter, methods):
 
 
 def _check(metrics, adapter):
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise ValueError(f"--metric: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
     if {"recall", "nmi"} & set(metrics) and not adapter.embedding:
-        raise ValueError("--metric=recall/nmi needs a retrieval net (embedding output)")
+        raise TfcafError("--metric=recall/nmi needs a retrieval net (embedding output)")
     if "sanity" in metrics and not isinstance(adapter, KerasAdapter):
-        raise ValueError("--metric=sanity randomises weights: give a .keras model")
+        raise TfcafError("--metric=sanity randomises weights: give a .keras model")
 
 
-def evaluate(adapter, dataset, out_dir, metrics=("iou",), methods=("l2caf",),
-             cam_threshold=0.2, iou_threshold=0.5, max_images=None, batch_size=32,
-             sanity_images=16, sanity_stages=6, seed=0, sanity_cascading=True):
-    """Runs the metrics and writes metrics.json, report.md, examples.png
-    (and sanity.png) to `out_dir`. Returns the metrics dict."""
+def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
+    """Runs the metrics of `config` (an `EvalConfig`) and writes
+    metrics.json, report.md, examples.png (and sanity.png) to `out_dir`.
+    Returns the metrics dict."""
+    config.validate()
+    metrics, methods, cam_threshold = config.metrics, config.methods, config.cam_threshold
+    iou_threshold, max_images, batch_size = config.iou_threshold, config.max_images, \
+        config.batch_size
+    sanity_images, sanity_stages, seed = config.sanity_images, config.sanity_stages, config.seed
+    sanity_cascading = config.sanity_cascading
     _check(metrics, adapter)
     methods = _usable_methods(adapter, methods)
     localizing = {"iou", "maxboxacc"} & set(metrics)
     if localizing and not methods:
-        raise ValueError("no --methods apply to this model")
+        raise TfcafError("no --methods apply to this model")
     os.makedirs(out_dir, exist_ok=True)
     result = runner.run_pass(adapter, dataset, methods if localizing else [],
                              cam_threshold, max_images, batch_size,

@@ -1,0 +1,90 @@
+"""`EvalConfig`: every setting of one evaluation run (`bin/evaluate`'s flags).
+
+Field names are the flag names, so a validation error names the flag the
+user typed (`--cam_threshold must be in [0, 1], got 2`).
+"""
+
+import dataclasses
+
+from tfcaf.errors import TfcafError
+
+METRICS = ("iou", "maxboxacc", "recall", "nmi", "sanity", "deletion", "insertion",
+           "average_drop", "pointing_game")
+# "wsolevaluation": boxes exactly as clovaai/wsolevaluation (the protocol of
+# the WSOL literature, docs/method.md §5); "tfcaf": 8-connected components of
+# the map at image size, exclusive box maxima.
+BOX_PROTOCOLS = ("wsolevaluation", "tfcaf")
+
+
+def _sequence(value):
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Settings of `tfcaf.evaluation.evaluate`.
+
+    Args:
+        metrics: any of `METRICS`.
+        methods: heatmap methods (those that do not apply to the model are
+            skipped with a warning).
+        cam_threshold: τ in [0, 1] of the box at a fixed threshold (top-1 /
+            GT-known localization).
+        iou_threshold: IoU in (0, 1] of a correct box.
+        box_protocol: one of `BOX_PROTOCOLS`.
+        max_images: evaluate an evenly spaced subset of this size (None: all).
+        batch_size: images per batch.
+        nmi_inits: K-means initialisations of NMI (10 as in the literature).
+        faithfulness_step: pixels removed/inserted per deletion/insertion
+            step (None: the image width).
+        sanity_images: images of the randomisation sanity check.
+        sanity_stages: layers randomised, from the output down.
+        sanity_cascading: True: cumulative randomisation; False: one layer
+            at a time.
+        seed: seed of K-means, of the randomisation and of noise baselines.
+    """
+    metrics: tuple = ("iou",)
+    methods: tuple = ("l2caf",)
+    cam_threshold: float = 0.2
+    iou_threshold: float = 0.5
+    box_protocol: str = "wsolevaluation"
+    max_images: int | None = None
+    batch_size: int = 32
+    nmi_inits: int = 10
+    faithfulness_step: int | None = None
+    sanity_images: int = 16
+    sanity_stages: int = 6
+    sanity_cascading: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        # Accept lists and single names; the frozen dataclass stores tuples.
+        object.__setattr__(self, "metrics", _sequence(self.metrics))
+        object.__setattr__(self, "methods", _sequence(self.methods))
+
+    def validate(self):
+        """Raises `TfcafError` naming the first bad field as its flag."""
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown:
+            raise TfcafError(f"--metric: unknown {', '.join(unknown)}; "
+                             f"choose from {', '.join(METRICS)}")
+        if not self.metrics:
+            raise TfcafError(f"--metric is empty; choose from {', '.join(METRICS)}")
+        if self.box_protocol not in BOX_PROTOCOLS:
+            raise TfcafError(f"--box_protocol must be one of {', '.join(BOX_PROTOCOLS)}, "
+                             f"got '{self.box_protocol}'")
+        if not 0.0 <= self.cam_threshold <= 1.0:
+            raise TfcafError(f"--cam_threshold must be in [0, 1], got {self.cam_threshold:g}")
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise TfcafError(f"--iou_threshold must be in (0, 1], got {self.iou_threshold:g}")
+        for name in ("batch_size", "nmi_inits", "sanity_images", "sanity_stages"):
+            _check_positive(name, getattr(self, name))
+        for name in ("max_images", "faithfulness_step"):
+            if getattr(self, name) is not None:
+                _check_positive(name, getattr(self, name))
+        return self
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TfcafError(f"--{name} must be an integer >= 1, got {value!r}")
