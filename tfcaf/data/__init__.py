@@ -12,6 +12,7 @@ from tfcaf.data.cub import load_cub
 from tfcaf.data.dataset import ImageDataset
 from tfcaf.data.digits import DigitsConfig, default_cache_dir, load_digits
 from tfcaf.data.folder import load_folder
+from tfcaf.data.images import read_image
 from tfcaf.data.imagenet import load_imagenet
 from tfcaf.data.transforms import Augment
 
@@ -76,4 +77,4 @@ def _split(split, default):
 
 __all__ = ["Augment", "DATASETS", "DataError", "DigitsConfig", "ImageDataset",
            "default_cache_dir", "load_cub", "load_dataset", "load_digits",
-           "load_folder", "load_imagenet"]
+           "load_folder", "load_imagenet", "read_image"]

@@ -44,23 +44,27 @@ def _tail_is_complete(path, data_format):
     return marker in tail
 
 
-def _image_size(path, level):
-    """(width, height) of the image at `path`, in pixels.
+def check_image(path, level="header"):
+    """(width, height) of the image at `path`, in pixels, after the checks
+    of `level` (see `check_examples`); None for level "exists".
 
     Raises:
-        DataError: absent, unreadable or (per `level`) truncated file.
+        DataError: absent file, a folder, unreadable or (level "header" or
+            "full") truncated file, naming `path`.
     """
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a folder, not an image")
     if not os.path.isfile(path):
-        raise DataError(f"image listed but absent: {path}")
+        raise DataError(f"image file absent: {path}")
     if level == "exists":
         return None
     try:
         with Image.open(path) as image:
             size = image.size
+            if not _tail_is_complete(path, image.format):
+                raise DataError(f"truncated image: {path}")
             if level == "full":
                 image.load()
-            elif not _tail_is_complete(path, image.format):
-                raise DataError(f"truncated image: {path}")
     except DataError:
         raise
     except Exception as error:  # PIL raises many types for corrupt data
@@ -89,7 +93,7 @@ def _check_boxes(path, boxes, size):
 def _check_one(args):
     path, boxes, level = args
     try:
-        return _check_boxes(path, boxes, _image_size(path, level)), None
+        return _check_boxes(path, boxes, check_image(path, level)), None
     except DataError as error:
         return None, str(error)
 
