@@ -30,7 +30,8 @@ def test_component_boxes_by_hand():
                                      np.where(np.eye(5) > 0, np.nan, 1.0)])
 def test_degenerate_maps_give_no_box_and_count_as_misses(heatmap):
     assert loc.largest_component_box(heatmap) is None
-    result = loc.localization_accuracy([heatmap], [np.array([[0, 0, 5, 5]])], [True])
+    result = loc.localization_accuracy([heatmap], [np.array([[0, 0, 5, 5]])], [True],
+                                       protocol="tfcaf")
     assert result["gt_known_loc"] == 0.0 and result["top1_loc"] == 0.0
 
 
@@ -44,7 +45,8 @@ def test_localization_accuracy_by_hand():
     gt = [np.array([[1, 2, 4, 6], [-1, -1, -1, -1]]),      # exact
           np.array([[1, 2, 4, 9]]),                          # IoU 12/21 = 0.571
           np.array([[0, 0, 4, 9]])]                          # IoU 12/36 = 0.333
-    result = loc.localization_accuracy(heatmaps, gt, correct=[True, False, True])
+    result = loc.localization_accuracy(heatmaps, gt, correct=[True, False, True],
+                                       protocol="tfcaf")
     np.testing.assert_array_equal(result["hits"], [True, True, False])
     assert result["gt_known_loc"] == pytest.approx(2 / 3)
     assert result["top1_loc"] == pytest.approx(1 / 3)
@@ -66,7 +68,7 @@ def _reference_iou(a, b):
     return ix * iy / union
 
 
-def test_max_box_acc_equals_brute_force_sweep():
+def test_tfcaf_protocol_max_box_acc_equals_brute_force_sweep():
     rng = np.random.default_rng(0)
     heatmaps, gt = [], []
     for _ in range(12):
@@ -87,8 +89,8 @@ def test_max_box_acc_equals_brute_force_sweep():
         best_v1 = max(best_v1, np.mean(np.array(ious_first) >= 0.5))
         for d in best_v2:
             best_v2[d] = max(best_v2[d], np.mean(np.array(ious_all) >= d))
-    v1 = loc.max_box_acc(heatmaps, gt, thresholds, version=1)
-    v2 = loc.max_box_acc(heatmaps, gt, thresholds, version=2)
+    v1 = loc.max_box_acc(heatmaps, gt, version=1, protocol="tfcaf", thresholds=thresholds)
+    v2 = loc.max_box_acc(heatmaps, gt, version=2, protocol="tfcaf", thresholds=thresholds)
     assert v1["max_box_acc"] == pytest.approx(best_v1)
     assert v2["max_box_acc"] == pytest.approx(np.mean(list(best_v2.values())))
     assert 0.0 < v1["max_box_acc"] < 1.0

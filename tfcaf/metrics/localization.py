@@ -1,15 +1,24 @@
-"""Boxes from heatmaps and localization accuracy (SPEC.md section 5).
+"""Boxes from heatmaps and localization accuracy (docs/method.md §5).
 
-Boxes are (x_min, y_min, x_max, y_max) in pixels with exclusive maxima: a
-component covering columns 3..5 has x_min = 3, x_max = 6, so a box's area
-is (x_max - x_min) · (y_max - y_min).
+Two box protocols:
+
+- "wsolevaluation" (the default): exactly clovaai/wsolevaluation, the
+  evaluation code of the WSOL literature; see `tfcaf.metrics.wsolevaluation`.
+- "tfcaf": 8-connected components of the map at image size, kept at ≥ τ.
+  Boxes are (x_min, y_min, x_max, y_max) in pixels with exclusive maxima: a
+  component covering columns 3..5 has x_min = 3, x_max = 6, so a box's area
+  is (x_max - x_min) · (y_max - y_min).
 """
 
 import cv2
 import numpy as np
 
+from tfcaf.errors import TfcafError
+from tfcaf.metrics import wsolevaluation
+
 MAXBOXACC_THRESHOLDS = np.arange(0.0, 1.0, 0.01)
 MAXBOXACC_V2_IOUS = (0.3, 0.5, 0.7)
+PROTOCOLS = ("wsolevaluation", "tfcaf")
 
 
 def _normalized(heatmap):
@@ -87,23 +96,32 @@ def best_iou(predicted, gt_boxes):
     return float(iou_matrix(predicted, gt).max())
 
 
-def localization_accuracy(heatmaps, gt_boxes, correct, threshold=0.2, iou_threshold=0.5):
-    """Top-1 and GT-known localization accuracy (CAM protocol).
+def localization_accuracy(heatmaps, gt_boxes, correct, threshold=0.2, iou_threshold=0.5,
+                          protocol="wsolevaluation", image_size=None):
+    """Top-1 and GT-known localization accuracy at one threshold τ, with the
+    box rule of `protocol` (its largest component/contour).
 
     Args:
-        heatmaps: (N, H, W) maps at image size.
+        heatmaps: (N, h, w) maps (for "tfcaf", at image size).
         gt_boxes: N arrays (M_i, 4), or (N, M, 4) padded with -1 rows.
         correct: (N,) bool: the top-1 class is right (classifiers) or the
             nearest neighbour has the query's class (retrieval nets).
         threshold: τ for the box.
         iou_threshold: IoU needed to count a box as a hit.
+        protocol, image_size: see `max_box_acc`.
 
     Returns:
         dict with "top1_loc", "gt_known_loc" in [0, 1] and "hits" (N,) bool.
     """
-    ious = np.array([best_iou(_as_boxes(largest_component_box(h, threshold)), g)
+    ious = np.array([box_iou_at(h, g, threshold, protocol, image_size)
                      for h, g in zip(heatmaps, gt_boxes)])
     return accuracy_from_ious(ious, correct, iou_threshold)
+
+
+def box_iou_at(heatmap, gt_boxes, threshold, protocol="wsolevaluation", image_size=None):
+    """Best IoU of the largest-component (largest-contour) box at τ with the
+    ground truth: the same rule as MaxBoxAcc v1 at that τ."""
+    return float(sweep_ious(heatmap, gt_boxes, [threshold], protocol, image_size)[0][0])
 
 
 def accuracy_from_ious(ious, correct, iou_threshold=0.5):
@@ -116,13 +134,40 @@ def accuracy_from_ious(ious, correct, iou_threshold=0.5):
             "hits": hits}
 
 
-def _as_boxes(box):
-    return np.zeros((0, 4)) if box is None else box[None]
+def check_protocol(protocol):
+    """Raises `TfcafError` unless `protocol` is one of `PROTOCOLS`."""
+    if protocol not in PROTOCOLS:
+        raise TfcafError(f"box protocol must be one of {', '.join(PROTOCOLS)}, "
+                         f"got {protocol!r}")
 
 
-def sweep_ious(heatmap, gt_boxes, thresholds):
-    """Best IoU at each threshold, (T,) for the largest component and (T,)
-    for the best of all components: the inputs of MaxBoxAcc v1 and v2."""
+def sweep_ious(heatmap, gt_boxes, thresholds, protocol="wsolevaluation", image_size=None):
+    """Best IoU at each threshold, (T,) for the largest component (contour)
+    and (T,) for the best of all: the inputs of MaxBoxAcc v1 and v2.
+
+    Args:
+        heatmap: (h, w) map.
+        gt_boxes: (M, 4) boxes in the frame of an `image_size` image.
+        thresholds: (T,) τ values.
+        protocol, image_size: see `max_box_acc`.
+    """
+    check_protocol(protocol)
+    if protocol == "wsolevaluation":
+        return wsolevaluation.sweep_ious(heatmap, gt_boxes, thresholds, image_size)
+    return _component_sweep_ious(_at_size(heatmap, image_size), gt_boxes, thresholds)
+
+
+def _at_size(heatmap, image_size):
+    """The map resized (bilinear) to `image_size` (H, W) when it differs."""
+    heatmap = np.asarray(heatmap, np.float64)
+    if image_size is None or tuple(heatmap.shape[:2]) == tuple(image_size) or heatmap.size == 0:
+        return heatmap
+    return cv2.resize(heatmap, (int(image_size[1]), int(image_size[0])),
+                      interpolation=cv2.INTER_LINEAR)
+
+
+def _component_sweep_ious(heatmap, gt_boxes, thresholds):
+    """`sweep_ious` of the "tfcaf" protocol (map at image size)."""
     largest, best = np.zeros(len(thresholds)), np.zeros(len(thresholds))
     norm, gt = _normalized(heatmap), valid_boxes(gt_boxes)
     if norm is None or len(gt) == 0:
@@ -135,19 +180,33 @@ def sweep_ious(heatmap, gt_boxes, thresholds):
     return largest, best
 
 
-def max_box_acc(heatmaps, gt_boxes, thresholds=MAXBOXACC_THRESHOLDS, version=1):
+def max_box_acc(heatmaps, gt_boxes, version=1, protocol="wsolevaluation",
+                image_size=None, thresholds=None):
     """MaxBoxAcc (Choe et al., CVPR 2020).
 
-    Version 1: max over τ of GT-known accuracy at IoU 0.5, largest component.
-    Version 2: boxes of all components (best match), the max over τ taken per
-    IoU threshold in {0.3, 0.5, 0.7}, then averaged.
+    Version 1: max over τ of GT-known accuracy at IoU 0.5, largest component
+    (contour). Version 2: boxes of all components (contours), best match,
+    the max over τ taken per IoU threshold in {0.3, 0.5, 0.7}, then averaged.
+    With protocol "wsolevaluation" the counts equal clovaai/wsolevaluation's
+    (`tfcaf.metrics.wsolevaluation`).
+
+    Args:
+        heatmaps: (N, h, w) raw maps at any resolution, or a list of 2-D maps.
+        gt_boxes: N arrays (M_i, 4) of (x0, y0, x1, y1) as the dataset gives
+            them, in the frame of an `image_size` image; -1 rows are padding.
+        version: 1 or 2.
+        protocol: "wsolevaluation" or "tfcaf".
+        image_size: (H, W) of the images (default: each map's own size).
+        thresholds: τ values (default 0, 0.01, ..., 0.99).
 
     Returns:
         dict with "max_box_acc" in [0, 1], "best_threshold" (v1) or
         "per_iou" (v2).
     """
-    thresholds = np.asarray(thresholds, np.float64)
-    ious = np.stack([sweep_ious(h, g, thresholds)[version - 1]
+    if version not in (1, 2):
+        raise TfcafError(f"MaxBoxAcc version must be 1 or 2, got {version!r}")
+    thresholds = MAXBOXACC_THRESHOLDS if thresholds is None else np.asarray(thresholds)
+    ious = np.stack([sweep_ious(h, g, thresholds, protocol, image_size)[version - 1]
                      for h, g in zip(heatmaps, gt_boxes)])
     return max_box_acc_from_ious(ious, thresholds, version)
 
