@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import tfcaf
 from tfcaf.caf import Explainer, filters
+from tfcaf.errors import TfcafError
 
 H = W = 8
 CHANNELS, CLASSES = 6, 4
@@ -84,7 +85,7 @@ def test_closed_form_path_equals_running_the_head():
 
 
 def test_class_specific_converges_to_closed_form():
-    """Dense(GAP) head: c(f) ∝ -G s with G[p] = Wᵀ A[p] / (h·w) (SPEC.md §1)."""
+    """Dense(GAP) head: c(f) ∝ -G s with G[p] = Wᵀ A[p] / (h·w) (docs/method.md §1)."""
     model = _gap_dense_model(seed=3)
     images = _images(4, seed=3)
     targets = np.array([0, 1, 2, 3])
@@ -200,8 +201,10 @@ def test_unknown_options_are_rejected():
         tfcaf.explain(model, _images(1), filter="box")
     with pytest.raises(ValueError, match="unknown method"):
         tfcaf.explain(model, _images(1), method="lime")
-    with pytest.raises(TypeError):
+    with pytest.raises(TfcafError, match="not_an_option"):
         tfcaf.explain(model, _images(1), not_an_option=1)
+    with pytest.raises(TfcafError, match="'cam'.*filter"):
+        tfcaf.explain(model, _images(1), method="cam", filter="l2norm")
 
 
 def test_gradcam_on_normalised_embedding_explains_the_embedding_before_it():

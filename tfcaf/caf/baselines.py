@@ -1,4 +1,4 @@
-"""CAM and Grad-CAM on a split model (SPEC.md section 2)."""
+"""CAM, Grad-CAM and Grad-CAM++ on a split model (docs/method.md §2)."""
 
 import tensorflow as tf
 
@@ -18,8 +18,8 @@ def cam(feature_maps, dense, targets):
     return tf.einsum("bhwc,bc->bhw", feature_maps, tf.cast(weights, tf.float32))
 
 
-def gradcam(head, feature_maps, targets=None):
-    """Grad-CAM: ReLU(Σ_c α_c A[..., c]), α_c = spatial mean of ∂y/∂A.
+def score_gradients(head, feature_maps, targets=None):
+    """g = ∂y/∂A for each image's score y.
 
     Args:
         head: model A -> output (B, K).
@@ -28,7 +28,7 @@ def gradcam(head, feature_maps, targets=None):
             for an embedding output, scoring y = e · stop_gradient(e).
 
     Returns:
-        (B, h, w) float32 maps, >= 0.
+        (B, h, w, C) float32 gradients.
     """
     with tf.GradientTape() as tape:
         tape.watch(feature_maps)
@@ -37,7 +37,49 @@ def gradcam(head, feature_maps, targets=None):
             scores = tf.reduce_sum(outputs * tf.stop_gradient(outputs), -1)
         else:
             scores = tf.gather(outputs, targets, batch_dims=1)
+        # Images are independent, so the gradient of the sum is each
+        # image's own gradient.
         total = tf.reduce_sum(scores)
-    grads = tape.gradient(total, feature_maps)
-    alpha = tf.reduce_mean(grads, axis=[1, 2])
-    return tf.nn.relu(tf.einsum("bhwc,bc->bhw", feature_maps, alpha))
+    return tape.gradient(total, feature_maps)
+
+
+def _weighted_sum(feature_maps, weights):
+    """ReLU(Σ_c w_c A[..., c]): (B, h, w, C), (B, C) -> (B, h, w)."""
+    return tf.nn.relu(tf.einsum("bhwc,bc->bhw", feature_maps, weights))
+
+
+def gradcam(head, feature_maps, targets=None):
+    """Grad-CAM: ReLU(Σ_c α_c A[..., c]), α_c = spatial mean of ∂y/∂A.
+
+    Args: as `score_gradients`.
+
+    Returns:
+        (B, h, w) float32 maps, >= 0.
+    """
+    grads = score_gradients(head, feature_maps, targets)
+    return _weighted_sum(feature_maps, tf.reduce_mean(grads, axis=[1, 2]))
+
+
+def gradcampp(head, feature_maps, targets=None, epsilon=1e-6):
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018, eq. 19).
+
+    With g = ∂y/∂A (the closed form for y = exp(score), written in the
+    score's gradients):
+        α_ijc = g² / (2 g² + (Σ_ab A_abc) g³ + ε), and 0 where g = 0;
+        w_c = Σ_ij α_ijc ReLU(g_ijc);  map = ReLU(Σ_c w_c A_c).
+    This is exactly jacobgil/pytorch-grad-cam's `GradCAMPlusPlus` (same
+    ε = 1e-6 and zeroing), so maps agree with that library's.
+
+    Args: as `score_gradients`; epsilon keeps α finite where the
+        denominator vanishes.
+
+    Returns:
+        (B, h, w) float32 maps, >= 0.
+    """
+    g = score_gradients(head, feature_maps, targets)
+    g2 = tf.square(g)
+    sums = tf.reduce_sum(feature_maps, axis=[1, 2], keepdims=True)
+    alpha = g2 / (2.0 * g2 + sums * g2 * g + epsilon)
+    alpha = tf.where(tf.equal(g, 0.0), tf.zeros_like(alpha), alpha)
+    weights = tf.reduce_sum(alpha * tf.nn.relu(g), axis=[1, 2])
+    return _weighted_sum(feature_maps, weights)

@@ -1,17 +1,19 @@
 """Public entry point: `explain(model, images, method=...)` and `Explainer`."""
 
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcaf.caf import baselines, filters, heatmaps, objective
+from tfcaf.caf import filters, heatmaps, objective
+from tfcaf.caf.methods import METHODS, method as lookup_method
 from tfcaf.caf.solver import SolverConfig
 from tfcaf.caf.split import split_model
+from tfcaf.errors import TfcafError
 
-METHODS = ("l2caf", "l2caf_specific", "cam", "gradcam")
+_SOLVER_OPTIONS = frozenset(f.name for f in fields(SolverConfig))
 
 
 @dataclass
@@ -22,13 +24,14 @@ class Explanation:
         heatmaps: (B, H, W) — or (B, T, H, W) when targets were given as a
             (B, T) array — float32 in [0, 1] at image size.
         maps: the raw maps at feature-map size, (B, h, w) or (B, T, h, w).
-        targets: (B,) or (B, T) class ids explained; None for
-            class-oblivious L2-CAF and embedding Grad-CAM.
+        targets: (B,) or (B, T) class ids explained; None when the method
+            took none (class-oblivious L2-CAF, any method on an embedding).
         layer: name of the layer that was split.
         method: one of `METHODS`.
-        iterations, losses: L2-CAF only: updates and last loss per problem,
-            shaped like `targets` (or (B,)).
-        snapshots: L2-CAF with `snapshot_every`: (B[, T], S, h, w) maps.
+        iterations, losses: iterative methods only: updates and last loss
+            per problem, shaped like `targets` (or (B,)).
+        snapshots: iterative methods with `snapshot_every`: (B[, T], S, h, w)
+            maps.
     """
     heatmaps: np.ndarray
     maps: np.ndarray
@@ -51,13 +54,15 @@ def _output_kind(model):
 
 
 class Explainer:
-    """L2-CAF, CAM and Grad-CAM for one model split at one layer.
+    """Every method of `METHODS` for one model split at one layer.
 
     Build once and call `explain` many times: the split and the compiled
-    solver are reused.
+    solver are reused. `forward`, `solve` and `raw_maps` are the graph-safe
+    pieces `explain` is made of (the SavedModel export calls them inside
+    its own `tf.function`s).
 
     Args:
-        model: functional/Sequential Keras model taking (B, H, W, 3) images
+        model: functional/Sequential Keras model taking (B, H, W, C) images
             as it expects them (preprocessed as the model needs).
         layer: layer to split at; default the last 4-D layer that allows it.
         output: "logits" or "embedding"; default guessed from the final
@@ -65,83 +70,104 @@ class Explainer:
     """
 
     def __init__(self, model, layer=None, output=None):
+        if output not in (None, "logits", "embedding"):
+            raise TfcafError(f"output must be 'logits' or 'embedding', not {output!r}")
         self.split = split_model(model, layer)
         self.output = output or _output_kind(model)
-        self._gradcam_head = self.split.head
+        self.input_shape = tuple(model.input_shape)
+        # The head whose output gradients Grad-CAM(++) explain. Through a
+        # final L2 normalisation e·stop_gradient(e) has zero gradient, so
+        # there it is the head up to the embedding before the normalisation.
+        self.gradient_head = self.split.head
         if self.output == "embedding" and \
                 isinstance(model.layers[-1], keras.layers.UnitNormalization):
-            # Grad-CAM's e·stop_gradient(e) has zero gradient through an L2
-            # normalisation: it explains the embedding before it.
-            self._gradcam_head = split_model(model, self.split.layer, unnormalized=True).head
-        if self.output not in ("logits", "embedding"):
-            raise ValueError(f"output must be 'logits' or 'embedding', not {output!r}")
-        self._forward = tf.function(self._forward_impl, reduce_retracing=True)
-        self._l2caf = tf.function(self._l2caf_impl, reduce_retracing=True)
-        self._l2caf_xla = tf.function(self._l2caf_impl, reduce_retracing=True,
-                                      jit_compile=True)
-        self._gradcam = tf.function(self._gradcam_impl, reduce_retracing=True)
+            self.gradient_head = split_model(model, self.split.layer, unnormalized=True).head
+        self._forward = tf.function(self._forward_graph, reduce_retracing=True)
+        self._solvers = {
+            False: tf.function(self._solve_graph, reduce_retracing=True),
+            True: tf.function(self._solve_graph, reduce_retracing=True, jit_compile=True)}
+        self._raw_map_functions = {}
         self._configs = {}
 
     @property
     def layer(self):
         return self.split.layer
 
-    def _forward_impl(self, images):
+    def supports(self, method_name):
+        """None when `method_name` applies to this model, else a one-line
+        reason."""
+        try:
+            method = lookup_method(method_name)
+        except TfcafError as err:
+            return str(err)
+        if method.needs_logits and self.output == "embedding":
+            return "needs class logits, but the model's output is an embedding"
+        if method.needs_dense_gap_head and self.split.dense is None:
+            return (f"needs a Dense(GlobalAveragePooling2D) head after layer "
+                    f"'{self.layer}'; this head is different")
+        return None
+
+    def takes_targets(self, method_name):
+        """Whether `method_name` explains class ids on this model (else it
+        explains the output as a whole and takes no targets)."""
+        return lookup_method(method_name).uses_targets and self.output == "logits"
+
+    def forward(self, images):
+        """(feature_maps (B, h, w, C) float32, outputs (B, K)) for (B, H, W, C)
+        images; outputs are logits (a final softmax is left out)."""
+        return self._forward(images)
+
+    def _forward_graph(self, images):
         feature_maps = tf.cast(self.split.features(images, training=False), tf.float32)
         return feature_maps, self.split.head(feature_maps, training=False)
 
-    def _l2caf_impl(self, feature_maps, targets, params, config):
-        result = objective.solve_l2caf(self.split, feature_maps, targets, params, config)
-        return (result.maps, result.iterations, result.losses,
-                result.snapshots if config.snapshot_every else tf.zeros([0]))
+    def solve(self, feature_maps, targets=None, config=SolverConfig()):
+        """Solves the L2-CAF filter problem of each row of `feature_maps`.
 
-    def _gradcam_impl(self, feature_maps, targets):
-        return baselines.gradcam(self._gradcam_head, feature_maps, targets)
+        Args:
+            feature_maps: (P, h, w, C) float32 (from `forward`, repeated per
+                target when an image has several).
+            targets: None (class-oblivious) or (P,) int32 class ids.
+            config: `SolverConfig`.
 
-    def explain(self, images, method="l2caf", targets=None, **options):
-        """Heatmaps for a batch of images; see `tfcaf.explain`."""
-        if method not in METHODS:
-            raise ValueError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
-        images = tf.convert_to_tensor(images, tf.float32)
-        if len(images.shape) != 4:
-            raise ValueError(f"images must be (B, H, W, C), got shape {tuple(images.shape)}")
-        feature_maps, outputs = self._forward(images)
-        class_based = method != "l2caf" and not (
-            method == "gradcam" and self.output == "embedding")
-        if class_based and self.output == "embedding":
-            raise ValueError(
-                f"method '{method}' needs class logits, but the model's output is an "
-                "embedding; use 'l2caf' or 'gradcam'")
-        if not class_based and targets is not None:
-            raise ValueError(f"method '{method}' on this model takes no targets")
-        target_matrix, squeeze = (None, True)
-        if class_based:
-            target_matrix, squeeze = _target_matrix(targets, outputs)
-        result = self._run(method, feature_maps, target_matrix, options)
-        return self._package(result, target_matrix, squeeze, images.shape[1:3], method)
-
-    def _run(self, method, feature_maps, targets, options):
-        """Raw maps (P, h, w) (+ L2-CAF extras), P = B or B·T problems."""
-        if targets is not None:
-            t = targets.shape[1]
-            feature_maps = tf.repeat(feature_maps, t, axis=0)
-            targets = tf.constant(targets.reshape(-1), tf.int32)
-        if method == "cam":
-            if self.split.dense is None:
-                raise ValueError(
-                    f"CAM needs a Dense(GlobalAveragePooling2D) head after layer "
-                    f"'{self.layer}'; this head is different, use 'gradcam'")
-            return (baselines.cam(feature_maps, self.split.dense, targets),)
-        if method == "gradcam":
-            return (self._gradcam(feature_maps, targets),)
-        config = replace(SolverConfig(), **options)
+        Returns:
+            `solver.Solution` (maps (P, h, w), iterations, losses, snapshots).
+        """
         config.validate()
         # tf.function keys Python arguments by identity: equal configs must
         # be the same object, or every call would trace the solver again.
         config = self._configs.setdefault(config, config)
-        compiled = objective.compiles_with_xla(self.split, config)
-        solver = self._l2caf_xla if compiled else self._l2caf
-        return solver(feature_maps, targets, self.initial_filters(feature_maps, config), config)
+        if targets is not None:
+            targets = tf.cast(targets, tf.int32)
+        params = self.initial_filters(feature_maps, config)
+        solver = self._solvers[objective.compiles_with_xla(self.split, config)]
+        return solver(feature_maps, targets, params, config)
+
+    def _solve_graph(self, feature_maps, targets, params, config):
+        return objective.solve_l2caf(self.split, feature_maps, targets, params, config)
+
+    def raw_maps(self, feature_maps, method_name, targets=None):
+        """Raw (P, h, w) maps of a non-iterative method (CAM, Grad-CAM, ...).
+
+        Args:
+            feature_maps: (P, h, w, C) float32 from `forward`.
+            method_name: a method of `METHODS` that is not iterative.
+            targets: (P,) int32 class ids when `takes_targets(method_name)`,
+                else None.
+        """
+        method = lookup_method(method_name)
+        reason = self.supports(method_name)
+        if reason or method.iterative:
+            raise TfcafError(f"method '{method_name}': "
+                             f"{reason or 'iterative; call solve() for it'}")
+        if method.name not in self._raw_map_functions:
+            def raw_map_function(feature_maps, targets):
+                return method.compute(self, feature_maps, targets)
+            self._raw_map_functions[method.name] = tf.function(
+                raw_map_function, reduce_retracing=True)
+        if targets is not None:
+            targets = tf.cast(targets, tf.int32)
+        return self._raw_map_functions[method.name](feature_maps, targets)
 
     @staticmethod
     def initial_filters(feature_maps, config):
@@ -150,20 +176,75 @@ class Explainer:
         return filters.initial_parameters(config.filter, tf.shape(feature_maps)[0], h, w,
                                           config.init, config.seed)
 
-    def _package(self, result, targets, squeeze, size, method):
-        maps = result[0]
+    def explain(self, images, method="l2caf", targets=None, **options):
+        """Heatmaps for a batch of images; see `tfcaf.explain`."""
+        spec = lookup_method(method)
+        reason = self.supports(method)
+        if reason:
+            raise TfcafError(f"method '{method}' does not apply to this model: {reason}")
+        takes_targets = self.takes_targets(method)
+        if targets is not None and not takes_targets:
+            raise TfcafError(f"method '{method}' on this model takes no targets")
+        config = _solver_config(spec, options)
+        images = self._checked_images(images)
+        feature_maps, outputs = self.forward(images)
+        target_matrix, squeeze, flat_targets = None, True, None
+        if takes_targets:
+            target_matrix, squeeze = _target_matrix(targets, outputs)
+            feature_maps = tf.repeat(feature_maps, target_matrix.shape[1], axis=0)
+            flat_targets = tf.constant(target_matrix.reshape(-1), tf.int32)
+        if spec.iterative:
+            solution = spec.compute(self, feature_maps, flat_targets, config)
+        else:
+            solution = None
+            maps = self.raw_maps(feature_maps, method, flat_targets)
+        return self._package(solution.maps if solution else maps, solution,
+                             target_matrix, squeeze, images.shape[1:3], method)
+
+    def _checked_images(self, images):
+        """`images` as a float32 tensor; `TfcafError` unless it is a
+        non-empty, finite (B, H, W, C) batch of the model's input size."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        expected = "(B, " + ", ".join(str(d or "any") for d in self.input_shape[1:]) + ")"
+        fits = len(images.shape) == len(self.input_shape) and all(
+            want is None or want == got
+            for want, got in zip(self.input_shape[1:], images.shape[1:]))
+        if not fits or images.shape[0] == 0:
+            problem = "an empty batch" if fits else "a batch of the wrong shape"
+            raise TfcafError(f"images: got {problem}, shape {tuple(images.shape)}; the model "
+                             f"expects {expected} with B >= 1")
+        finite = tf.reduce_all(tf.math.is_finite(images), axis=list(range(1, images.shape.rank)))
+        if not bool(tf.reduce_all(finite)):
+            bad = np.flatnonzero(~finite.numpy()).tolist()
+            raise TfcafError(f"images: image(s) {bad} of the batch contain NaN or infinite "
+                             "values")
+        return images
+
+    def _package(self, maps, solution, targets, squeeze, size, method):
         lead = (-1,) if squeeze else (-1, targets.shape[1])
         image_maps = heatmaps.to_image_size(maps, size)
         reshape = lambda x: np.reshape(x.numpy(), lead + tuple(x.shape[1:]))
         extras = {}
-        if len(result) > 1:
-            extras = dict(iterations=reshape(result[1]), losses=reshape(result[2]))
-            if result[3].shape.rank == 4:
-                extras["snapshots"] = reshape(result[3])
+        if solution is not None:
+            extras = dict(iterations=reshape(solution.iterations),
+                          losses=reshape(solution.losses))
+            if solution.snapshots is not None:
+                extras["snapshots"] = reshape(solution.snapshots)
         return Explanation(
             heatmaps=reshape(image_maps), maps=reshape(maps),
             targets=None if targets is None else (targets[:, 0] if squeeze else targets),
             layer=self.layer, method=method, **extras)
+
+
+def _solver_config(method, options):
+    """The `SolverConfig` of `options`; `TfcafError` for options the method
+    does not take."""
+    unknown = sorted(set(options) - _SOLVER_OPTIONS) if method.iterative else sorted(options)
+    if unknown:
+        valid = ", ".join(sorted(_SOLVER_OPTIONS)) if method.iterative else "none"
+        raise TfcafError(f"method '{method.name}': unknown option(s) {', '.join(unknown)} "
+                         f"(valid: {valid})")
+    return SolverConfig(**options) if method.iterative else None
 
 
 def _target_matrix(targets, outputs):
@@ -183,12 +264,12 @@ def _target_matrix(targets, outputs):
     else:
         squeeze = False
     if array.ndim != 2 or array.shape[0] != batch:
-        raise ValueError(
+        raise TfcafError(
             f"targets must be an int, (B,) or (B, T) with B={batch}; got shape "
             f"{np.asarray(targets).shape}")
     if not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or \
             array.max() >= num_classes:
-        raise ValueError(
+        raise TfcafError(
             f"targets must be class ids in [0, {num_classes}); got {np.asarray(targets).tolist()}")
     return array.astype(np.int32), squeeze
 
@@ -202,20 +283,26 @@ def explain(model, images, method="l2caf", layer=None, targets=None, output=None
 
     Args:
         model: Keras model (functional or Sequential, nesting allowed).
-        images: (B, H, W, C) batch, as the model expects it.
-        method: "l2caf" (class-oblivious), "l2caf_specific", "cam" or
-            "gradcam".
+        images: (B, H, W, C) batch, as the model expects it (B >= 1, the
+            model's input size, finite values).
+        method: a name of `METHODS`: "l2caf" (class-oblivious),
+            "l2caf_specific", "cam", "gradcam" or "gradcampp".
         layer: layer to split at; default the last 4-D layer.
-        targets: class ids for class-specific methods: an int, (B,), or
-            (B, T) for several targets per image (solved independently);
-            default each image's top-1 class.
+        targets: class ids for methods that take them on a logits model:
+            an int, (B,), or (B, T) for several targets per image (solved
+            independently); default each image's top-1 class.
         output: "logits" | "embedding"; default guessed (see `Explainer`).
-        **options: `SolverConfig` fields for L2-CAF (filter, optimizer,
-            learning_rate, max_iterations, tolerance, init, seed,
-            snapshot_every, ...).
+        **options: `SolverConfig` fields for iterative methods (filter,
+            optimizer, learning_rate, max_iterations, tolerance, init,
+            seed, snapshot_every, ...).
 
     Returns:
         An `Explanation`; `.heatmaps` is (B, H, W) in [0, 1].
+
+    Raises:
+        TfcafError: unknown method or option, a method that does not apply
+            to the model, bad targets, or images that are not a non-empty
+            finite batch of the model's input size.
     """
     per_model = _EXPLAINERS.setdefault(model, {})
     key = (layer, output)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfcaf.caf import Explainer, SolverConfig
 from tfcaf.caf.heatmaps import to_image_size
+from tfcaf.errors import TfcafError
 
 
 def next_version(model_dir):
@@ -34,7 +35,7 @@ def _signatures(explainer, size, top_k, iterations):
 
     def predict(images):
         # The split head returns logits even for a model ending in softmax.
-        outputs = explainer._forward(images)[1]
+        outputs = explainer.forward(images)[1]
         if embedding:
             return {"embedding": outputs}
         probabilities = tf.nn.softmax(outputs, axis=-1)
@@ -48,12 +49,11 @@ def _signatures(explainer, size, top_k, iterations):
         return tf.map_fn(one, image_bytes, fn_output_signature=tf.float32)
 
     def l2caf(images, targets=None):
-        feature_maps, logits = explainer._forward(images)
+        feature_maps, logits = explainer.forward(images)
         if targets is not None:
             predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
             targets = tf.where(targets < 0, predicted, targets)
-        params = explainer.initial_filters(feature_maps, config)
-        maps = explainer._l2caf(feature_maps, targets, params, config)[0]
+        maps = explainer.solve(feature_maps, targets, config).maps
         result = {"maps": maps, "heatmaps": to_image_size(maps, (height, width))}
         if targets is not None:
             result["targets"] = targets
@@ -72,7 +72,7 @@ def _signatures(explainer, size, top_k, iterations):
     return endpoints
 
 
-def export_savedmodel(model, export_base, name, version=None, iterations=300,
+def export_savedmodel(model, export_base, name, *, version=None, iterations=300,
                       top_k=5, layer=None, image_size=None):
     """Writes `export_base/name/version/` and returns its path.
 
@@ -106,7 +106,7 @@ def export_savedmodel(model, export_base, name, version=None, iterations=300,
     _, height, width, _ = model.input_shape
     size = (height or (image_size or (None,))[0], width or (image_size or (None, None))[1])
     if None in size:
-        raise ValueError(f"model '{model.name}' has an open input size; pass image_size=(H, W)")
+        raise TfcafError(f"model '{model.name}' has an open input size; pass image_size=(H, W)")
     explainer = Explainer(model, layer=layer)
     archive = keras.export.ExportArchive()
     archive.track(model)
