@@ -96,13 +96,21 @@ def test_nmi_formula_limits_match_sklearn(labels, clusters):
     assert got == pytest.approx(want, abs=1e-12)
 
 
-def test_nmi_clusters_with_seeded_kmeans():
+def _sklearn_nmi(x, labels, n_init, seed):
+    clusters = KMeans(n_clusters=len(np.unique(labels)), n_init=n_init,
+                      random_state=seed).fit_predict(x)
+    return normalized_mutual_info_score(labels, clusters, average_method="geometric")
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_nmi_is_sklearn_kmeans_with_ten_initialisations(seed):
+    # 20 overlapping classes: restarts matter, so one K-means run differs.
     rng = np.random.default_rng(5)
-    labels = rng.integers(0, 6, size=240)
-    x = rng.normal(size=(6, 5))[labels] * 1.5 + rng.normal(size=(240, 5))
-    clusters = KMeans(n_clusters=6, n_init="auto", random_state=11).fit_predict(x)
-    want = normalized_mutual_info_score(labels, clusters, average_method="geometric")
-    got = nmi(x, labels, seed=11)
-    assert got == pytest.approx(want, rel=1e-12)
-    assert 0.3 < got < 1.0
-    assert nmi(x, labels, seed=11) == got
+    labels = rng.integers(0, 20, size=600)
+    x = rng.normal(size=(20, 8))[labels] * 1.2 + rng.normal(size=(600, 8))
+    got = nmi(x, labels, seed=seed)
+    assert got == pytest.approx(_sklearn_nmi(x, labels, 10, seed), rel=1e-12)
+    assert got != pytest.approx(_sklearn_nmi(x, labels, 1, seed), rel=1e-6)
+    assert nmi(x, labels, seed=seed, n_init=1) == pytest.approx(_sklearn_nmi(x, labels, 1, seed),
+                                                               rel=1e-12)
+    assert 0.3 < got < 1.0 and nmi(x, labels, seed=seed) == got
