@@ -1,5 +1,7 @@
 """Evaluation metrics. Retrieval (Recall@K, NMI) is exported here;
-localization metrics live in `tfcaf.metrics.localization`."""
+localization metrics live in `tfcaf.metrics.localization` (the
+wsolevaluation box protocol in `tfcaf.metrics.wsolevaluation`), faithfulness
+metrics in `tfcaf.metrics.faithfulness`."""
 
 from tfcaf.metrics.retrieval import nmi
 from tfcaf.metrics.retrieval import normalized_mutual_information
