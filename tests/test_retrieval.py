@@ -8,6 +8,7 @@ from sklearn.metrics import normalized_mutual_info_score
 from tfcaf.metrics import nmi
 from tfcaf.metrics import normalized_mutual_information
 from tfcaf.metrics import recall_at_k
+from tfcaf.metrics.retrieval import neighbour_hits
 
 
 def numpy_recall_at_k(embeddings, labels, ks):
@@ -29,6 +30,19 @@ def test_recall_matches_brute_force_on_random_data(chunk_size):
     got = recall_at_k(x, y, ks, chunk_size=chunk_size)
     assert got == numpy_recall_at_k(x, y, ks)
     assert 0.0 < got[1] < got[13] < 1.0
+
+
+def test_per_query_nearest_neighbour_hits_match_brute_force():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(150, 6))
+    y = rng.integers(0, 8, size=150)
+    dist = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    np.fill_diagonal(dist, np.inf)
+    expected = y[dist.argmin(axis=1)] == y
+    got = neighbour_hits(x, y, chunk_size=13)
+    assert got.shape == (150, 1)
+    np.testing.assert_array_equal(got[:, 0], expected)
+    assert 0 < expected.sum() < 150
 
 
 def test_recall_matches_brute_force_on_clustered_float32():

@@ -72,23 +72,23 @@ def _chunk_hits(queries, start, items, squared_norms, labels, kmax):
     return tf.cumsum(tf.cast(same, tf.int32), axis=1) > 0
 
 
-def recall_at_k(embeddings, labels, ks=(1, 2, 4, 8), *, chunk_size=None):
-    """Recall@K: a query counts when one of its K nearest other items
-    (Euclidean distance, the query itself excluded) shares its label.
+def neighbour_hits(embeddings, labels, kmax=1, *, chunk_size=None):
+    """Per query, whether one of its 1..kmax nearest other items (Euclidean
+    distance, the query itself excluded) shares its label.
 
     Args:
         embeddings: float array (N, D); float64 is kept, others use float32.
         labels: integer array (N,).
-        ks: the K values, each in [1, N - 1].
+        kmax: largest K, in [1, N - 1].
         chunk_size: queries per chunk; default keeps a chunk's distance
             matrix at about 2**25 entries.
 
     Returns:
-        dict K -> recall in [0, 1].
+        (N, kmax) bool; column 0 is the R@1 condition of each query.
     """
     embeddings, labels = _check_inputs(embeddings, labels)
     num_items = embeddings.shape[0]
-    ks = _check_ks(ks, num_items)
+    kmax = _check_ks((kmax,), num_items)[0]
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ELEMENTS // num_items)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
@@ -98,14 +98,30 @@ def recall_at_k(embeddings, labels, ks=(1, 2, 4, 8), *, chunk_size=None):
     items = tf.constant(embeddings, dtype)
     squared_norms = tf.reduce_sum(tf.square(items), axis=1)
     labels_t = tf.constant(labels)
-    kmax = tf.constant(max(ks), tf.int32)
-    hits = np.zeros(max(ks), np.int64)
-    for start in range(0, num_items, chunk_size):
-        found = _chunk_hits(items[start:start + chunk_size],
-                            tf.constant(start, tf.int32), items, squared_norms,
-                            labels_t, kmax)
-        hits += tf.reduce_sum(tf.cast(found, tf.int64), axis=0).numpy()
-    return {k: float(hits[k - 1] / num_items) for k in ks}
+    kmax_t = tf.constant(kmax, tf.int32)
+    return np.concatenate([
+        _chunk_hits(items[start:start + chunk_size], tf.constant(start, tf.int32), items,
+                    squared_norms, labels_t, kmax_t).numpy()
+        for start in range(0, num_items, chunk_size)])
+
+
+def recall_at_k(embeddings, labels, ks=(1, 2, 4, 8), *, chunk_size=None):
+    """Recall@K: a query counts when one of its K nearest other items
+    (Euclidean distance, the query itself excluded) shares its label.
+
+    Args:
+        embeddings: float array (N, D); float64 is kept, others use float32.
+        labels: integer array (N,).
+        ks: the K values, each in [1, N - 1].
+        chunk_size: queries per chunk (see `neighbour_hits`).
+
+    Returns:
+        dict K -> recall in [0, 1].
+    """
+    embeddings, labels = _check_inputs(embeddings, labels)
+    ks = _check_ks(ks, embeddings.shape[0])
+    hits = neighbour_hits(embeddings, labels, max(ks), chunk_size=chunk_size)
+    return {k: float(hits[:, k - 1].mean()) for k in ks}
 
 
 def normalized_mutual_information(labels, clusters):
