@@ -113,8 +113,8 @@ def test_pipeline_batches_pads_and_preprocesses(tmp_path):
     half = [40., 10., 70., 45.]  # BOX at half size
     np.testing.assert_allclose(batch_boxes, [
         [[-1] * 4, [-1] * 4], [half, [-1] * 4], [half, [0., 0., 50., 25.]]])
-    vgg, _, _ = next(iter(data.pipeline(3, preprocess="vgg16")))
-    # VGG16: RGB -> BGR, minus the ImageNet means (103.939, 116.779, 123.68).
+    vgg, _, _ = next(iter(data.pipeline(3, preprocess="caffe")))
+    # "caffe" (VGG16): RGB -> BGR, minus the ImageNet means (103.939, 116.779, 123.68).
     corner = images.numpy()[0, 0, 0]
     np.testing.assert_allclose(vgg.numpy()[0, 0, 0], corner[::-1] - [
         103.939, 116.779, 123.68], atol=1e-3)

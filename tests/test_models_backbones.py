@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from tfcaf.errors import TfcafError
 from tfcaf.models import (ADL, LocalResponseNormalization, build_model,
                           googlenet, insert_adl, load_weights_file, tiny_resnet)
 
@@ -187,7 +188,7 @@ def test_weights_file_round_trip_missing_and_mismatched(tmp_path):
     loaded = build_model("tiny_resnet", "classifier", num_classes=3, weights=path, **TINY)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
-    with pytest.raises(FileNotFoundError, match="nothing.weights.h5"):
+    with pytest.raises(TfcafError, match="nothing.weights.h5"):
         build_model("tiny_resnet", "classifier", num_classes=3,
                     weights=str(tmp_path / "nothing.weights.h5"), **TINY)
     with pytest.raises(ValueError, match="m.weights.h5' does not match model"):

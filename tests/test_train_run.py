@@ -54,7 +54,7 @@ def _checkpoint_step(model_dir):
 
 
 def _weights(model_dir):
-    model, _ = applications.load_model(os.path.join(model_dir, "model.keras"))
+    model = applications.load_model(os.path.join(model_dir, "model.keras"))
     return model.get_weights()
 
 

@@ -174,6 +174,9 @@ class ImageDataset:
             tf.data.Dataset of (images (B, H, W, 3), labels (B,), boxes
             (B, max_boxes, 4)), prefetched.
         """
+        # Checked here, eagerly: raised inside the tf.data map, a TfcafError
+        # would reach the caller wrapped in an autograph StagingError.
+        transforms.preprocess_fn(example_options.get("preprocess"))
         if indices.element_spec.shape.rank == 1:
             batch_size = indices.element_spec.shape[0] or batch_size
             if batch_size is None:

@@ -15,28 +15,11 @@ Padding rows, where a fixed count is needed, are all -1.
 
 import dataclasses
 
-import keras
 import tensorflow as tf
 
+from tfcaf.models.preprocessing import check_mode, preprocess_pixels
+
 RESIZE_MODES = ("resize", "crop")
-
-_PREPROCESS = {
-    "resnet50": keras.applications.resnet50.preprocess_input,
-    "resnet": keras.applications.resnet.preprocess_input,
-    "resnet_v2": keras.applications.resnet_v2.preprocess_input,
-    "vgg16": keras.applications.vgg16.preprocess_input,
-    "vgg19": keras.applications.vgg19.preprocess_input,
-    "inception_v3": keras.applications.inception_v3.preprocess_input,
-    "inception_resnet_v2":
-        keras.applications.inception_resnet_v2.preprocess_input,
-    "xception": keras.applications.xception.preprocess_input,
-    "mobilenet": keras.applications.mobilenet.preprocess_input,
-    "mobilenet_v2": keras.applications.mobilenet_v2.preprocess_input,
-    "densenet": keras.applications.densenet.preprocess_input,
-    "efficientnet": keras.applications.efficientnet.preprocess_input,
-    "convnext": keras.applications.convnext.preprocess_input,
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class Augment:
@@ -54,16 +37,17 @@ def preprocess_fn(preprocess):
     """The function mapping float32 RGB [0, 255] to a backbone's input.
 
     Args:
-        preprocess: None (identity: tfcaf models preprocess inside), a
-            `keras.applications` module name from `_PREPROCESS`, or a
-            callable.
+        preprocess: None (identity: tfcaf models preprocess inside), a mode
+            of `tfcaf.models.preprocessing.MODES` (e.g. "caffe" for an
+            external ResNet50/VGG16), or a callable.
+
+    Raises:
+        TfcafError: an unknown mode name (the message lists them).
     """
     if preprocess is None or callable(preprocess):
         return preprocess or (lambda image: image)
-    if preprocess not in _PREPROCESS:
-        raise ValueError(f"unknown preprocess {preprocess!r}; known: "
-                         f"{sorted(_PREPROCESS)}, None, or a callable")
-    return _PREPROCESS[preprocess]
+    mode = check_mode(preprocess)
+    return lambda image: preprocess_pixels(image, mode)
 
 
 def resize_boxes(boxes, src_hw, dst_hw):

@@ -22,7 +22,9 @@ from keras import layers
 
 from tfcaf import graph
 from tfcaf.models.googlenet import googlenet
+from tfcaf.errors import TfcafError
 from tfcaf.models.layers import ADL, ImagePreprocessing
+from tfcaf.models.weights import imagenet_download
 
 
 def _basic_block(x, filters, stride, name):
@@ -218,12 +220,29 @@ def build_backbone(name, image_size, weights=None, cam_conv=True,
     """
     spec = backbone_spec(name)
     if weights == "imagenet" and not spec.imagenet:
-        raise ValueError(
+        raise TfcafError(
             f"no ImageNet weights are available for backbone '{name}'; "
             "use weights=None or a path to a weights file of the model")
     shape = (*image_size, 3)
-    base = spec.build(shape, weights, cam_conv, **(options or {}))
-    images = keras.Input(shape=shape, name="images")
-    x = ImagePreprocessing(spec.preprocessing, name="preprocessing")(images)
-    (features,) = graph.replay(base, [x])
-    return keras.Model(images, features, name="backbone")
+    with imagenet_download(f"backbone '{name}'"):
+        base = spec.build(shape, weights, cam_conv, **(options or {}))
+    return with_preprocessing(base, spec.preprocessing, name="backbone")
+
+
+def with_preprocessing(model, mode, name=None):
+    """`model` preceded by an `ImagePreprocessing(mode)` layer named
+    "preprocessing", so that it takes raw RGB pixels in [0, 255].
+
+    Args:
+        model: functional model with one image input (B, H, W, 3).
+        mode: a key of `tfcaf.models.preprocessing.MODES`.
+        name: name of the new model (default `model.name`).
+
+    Returns:
+        A functional `keras.Model` sharing `model`'s layers and weights,
+        flat (nested models inlined), input named "images".
+    """
+    images = keras.Input(shape=model.input.shape[1:], name="images")
+    x = ImagePreprocessing(mode, name="preprocessing")(images)
+    return keras.Model(images, _single(graph.replay(model, [x])),
+                       name=name or model.name)

@@ -1,16 +1,13 @@
 """Serializable Keras layers shared by the tfcaf backbones: in-model image
 preprocessing, Caffe-style local response normalization (GoogLeNet) and the
-attention-based dropout layer ADL (Choe & Shim, CVPR 2019; SPEC.md section 3).
+attention-based dropout layer ADL (Choe & Shim, CVPR 2019; docs/method.md §3).
 """
 
 import keras
 import tensorflow as tf
 from keras import ops
 
-# Per-channel means of ImageNet in BGR order, as subtracted by the Caffe
-# models behind keras.applications' "caffe" preprocessing (ResNet50, VGG16).
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
-PREPROCESSING_MODES = ("caffe", "unit")
+from tfcaf.models.preprocessing import check_mode, preprocess_pixels
 
 
 def _require_4d(layer, input_shape):
@@ -29,9 +26,10 @@ class ImagePreprocessing(keras.layers.Layer):
     served or visualized.
 
     Args:
-        mode: "caffe": RGB -> BGR, then subtract the ImageNet BGR means
-            `CAFFE_BGR_MEAN` (keras.applications ResNet50 / VGG16, Caffe
-            GoogLeNet); "unit": divide by 255 to [0, 1] (tiny backbone).
+        mode: a key of `tfcaf.models.preprocessing.MODES`: "caffe" (RGB ->
+            BGR, minus the ImageNet BGR means: ResNet50, VGG16, Caffe
+            GoogLeNet), "torch", "tf", "unit" (x / 255: tiny_resnet) or
+            "none".
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Input shape: (B, H, W, 3) RGB in [0, 255]. Output shape: (B, H, W, 3).
@@ -39,11 +37,7 @@ class ImagePreprocessing(keras.layers.Layer):
 
     def __init__(self, mode="caffe", **kwargs):
         super().__init__(**kwargs)
-        if mode not in PREPROCESSING_MODES:
-            raise ValueError(
-                f"layer '{self.name}': unknown preprocessing mode '{mode}'; "
-                f"choose one of {', '.join(PREPROCESSING_MODES)}")
-        self.mode = mode
+        self.mode = check_mode(mode)
 
     def build(self, input_shape):
         _require_4d(self, input_shape)
@@ -53,10 +47,7 @@ class ImagePreprocessing(keras.layers.Layer):
                 f"shape {tuple(input_shape)}")
 
     def call(self, inputs):
-        if self.mode == "unit":
-            return inputs / ops.cast(255.0, inputs.dtype)
-        mean = ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype=inputs.dtype)
-        return ops.flip(inputs, axis=-1) - mean
+        return preprocess_pixels(inputs, self.mode)
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}

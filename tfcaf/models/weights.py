@@ -1,12 +1,17 @@
-"""Strict loading of weights files into tfcaf models."""
+"""Strict loading of weights files into tfcaf models, and the one message
+for an ImageNet weights download that fails."""
 
+import contextlib
 import io
 import os
+import re
 import tempfile
 import warnings
 import zipfile
 
 import h5py
+
+from tfcaf.errors import TfcafError
 
 
 def _array_paths(store):
@@ -55,12 +60,12 @@ def load_weights_file(model, path):
         path: `.weights.h5`, `.keras` or legacy `.h5` file.
 
     Raises:
-        FileNotFoundError: `path` does not exist.
-        ValueError: the file does not hold exactly `model`'s weights.
+        TfcafError: `path` does not exist or does not hold exactly
+            `model`'s weights.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise TfcafError(
             f"weights file '{path}' for model '{model.name}' does not exist")
     try:
         with warnings.catch_warnings():
@@ -74,14 +79,52 @@ def load_weights_file(model, path):
             model.load_weights(path)
         stored = _stored_paths(path)
     except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
-        raise ValueError(
+        raise TfcafError(
             f"weights file '{path}' does not match model '{model.name}': "
             f"{err}") from None
     if stored is None:
         return
     extra = sorted(stored - _model_paths(model))
     if extra:
-        raise ValueError(
+        raise TfcafError(
             f"weights file '{path}' does not match model '{model.name}': it "
             f"holds {len(extra)} arrays the model has no place for (e.g. "
             f"'{extra[0]}'); it was saved from a different architecture")
+
+
+def keras_cache_dir():
+    """The folder where Keras looks for downloaded weights before fetching
+    them: `$KERAS_HOME/models`, by default `~/.keras/models`."""
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return os.path.join(home, "models")
+
+
+# keras.utils.get_file reports a failed fetch as a bare Exception.
+_FETCH_FAILURE = re.compile(r"URL fetch failure on (\S+?): (?:None -- )?(.*)", re.S)
+
+
+@contextlib.contextmanager
+def imagenet_download(what):
+    """Turns a failed download of ImageNet weights inside the block into one
+    `TfcafError` saying what was fetched and how to go on offline.
+
+    Args:
+        what: the model being built, for the message (e.g. "ResNet50").
+
+    Raises:
+        TfcafError: a Keras weights download failed (no internet, proxy,
+            server error); other exceptions pass unchanged.
+    """
+    try:
+        yield
+    except Exception as error:  # get_file raises Exception itself
+        failure = _FETCH_FAILURE.match(str(error))
+        if failure is None:
+            raise
+        url, reason = failure.groups()
+        cached = os.path.join(keras_cache_dir(), os.path.basename(url))
+        raise TfcafError(
+            f"could not download the ImageNet weights of {what} from {url} "
+            f"({reason.strip()}); without internet use --weights=none (random "
+            f"weights), --weights=<a local weights file>, or place the file "
+            f"at {cached}") from None

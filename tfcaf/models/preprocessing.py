@@ -1,0 +1,60 @@
+"""The one table of input preprocessings: raw RGB pixels in [0, 255] to
+what a backbone was trained on.
+
+tfcaf models carry their preprocessing as the `ImagePreprocessing` layer,
+`keras.applications` models loaded by `tfcaf.applications` get it the same
+way, and the data pipelines (`ImageDataset.pipeline(preprocess=...)`) take
+the same mode names, so every preprocessing in the project is one of these.
+"""
+
+from keras import ops
+
+from tfcaf.errors import TfcafError
+
+# Per-channel ImageNet statistics, as keras.applications uses them.
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
+TORCH_RGB_STD = (0.229, 0.224, 0.225)
+
+MODES = {
+    "caffe": "RGB -> BGR, minus the ImageNet BGR means (ResNet50, VGG16/19, "
+             "Caffe GoogLeNet)",
+    "torch": "x / 255, minus the ImageNet RGB means, over their standard "
+             "deviations (DenseNet)",
+    "tf": "x / 127.5 - 1, to [-1, 1] (MobileNetV2, InceptionV3, Xception)",
+    "unit": "x / 255, to [0, 1] (tiny_resnet)",
+    "none": "identity (models that preprocess inside, e.g. EfficientNet)",
+}
+
+
+def check_mode(mode):
+    """`mode` if it names a row of `MODES`; TfcafError listing them otherwise."""
+    if mode not in MODES:
+        raise TfcafError(f"unknown preprocessing mode {mode!r}; choose one of "
+                         f"{', '.join(MODES)}")
+    return mode
+
+
+def preprocess_pixels(pixels, mode):
+    """Applies preprocessing `mode` to RGB pixels.
+
+    Args:
+        pixels: (..., 3) float tensor, RGB in [0, 255].
+        mode: a key of `MODES`.
+
+    Returns:
+        A tensor of the same shape and dtype.
+    """
+    check_mode(mode)
+    dtype = pixels.dtype
+    if mode == "caffe":
+        return ops.flip(pixels, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype)
+    if mode == "torch":
+        mean = ops.convert_to_tensor(TORCH_RGB_MEAN, dtype)
+        std = ops.convert_to_tensor(TORCH_RGB_STD, dtype)
+        return (pixels / ops.cast(255.0, dtype) - mean) / std
+    if mode == "tf":
+        return pixels / ops.cast(127.5, dtype) - ops.cast(1.0, dtype)
+    if mode == "unit":
+        return pixels / ops.cast(255.0, dtype)
+    return pixels
