@@ -1,16 +1,18 @@
 """What evaluation needs from a model, for `.keras` models and SavedModels:
-its outputs and a heatmap per method."""
+its outputs, a heatmap per method, and a scoring function for the
+faithfulness metrics. Which methods exist and what each needs comes from
+the engine's registry, `tfcaf.caf.METHODS`."""
 
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from tfcaf import applications, models
-from tfcaf.caf import Explainer
+from tfcaf.caf import METHODS, Explainer, method
 from tfcaf.caf.heatmaps import to_image_size
-
-METHODS = ("cam", "gradcam", "l2caf", "l2caf_specific")
+from tfcaf.errors import TfcafError
+from tfcaf.metrics.faithfulness import model_substrate
+from tfcaf.metrics.retrieval import neighbour_hits
 
 
 class KerasAdapter:
@@ -27,55 +29,70 @@ class KerasAdapter:
         self.explainer = Explainer(model, layer=layer)
         self.embedding = self.explainer.output == "embedding"
         self._predict = tf.function(lambda x: model(x, training=False))
+        # Logits even for a model ending in softmax: the faithfulness
+        # scores apply their own softmax.
+        self._logits = tf.function(lambda x: self.explainer.forward(x)[1],
+                                   reduce_retracing=True)
 
     @property
     def image_size(self):
         """(H, W) the model takes (224 where its input size is open)."""
         return applications.input_size(self.model)
 
-    def supports(self, method):
-        """None when `method` applies to this model, else the reason."""
-        if method not in METHODS:
-            return f"unknown method '{method}'; choose from {', '.join(METHODS)}"
-        if self.embedding and method in ("cam", "l2caf_specific"):
-            return f"{method} needs class logits; this model outputs an embedding"
-        if method == "cam" and self.explainer.split.dense is None and \
-                not isinstance(self.model, models.ACoLModel):
-            return "CAM needs a Dense(GlobalAveragePooling2D) head"
-        return None
+    def supports(self, method_name):
+        """None when `method_name` applies to this model, else the reason."""
+        if self._acol_cam(method_name):
+            return None
+        return self.explainer.supports(method_name)
+
+    def _acol_cam(self, method_name):
+        # ACoL models localize with their own fused branch maps, which is
+        # what CAM means for them (docs/method.md §3).
+        return method_name == "cam" and isinstance(self.model, models.ACoLModel)
 
     def outputs(self, images):
         """(B, K) logits or (B, D) embeddings."""
         return self._predict(images).numpy()
 
-    def maps(self, images, labels, method):
+    def scores_input(self):
+        """(predict, substrate) for `tfcaf.metrics.faithfulness`: raw pixels
+        (B, H, W, 3) -> logits (B, K) or embeddings (B, D), and the colour
+        the model's preprocessing maps to zero."""
+        return self._logits, model_substrate(self.model)
+
+    def maps(self, images, labels, method_name):
         """(raw (B, h, w), heatmaps (B, H, W) in [0, 1]); class-based methods
         explain `labels` (the ground-truth class, which equals the top-1
         class wherever top-1 localization can count)."""
         size = images.shape[1:3]
-        if method == "cam" and isinstance(self.model, models.ACoLModel):
+        if self._acol_cam(method_name):
             fused = models.acol_localization_map(self.model, images, labels)
             return fused.numpy(), to_image_size(fused, size).numpy()
-        targets = None if method == "l2caf" or (self.embedding and method == "gradcam") \
-            else labels
-        options = {"max_iterations": self.iterations} if method.startswith("l2caf") else {}
-        result = self.explainer.explain(images, method, targets, **options)
+        targets = labels if self.explainer.takes_targets(method_name) else None
+        options = {"max_iterations": self.iterations} if method(method_name).iterative else {}
+        result = self.explainer.explain(images, method_name, targets, **options)
         return result.maps, result.heatmaps
 
-    def heatmaps(self, images, labels, method):
+    def heatmaps(self, images, labels, method_name):
         """(B, H, W) heatmaps in [0, 1] (see `maps`)."""
-        return self.maps(images, labels, method)[1]
+        return self.maps(images, labels, method_name)[1]
 
 
 class SavedModelAdapter:
     """An export of `tfcaf.export`: outputs from `serving_default`, L2-CAF
     from the `explain` signatures (their iteration count was fixed at export
-    time); CAM and Grad-CAM are not in an export."""
+    time). The export's signatures say which methods it has: `explain`
+    (class-specific L2-CAF on a classifier, class-oblivious on a retrieval
+    net) and, on classifiers, `explain_oblivious`."""
 
     def __init__(self, path):
         self.loaded = tf.saved_model.load(path)
         self.signatures = self.loaded.signatures
         self.embedding = "explain_oblivious" not in self.signatures
+        oblivious = "explain" if self.embedding else "explain_oblivious"
+        self.method_signatures = {"l2caf": oblivious}
+        if not self.embedding:
+            self.method_signatures["l2caf_specific"] = "explain"
 
     @property
     def image_size(self):
@@ -83,25 +100,33 @@ class SavedModelAdapter:
         spec = self.signatures["serving_default"].structured_input_signature[1]["images"]
         return (int(spec.shape[1]), int(spec.shape[2]))
 
-    def supports(self, method):
-        if method == "l2caf" or (method == "l2caf_specific" and not self.embedding):
+    def supports(self, method_name):
+        if method_name in self.method_signatures:
             return None
-        return f"{method} is not available from a SavedModel (only l2caf" + \
-            ("" if self.embedding else ", l2caf_specific") + ")"
+        if method_name not in METHODS:
+            return f"unknown method '{method_name}'; choose one of {', '.join(METHODS)}"
+        return (f"not in this SavedModel, whose explain signatures give "
+                f"{', '.join(self.method_signatures)}")
 
     def outputs(self, images):
         result = self.signatures["serving_default"](images=tf.constant(images))
         return (result["embedding"] if self.embedding else result["probabilities"]).numpy()
 
-    def heatmaps(self, images, labels, method):
-        images = tf.constant(images)
-        if method == "l2caf_specific":
-            result = self.signatures["explain"](images=images,
-                                                targets=tf.constant(labels, tf.int32))
-        else:
-            name = "explain" if self.embedding else "explain_oblivious"
-            result = self.signatures[name](images=images)
-        return result["heatmaps"].numpy()
+    def scores_input(self):
+        raise TfcafError("faithfulness metrics need a .keras model (the substrate colour comes "
+                         "from its ImagePreprocessing layer), not a SavedModel")
+
+    def maps(self, images, labels, method_name):
+        """(raw (B, h, w), heatmaps (B, H, W) in [0, 1])."""
+        name = self.method_signatures[method_name]
+        inputs = {"images": tf.constant(images)}
+        if method(method_name).uses_targets:
+            inputs["targets"] = tf.constant(labels, tf.int32)
+        result = self.signatures[name](**inputs)
+        return result["maps"].numpy(), result["heatmaps"].numpy()
+
+    def heatmaps(self, images, labels, method_name):
+        return self.maps(images, labels, method_name)[1]
 
 
 def load_adapter(path, iterations=1000, layer=None):
@@ -109,23 +134,15 @@ def load_adapter(path, iterations=1000, layer=None):
     export folder; errors name the path."""
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-            raise FileNotFoundError(f"'{path}' is neither a .keras file nor a SavedModel folder")
+            raise TfcafError(f"'{path}' is neither a .keras file nor a SavedModel folder")
         return SavedModelAdapter(path)
-    model, _ = applications.load_model(path)
+    model = applications.load_model(path)
     return KerasAdapter(model, iterations=iterations, layer=layer)
 
 
 def top1_correct(outputs, labels, embedding):
     """(N,) bool: top-1 class right (classifiers), or nearest other item of
-    the same class (retrieval nets, the seed's R@1 condition)."""
+    the same class (retrieval nets: the R@1 condition, docs/method.md §5)."""
     if not embedding:
         return outputs.argmax(-1) == labels
-    x = outputs.astype(np.float64)
-    squared = (x ** 2).sum(1)
-    nearest = np.empty(len(x), np.int64)
-    for start in range(0, len(x), 1024):  # chunks: no N x N matrix
-        rows = slice(start, start + 1024)
-        distances = squared[rows, None] + squared[None, :] - 2 * x[rows] @ x.T
-        distances[np.arange(distances.shape[0]), np.arange(start, start + distances.shape[0])] = np.inf
-        nearest[rows] = distances.argmin(1)
-    return labels[nearest] == labels
+    return neighbour_hits(outputs, labels, 1)[:, 0]

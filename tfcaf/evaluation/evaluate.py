@@ -3,13 +3,17 @@
 import logging
 import os
 
-
-from tfcaf.evaluation import report, runner, sanity
 from tfcaf.errors import TfcafError
+from tfcaf.evaluation import report, runner, sanity
 from tfcaf.evaluation.adapters import KerasAdapter
-from tfcaf.evaluation.config import METRICS, EvalConfig
+from tfcaf.evaluation.config import EvalConfig
+from tfcaf.metrics import faithfulness as fm
 from tfcaf.metrics import localization as loc
+
 log = logging.getLogger("tfcaf.evaluate")
+_BOX_REFERENCE = {"wsolevaluation": "equal to clovaai/wsolevaluation@96f4b88",
+                  "tfcaf": "tfcaf's connected-component boxes (docs/method.md §5)"}
+_LOCALIZING = {"iou", "maxboxacc"}
 
 
 def _usable_methods(adapter, methods):
@@ -24,75 +28,146 @@ def _usable_methods(adapter, methods):
 
 
 def _check(metrics, adapter):
+    """User errors that can be told before any image is run."""
     if {"recall", "nmi"} & set(metrics) and not adapter.embedding:
         raise TfcafError("--metric=recall/nmi needs a retrieval net (embedding output)")
     if "sanity" in metrics and not isinstance(adapter, KerasAdapter):
         raise TfcafError("--metric=sanity randomises weights: give a .keras model")
+    if set(runner.FAITHFULNESS) & set(metrics):
+        adapter.scores_input()  # raises when the model cannot be scored
 
 
 def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
-    """Runs the metrics of `config` (an `EvalConfig`) and writes
-    metrics.json, report.md, examples.png (and sanity.png) to `out_dir`.
-    Returns the metrics dict."""
+    """Runs the metrics of `config` and writes metrics.json, report.md,
+    examples.png, curves.png (deletion/insertion) and sanity.png to
+    `out_dir`, which is created only once the results are ready.
+
+    Args:
+        adapter: a `KerasAdapter` or `SavedModelAdapter`.
+        dataset: a `tfcaf.data` dataset (images, labels, boxes).
+        out_dir: output folder.
+        config: an `EvalConfig`.
+
+    Returns:
+        The metrics dict written to metrics.json.
+    """
     config.validate()
-    metrics, methods, cam_threshold = config.metrics, config.methods, config.cam_threshold
-    iou_threshold, max_images, batch_size = config.iou_threshold, config.max_images, \
-        config.batch_size
-    sanity_images, sanity_stages, seed = config.sanity_images, config.sanity_stages, config.seed
-    sanity_cascading = config.sanity_cascading
+    metrics = set(config.metrics)
     _check(metrics, adapter)
-    methods = _usable_methods(adapter, methods)
-    localizing = {"iou", "maxboxacc"} & set(metrics)
-    if localizing and not methods:
+    methods = _usable_methods(adapter, config.methods)
+    mapping = (_LOCALIZING | set(runner.FAITHFULNESS)) & metrics
+    if mapping and not methods:
         raise TfcafError("no --methods apply to this model")
-    os.makedirs(out_dir, exist_ok=True)
-    result = runner.run_pass(adapter, dataset, methods if localizing else [],
-                             cam_threshold, max_images, batch_size,
-                             sweep="maxboxacc" in metrics)
+    result = runner.run_pass(adapter, dataset, methods if mapping else [], config)
     summary = {"dataset": f"{dataset.name}/{dataset.split}", "images": int(len(result.labels)),
-               "methods": {m: {} for m in methods}}
-    if "iou" in metrics:
-        table, top1 = runner.localization_metrics(result, adapter.embedding, iou_threshold)
-        summary["top1_condition"] = "R@1" if adapter.embedding else "top-1 class"
-        summary["top1_accuracy"] = top1
-        for method, values in table.items():
-            summary["methods"][method].update(values)
-    if "maxboxacc" in metrics:
-        for method, values in runner.maxboxacc_metrics(result).items():
-            summary["methods"][method].update(values)
-    if {"recall", "nmi"} & set(metrics):
-        summary["retrieval"] = runner.retrieval_metrics(result, seed)
+               "methods": {m: {} for m in (methods if mapping else [])},
+               "settings": _settings(config, adapter), "protocols": {}}
+    curves = _fill(summary, result, adapter, config)
     if "sanity" in metrics:
-        summary["sanity_mode"] = "cascading" if sanity_cascading else "independent"
-        summary["sanity"] = _sanity(adapter, dataset, methods, sanity_images,
-                                    sanity_stages, seed, out_dir, sanity_cascading)
-    _write(out_dir, summary, result, methods, cam_threshold, bool(localizing))
+        summary["sanity_mode"] = "cascading" if config.sanity_cascading else "independent"
+        summary["sanity"] = _sanity(adapter, dataset, methods, config)
+    _write(out_dir, summary, result, methods, config, curves)
     return summary
 
 
-def _sanity(adapter, dataset, methods, count, stages, seed, out_dir, cascading):
-    images, labels, _ = next(iter(dataset.evenly_spaced(count, count)))
-    rows = sanity.randomization_check(adapter, images.numpy(), labels.numpy(), methods,
-                                      stages=stages, cascading=cascading, seed=seed)
-    report.sanity_plot(os.path.join(out_dir, "sanity.png"), rows, methods)
-    return rows
+def _settings(config, adapter):
+    """Everything a number depends on, for metrics.json."""
+    settings = {"box_protocol": config.box_protocol, "cam_threshold": config.cam_threshold,
+                "iou_threshold": config.iou_threshold, "seed": config.seed,
+                "maxboxacc_thresholds": "0, 0.01, ..., 0.99", "nmi_inits": config.nmi_inits,
+                "max_images": config.max_images}
+    if set(runner.FAITHFULNESS) & set(config.metrics):
+        settings.update(faithfulness_step=config.faithfulness_step or "image width",
+                        substrate_rgb=[float(v) for v in adapter.scores_input()[1]],
+                        blur={"kernel": fm.BLUR_SIZE, "sigma": fm.BLUR_SIGMA},
+                        pointing_tolerance_px=fm.POINTING_TOLERANCE)
+    return settings
 
 
-def _write(out_dir, summary, result, methods, cam_threshold, pictures):
-    report.write_json(os.path.join(out_dir, "metrics.json"), summary)
+def _fill(summary, result, adapter, config):
+    """Adds every requested metric and its protocol line to `summary`;
+    returns the deletion/insertion mean curves."""
+    metrics, protocols = set(config.metrics), summary["protocols"]
+    boxes = f"{config.box_protocol} protocol, {_BOX_REFERENCE[config.box_protocol]}"
+    if "iou" in metrics:
+        table, top1 = runner.localization_metrics(result, adapter.embedding,
+                                                  config.iou_threshold)
+        summary["top1_condition"] = "R@1" if adapter.embedding else "top-1 class"
+        summary["top1_accuracy"] = top1
+        _merge(summary, table)
+        protocols["top1_loc, gt_known_loc"] = (
+            f"largest-contour box at τ = {config.cam_threshold}, IoU ≥ "
+            f"{config.iou_threshold}; {boxes}")
+    if "maxboxacc" in metrics:
+        _merge(summary, runner.maxboxacc_metrics(result))
+        protocols["maxboxacc_v1, maxboxacc_v2"] = f"MaxBoxAcc / MaxBoxAccV2, {boxes}"
+    if {"recall", "nmi"} & metrics:
+        summary["retrieval"] = runner.retrieval_metrics(result, config.seed, config.nmi_inits)
+        protocols["nmi"] = (f"scikit-learn KMeans(n_init={config.nmi_inits}, random_state="
+                            f"{config.seed}) + NMI (geometric mean), as in the metric-"
+                            "learning literature")
+    if not set(runner.FAITHFULNESS) & metrics:
+        return {}
+    table, curves = runner.faithfulness_metrics(result)
+    _merge(summary, {m: _faithfulness_columns(row) for m, row in table.items()})
+    protocols.update(_faithfulness_protocols(summary["settings"], adapter.embedding))
+    return curves
+
+
+def _faithfulness_columns(row):
+    names = {"deletion": "deletion_auc", "insertion": "insertion_auc"}
+    return {names.get(k, k): v for k, v in row.items()}
+
+
+def _faithfulness_protocols(settings, embedding):
+    score = "cosine similarity to the image's embedding" if embedding else \
+        "softmax probability of the ground-truth class"
+    substrate = ", ".join(f"{v:g}" for v in settings["substrate_rgb"])
+    return {
+        "deletion_auc, insertion_auc": (
+            f"RISE (Petsiuk et al. 2018): {score}, {settings['faithfulness_step']} pixels per "
+            f"step, substrate RGB ({substrate}), insertion from a Gaussian blur (kernel 11, "
+            "σ 5), trapezoid AUC on [0, 1]; deletion lower is better"),
+        "average_drop, increase_in_confidence": (
+            f"Grad-CAM++ (Chattopadhay et al. 2018): {score} on image ⊙ heatmap; Average "
+            "Drop lower is better"),
+        "pointing_game": (f"Zhang et al. 2016: maximum inside a GT box ± "
+                          f"{settings['pointing_tolerance_px']} px"),
+    }
+
+
+def _merge(summary, table):
+    for method, values in table.items():
+        summary["methods"][method].update(values)
+
+
+def _sanity(adapter, dataset, methods, config):
+    images, labels, _ = next(iter(dataset.evenly_spaced(config.sanity_images,
+                                                        config.sanity_images)))
+    return sanity.randomization_check(adapter, images.numpy(), labels.numpy(), methods,
+                                      stages=config.sanity_stages,
+                                      cascading=config.sanity_cascading, seed=config.seed)
+
+
+def _report_lines(summary, methods):
     lines = [f"# Evaluation on {summary['dataset']} ({summary['images']} images)", ""]
-    columns = sorted({k for v in summary["methods"].values() for k in v})
+    columns = [c for c in ("top1_loc", "gt_known_loc", "maxboxacc_v1", "best_threshold",
+                           "maxboxacc_v2", "deletion_auc", "insertion_auc", "average_drop",
+                           "increase_in_confidence", "pointing_game")
+               if any(c in v for v in summary["methods"].values())]
     if columns:
         lines += [report.markdown_table(summary["methods"], columns), "",
-                  f"Localization columns in %; boxes from the largest component at "
-                  f"τ = {cam_threshold}."]
+                  "Columns in % except thresholds and AUCs (in [0, 1]). Protocols:", ""]
+        lines += [f"- {names}: {text}." for names, text in summary["protocols"].items()
+                  if names != "nmi"]
         if "top1_accuracy" in summary:
-            lines.append(f"Top-1 condition: {summary['top1_condition']} "
+            lines.append(f"- Top-1 condition: {summary['top1_condition']} "
                          f"({100 * summary['top1_accuracy']:.1f}% of images).")
         lines.append("")
     if "retrieval" in summary:
         lines += [report.markdown_table({"embedding": summary["retrieval"]},
-                                        list(summary["retrieval"]), first="net"), ""]
+                                        list(summary["retrieval"]), first="net"), "",
+                  f"NMI: {summary['protocols']['nmi']}.", ""]
     if "sanity" in summary:
         table = {r["layer"]: {m: r[m]["spearman"] for m in methods} for r in summary["sanity"]}
         first = "randomised down to" if summary["sanity_mode"] == "cascading" else "randomised"
@@ -100,11 +175,28 @@ def _write(out_dir, summary, result, methods, cam_threshold, pictures):
                   f"({summary['sanity_mode']} randomisation, output layer first)", "",
                   report.markdown_table(table, methods, first=first, percent=False), "",
                   "![sanity](sanity.png)", ""]
-    if pictures and methods:
-        report.example_grid(os.path.join(out_dir, "examples.png"), result.examples,
-                            lambda h: loc.largest_component_box(h, cam_threshold))
+    return lines
+
+
+def _write(out_dir, summary, result, methods, config, curves):
+    """Creates `out_dir` and writes every file (each renamed into place)."""
+    os.makedirs(out_dir, exist_ok=True)
+    report.write_json(os.path.join(out_dir, "metrics.json"), summary)
+    lines = _report_lines(summary, methods)
+    if "sanity" in summary:
+        report.sanity_plot(os.path.join(out_dir, "sanity.png"), summary["sanity"], methods)
+    if curves:
+        report.curves_plot(os.path.join(out_dir, "curves.png"), curves)
+        lines += ["![deletion and insertion curves](curves.png)", ""]
+    if summary["methods"]:
+        size = result.examples["images"][0].shape[:2]
+        report.example_grid(
+            os.path.join(out_dir, "examples.png"), result.examples,
+            lambda raw, heat: loc.predicted_box(
+                raw if config.box_protocol == "wsolevaluation" else heat,
+                config.cam_threshold, config.box_protocol, size))
         lines += ["![examples](examples.png)", "",
-                  "Red: predicted box; green: ground truth.", ""]
-    with open(os.path.join(out_dir, "report.md"), "w") as f:
-        f.write("\n".join(lines))
+                  f"Red: predicted box ({config.box_protocol} protocol, τ = "
+                  f"{config.cam_threshold}); green: ground truth.", ""]
+    report.write_text(os.path.join(out_dir, "report.md"), "\n".join(lines))
     log.info("wrote %s", os.path.join(out_dir, "report.md"))

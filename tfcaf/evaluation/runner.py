@@ -1,5 +1,5 @@
-"""One pass over a dataset: outputs, heatmaps per method, and the IoUs that
-every localization metric is computed from."""
+"""One pass over a dataset: outputs, heatmaps per method, and the per-image
+values (IoUs, faithfulness scores) that every metric is computed from."""
 
 import dataclasses
 import logging
@@ -9,10 +9,12 @@ import time
 import numpy as np
 
 from tfcaf.evaluation.adapters import top1_correct
+from tfcaf.metrics import faithfulness as fm
 from tfcaf.metrics import localization as loc
 from tfcaf.metrics.retrieval import nmi, recall_at_k
 
 log = logging.getLogger("tfcaf.evaluate")
+FAITHFULNESS = ("deletion", "insertion", "average_drop", "pointing_game")
 
 
 @dataclasses.dataclass
@@ -26,14 +28,19 @@ class Pass:
             CAM threshold.
         sweep_v1, sweep_v2: method -> (N, T) best IoU at each MaxBoxAcc
             threshold (largest component / all components).
+        faithfulness: method -> name -> (N,) per-image values
+            ("deletion", "insertion" AUCs, "drop" in [0, 1], "increase" and
+            "pointing" bool) and "deletion_curve"/"insertion_curve" (N, S + 1).
         examples: first images (n, H, W, 3), their GT boxes, and method ->
-            (n, H, W) heatmaps, for the report's picture grid.
+            (n, H, W) heatmaps and (n, h, w) raw maps, for the report's
+            picture grid.
     """
     outputs: np.ndarray
     labels: np.ndarray
     ious: dict
     sweep_v1: dict
     sweep_v2: dict
+    faithfulness: dict
     examples: dict
 
 
@@ -44,17 +51,59 @@ def _progress(done, total, started):
     sys.stderr.flush()
 
 
-def run_pass(adapter, dataset, methods, cam_threshold=0.2, max_images=None,
-             batch_size=32, sweep=True, example_count=8):
-    """Runs `adapter` over `dataset` (or an evenly spaced `max_images` slice)."""
-    total = min(len(dataset), max_images or len(dataset))
+def _box_values(raw, heatmaps, boxes, image_size, config, sweep):
+    """Per image: IoU at τ and, with `sweep`, the (T,) v1/v2 sweeps, under
+    `config.box_protocol` (wsolevaluation: raw maps, as its code takes them)."""
+    maps = raw if config.box_protocol == "wsolevaluation" else heatmaps
     thresholds = loc.MAXBOXACC_THRESHOLDS
+    ious, v1, v2 = [], [], []
+    for heatmap, gt in zip(maps, boxes):
+        ious.append(loc.box_iou_at(heatmap, gt, config.cam_threshold, config.box_protocol,
+                                   image_size))
+        if sweep:
+            largest, best = loc.sweep_ious(heatmap, gt, thresholds, config.box_protocol,
+                                           image_size)
+            v1.append(largest)
+            v2.append(best)
+    return ious, v1, v2
+
+
+def _faithfulness_values(adapter, images, labels, heatmaps, boxes, metrics, config):
+    """Per-image faithfulness values of one batch (see `Pass.faithfulness`)."""
+    predict, substrate = adapter.scores_input()
+    options = dict(embedding=adapter.embedding, substrate=substrate,
+                   batch_size=config.batch_size)
+    values = {}
+    if {"deletion", "insertion"} & set(metrics):
+        curves = fm.deletion_insertion(predict, images, heatmaps, labels,
+                                       step=config.faithfulness_step, **options)
+        values.update(curves)
+    if "average_drop" in metrics:
+        drop = fm.average_drop_increase(predict, images, heatmaps, labels, **options)
+        values.update(drop=drop["drop"], increase=drop["increase"])
+    if "pointing_game" in metrics:
+        values["pointing"] = fm.pointing_game(heatmaps, boxes)["hits"]
+    return values
+
+
+def _append(store, values):
+    for key, value in values.items():
+        store.setdefault(key, []).append(np.asarray(value))
+
+
+def run_pass(adapter, dataset, methods, config, example_count=8):
+    """Runs `adapter` over `dataset` (or an evenly spaced `config.max_images`
+    slice), computing what `config.metrics` need for each of `methods`."""
+    metrics = set(config.metrics)
+    localizing, sweep = bool({"iou", "maxboxacc"} & metrics), "maxboxacc" in metrics
+    faithful = [m for m in FAITHFULNESS if m in metrics]
+    total = min(len(dataset), config.max_images or len(dataset))
     outputs, labels = [], []
-    ious = {m: [] for m in methods}
-    v1, v2 = {m: [] for m in methods}, {m: [] for m in methods}
-    examples = {"images": [], "boxes": [], "heatmaps": {m: [] for m in methods}}
+    per_method = {m: {"ious": [], "v1": [], "v2": [], "faithfulness": {}} for m in methods}
+    examples = {"images": [], "boxes": [], "heatmaps": {m: [] for m in methods},
+                "maps": {m: [] for m in methods}}
     started, done = time.time(), 0
-    for images, batch_labels, boxes in dataset.evenly_spaced(total, batch_size):
+    for images, batch_labels, boxes in dataset.evenly_spaced(total, config.batch_size):
         images, batch_labels, boxes = images.numpy(), batch_labels.numpy(), boxes.numpy()
         outputs.append(adapter.outputs(images))
         labels.append(batch_labels)
@@ -62,22 +111,29 @@ def run_pass(adapter, dataset, methods, cam_threshold=0.2, max_images=None,
         examples["images"] += list(images[:room])
         examples["boxes"] += list(boxes[:room])
         for method in methods:
-            heatmaps = adapter.heatmaps(images, batch_labels, method)
+            raw, heatmaps = adapter.maps(images, batch_labels, method)
             examples["heatmaps"][method] += list(heatmaps[:room])
-            for heatmap, gt in zip(heatmaps, boxes):
-                box = loc.largest_component_box(heatmap, cam_threshold)
-                ious[method].append(loc.best_iou(np.zeros((0, 4)) if box is None else box[None], gt))
-                if sweep:
-                    largest, best = loc.sweep_ious(heatmap, gt, thresholds)
-                    v1[method].append(largest)
-                    v2[method].append(best)
+            examples["maps"][method] += list(raw[:room])
+            store = per_method[method]
+            if localizing:
+                ious, v1, v2 = _box_values(raw, heatmaps, boxes, images.shape[1:3], config,
+                                           sweep)
+                store["ious"] += ious
+                store["v1"] += v1
+                store["v2"] += v2
+            if faithful:
+                _append(store["faithfulness"], _faithfulness_values(
+                    adapter, images, batch_labels, heatmaps, boxes, faithful, config))
         done += len(images)
         _progress(done, total, started)
     sys.stderr.write("\n")
-    stack = lambda d: {m: np.array(v) for m, v in d.items()}
-    return Pass(np.concatenate(outputs), np.concatenate(labels), stack(ious), stack(v1),
-                stack(v2), {**examples, "heatmaps": {m: np.array(v) for m, v in
-                                                   examples["heatmaps"].items()}})
+    pick = lambda key: {m: np.array(v[key]) for m, v in per_method.items()}
+    faithfulness = {m: {k: np.concatenate(v) for k, v in per_method[m]["faithfulness"].items()}
+                    for m in methods}
+    return Pass(np.concatenate(outputs), np.concatenate(labels), pick("ious"), pick("v1"),
+                pick("v2"), faithfulness,
+                {**examples, **{key: {m: np.array(v) for m, v in examples[key].items()}
+                                for key in ("heatmaps", "maps")}})
 
 
 def localization_metrics(result, embedding, iou_threshold=0.5):
@@ -102,8 +158,26 @@ def maxboxacc_metrics(result):
     return table
 
 
-def retrieval_metrics(result, seed=0):
+def faithfulness_metrics(result):
+    """method -> {deletion, insertion (AUC in [0, 1]), average_drop,
+    increase_in_confidence (in [0, 1], shown as %), pointing_game}, and
+    method -> {"deletion", "insertion"} mean curves (S + 1,)."""
+    table, curves = {}, {}
+    for method, values in result.faithfulness.items():
+        row = {k: float(values[k].mean()) for k in ("deletion", "insertion") if k in values}
+        if "drop" in values:
+            row.update(average_drop=float(values["drop"].mean()),
+                       increase_in_confidence=float(values["increase"].mean()))
+        if "pointing" in values:
+            row["pointing_game"] = float(values["pointing"].mean())
+        table[method] = row
+        curves[method] = {k: values[f"{k}_curve"].mean(axis=0)
+                          for k in ("deletion", "insertion") if f"{k}_curve" in values}
+    return table, curves
+
+
+def retrieval_metrics(result, seed=0, nmi_inits=10):
     """{"recall@K": ...} and NMI of the embeddings of the pass."""
     recalls = recall_at_k(result.outputs, result.labels, ks=(1, 2, 4, 8))
     return {**{f"recall@{k}": float(v) for k, v in recalls.items()},
-            "nmi": float(nmi(result.outputs, result.labels, seed=seed))}
+            "nmi": float(nmi(result.outputs, result.labels, seed=seed, n_init=nmi_inits))}

@@ -1,4 +1,4 @@
-"""Model-randomisation sanity checks (Adebayo et al. 2018; SPEC.md §6).
+"""Model-randomisation sanity checks (Adebayo et al. 2018; docs/method.md §6).
 
 Weights are re-initialised from the output downward, one layer more at each
 stage (cascading) or one layer at a time (independent), and each method's

@@ -134,6 +134,15 @@ def accuracy_from_ious(ious, correct, iou_threshold=0.5):
             "hits": hits}
 
 
+def predicted_box(heatmap, threshold=0.2, protocol="wsolevaluation", image_size=None):
+    """The box `protocol` predicts at τ (largest component / contour) in the
+    frame of an `image_size` image: (4,) float64, or None. For drawing."""
+    check_protocol(protocol)
+    if protocol == "wsolevaluation":
+        return wsolevaluation.largest_box(heatmap, threshold, image_size)
+    return largest_component_box(_at_size(heatmap, image_size), threshold)
+
+
 def check_protocol(protocol):
     """Raises `TfcafError` unless `protocol` is one of `PROTOCOLS`."""
     if protocol not in PROTOCOLS:

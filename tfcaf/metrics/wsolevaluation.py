@@ -124,3 +124,16 @@ def sweep_ious(heatmap, gt_boxes, thresholds, image_size=None):
             cuts[cut] = (ious[int(np.argmax(areas))], ious.max())
         largest[t], best[t] = cuts[cut]
     return largest, best
+
+
+def largest_box(heatmap, threshold, image_size=None):
+    """The v1 box at τ, scaled back to an `image_size` (H, W) image (default:
+    the map's size): (4,) float64 (x0, y0, x1, y1), or None when nothing is
+    above the threshold. For drawing; metrics use `sweep_ious`."""
+    heatmap = np.asarray(heatmap)
+    height, width = image_size or heatmap.shape[:2]
+    image = quantized(score_map(heatmap))
+    if not (image > int(threshold * np.max(image))).any():
+        return None
+    boxes, areas = contour_boxes(image, threshold)
+    return boxes[int(np.argmax(areas))] * np.array([width, height] * 2, np.float64) / RESIZE
