@@ -1,10 +1,19 @@
-"""Pictures of heatmaps: panels (original | heatmap | overlay) and GIFs."""
+"""Pictures of heatmaps a person can read: figures with a title strip and a
+colour bar, overlays, and GIFs of the L2-CAF convergence.
 
-import os
+Images are (H, W, 3) uint8 RGB; heatmaps are (H, W) float in [0, 1].
+"""
 
 import cv2
 import numpy as np
 from PIL import Image
+
+# Figures show the image no smaller than this on its short side (small
+# inputs are enlarged) and no larger than the cap (large photos shrunk).
+MIN_SHORT_SIDE, MAX_SHORT_SIDE = 384, 768
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_WHITE, _INK = (255, 255, 255), (20, 20, 20)
+_STRIP, _GAP, _BAR_WIDTH, _BAR_LABELS = 40, 8, 22, 44
 
 
 def colorize(heatmap):
@@ -18,9 +27,75 @@ def overlay(image, heatmap, alpha=0.5):
     return cv2.addWeighted(image, 1.0 - alpha, colorize(heatmap), alpha, 0.0)
 
 
-def panel(image, heatmap):
-    """original | heatmap | overlay side by side, (H, 3W, 3) uint8 RGB."""
-    return np.concatenate([image, colorize(heatmap), overlay(image, heatmap)], axis=1)
+def display_size(height, width):
+    """(H, W) to show an image of `height` x `width` at: its own aspect
+    ratio, the short side clipped to [MIN_SHORT_SIDE, MAX_SHORT_SIDE]."""
+    short = min(height, width)
+    scale = np.clip(short, MIN_SHORT_SIDE, MAX_SHORT_SIDE) / short
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image, size):
+    """`image` (H, W[, C]) resized to `size` (H', W'): area averaging to
+    shrink, bicubic to enlarge."""
+    height, width = size
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def _text_scale(text, width, scale=0.65):
+    """The largest font scale <= `scale` at which `text` fits in `width` px."""
+    text_width = cv2.getTextSize(text, _FONT, scale, 1)[0][0]
+    return scale if text_width <= width else scale * width / text_width
+
+
+def title_strip(text, width, height=_STRIP):
+    """A white (height, width, 3) strip with `text` whole on one line."""
+    strip = np.full((height, width, 3), _WHITE, np.uint8)
+    scale = _text_scale(text, width - 2 * _GAP)
+    (_, text_height), _ = cv2.getTextSize(text, _FONT, scale, 1)
+    baseline_y = (height + text_height) // 2
+    cv2.putText(strip, text, (_GAP, baseline_y), _FONT, scale, _INK, 1, cv2.LINE_AA)
+    return strip
+
+
+def colour_bar(height):
+    """A (height, BAR_WIDTH + labels, 3) JET scale, 1 at the top, 0 at the
+    bottom, labelled 0, 0.5 and 1."""
+    margin = 10
+    bar_height = max(height - 2 * margin, 2)
+    ramp = np.linspace(1.0, 0.0, bar_height)[:, None] * np.ones((1, _BAR_WIDTH))
+    panel = np.full((height, _GAP + _BAR_WIDTH + _BAR_LABELS, 3), _WHITE, np.uint8)
+    panel[margin:margin + bar_height, _GAP:_GAP + _BAR_WIDTH] = colorize(ramp)
+    for value in (1.0, 0.5, 0.0):
+        y = margin + round((1.0 - value) * (bar_height - 1)) + 5
+        cv2.putText(panel, f"{value:g}", (_GAP + _BAR_WIDTH + 4, y), _FONT, 0.45, _INK, 1,
+                    cv2.LINE_AA)
+    return panel
+
+
+def figure(image, heatmap, title):
+    """image | heatmap | overlay with a title strip above and a colour bar.
+
+    Args:
+        image: (H, W, 3) uint8 RGB at the size to show (see `display_size`).
+        heatmap: (H, W) in [0, 1], the same size.
+        title: one line (method, class, score, layer).
+
+    Returns:
+        (STRIP + H, 3W + 2 gaps + colour bar, 3) uint8 RGB.
+    """
+    height = image.shape[0]
+    gap = np.full((height, _GAP, 3), _WHITE, np.uint8)
+    row = np.concatenate([image, gap, colorize(heatmap), gap, overlay(image, heatmap),
+                          colour_bar(height)], axis=1)
+    return np.concatenate([title_strip(title, row.shape[1]), row], axis=0)
+
+
+def captioned(image, caption):
+    """`image` with a one-line caption strip above it."""
+    return np.concatenate([title_strip(caption, image.shape[1], height=32), image], axis=0)
 
 
 def write_png(path, rgb):
@@ -29,25 +104,17 @@ def write_png(path, rgb):
         raise OSError(f"could not write image '{path}'")
 
 
-def write_gif(path, image, frames, duration_ms=80):
-    """Animated GIF of overlays, one per (H, W) heatmap in `frames`."""
-    pictures = [Image.fromarray(overlay(image, f)) for f in frames]
-    pictures[0].save(path, save_all=True, append_images=pictures[1:],
-                     duration=duration_ms, loop=0)
+def write_gif(path, image, frames, captions, duration_ms=80):
+    """Animated GIF of captioned overlays.
 
-
-def read_rgb(path, size):
-    """Reads an image file as (H, W, 3) uint8 RGB resized to `size` (H, W).
-
-    Raises:
-        FileNotFoundError / ValueError naming the file when it is missing or
-        not a readable image.
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        frames: (S, H, W) heatmaps in [0, 1].
+        captions: S lines (e.g. "iteration 40/300").
+        duration_ms: time per frame; the last frame stays 1 s.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image '{path}' does not exist")
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"image '{path}' is not a readable image")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-
+    pictures = [Image.fromarray(captioned(overlay(image, f), c))
+                for f, c in zip(frames, captions)]
+    durations = [duration_ms] * (len(pictures) - 1) + [1000]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:],
+                     duration=durations, loop=0)

@@ -1,5 +1,8 @@
-"""Command-line front ends: flag definitions and the functions binaries call.
+"""Command-line front ends: `bin/X`, the `tfcaf-X` console scripts and
+`python -m tfcaf.cli.X` (X: train, evaluate, export, visualize, demo).
 
-Each module defines its absl flags and a `main(argv)`; `bin/` scripts only
-run `absl.app.run(module.main)`. Library code never reads flags.
+Each module defines its absl flags, `FLAG_GROUPS` (its `--help`) and
+`main(argv)`; `tfcaf.cli.launch.run` parses the flags before TensorFlow is
+imported, keeps TensorFlow quiet and turns user mistakes into one line.
+Library code never reads flags.
 """

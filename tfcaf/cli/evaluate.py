@@ -1,56 +1,97 @@
-"""`bin/evaluate`: localization, retrieval and sanity-check evaluation."""
-
-import logging
+"""Evaluates a model's heatmaps and embeddings: localization (IoU,
+MaxBoxAcc), retrieval (R@K, NMI), faithfulness (deletion, insertion,
+Average Drop, pointing game) and randomisation sanity checks
+(docs/method.md §4-§7). Writes metrics.json, report.md and PNGs to --out_dir.
+"""
 
 from absl import app, flags
 
-from tfcaf.cli.errors import USER_ERRORS, exit_with
+from tfcaf.cli import choices
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model: a .keras file or an exported SavedModel folder.")
-flags.DEFINE_enum("dataset", "digits", ["digits", "cub", "imagenet", "folder"], "Dataset.")
+flags.DEFINE_integer("image_size", None, "Input size in pixels (default: the model's; 224 "
+                     "if open).", lower_bound=1)
+flags.DEFINE_integer("iterations", 1000, "L2-CAF iteration cap.", lower_bound=1)
+flags.DEFINE_enum("dataset", "digits", choices.DATASETS, "Dataset.")
 flags.DEFINE_string("data_dir", None, "Dataset root (digits: cache folder).")
 flags.DEFINE_string("split", None, "Split (default: test, val for imagenet, or "
                     "retrieval_test for retrieval nets).")
-flags.DEFINE_list("metric", ["iou"], "iou, maxboxacc, recall, nmi, sanity (comma separated).")
-flags.DEFINE_list("methods", ["cam", "gradcam", "l2caf", "l2caf_specific"],
-                  "Heatmap methods; those that do not apply to the model are skipped.")
-flags.DEFINE_float("cam_threshold", 0.2, "τ: heatmap threshold of the box.")
-flags.DEFINE_float("iou_threshold", 0.5, "IoU for a correct localization.")
 flags.DEFINE_integer("max_images", None, "Evaluate an evenly spaced subset of this size.",
                      lower_bound=1)
 flags.DEFINE_integer("batch_size", 32, "Images per batch.", lower_bound=1)
-flags.DEFINE_integer("iterations", 1000, "L2-CAF iteration cap.")
-flags.DEFINE_integer("image_size", None, "Input size (default: the model's; 224 if open).")
-flags.DEFINE_integer("sanity_images", 16, "Images of the sanity check.")
-flags.DEFINE_integer("sanity_stages", 6, "Layers randomised, from the output down.")
+flags.DEFINE_list("metric", ["iou"], "Metrics, comma separated: " + ", ".join(choices.METRICS))
+flags.DEFINE_list("methods", ["cam", "gradcam", "l2caf", "l2caf_specific"],
+                  "Heatmap methods, comma separated: " + ", ".join(choices.METHODS) +
+                  "; those that do not apply to the model are skipped with a warning.")
+flags.DEFINE_float("cam_threshold", 0.2, "τ: heatmap threshold of the box at a fixed "
+                   "threshold (top-1 / GT-known localization).", lower_bound=0.0,
+                   upper_bound=1.0)
+flags.DEFINE_float("iou_threshold", 0.5, "δ: IoU of a correct localization.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_enum("box_protocol", "wsolevaluation", choices.BOX_PROTOCOLS,
+                  "How a heatmap becomes boxes: wsolevaluation (clovaai/wsolevaluation, the "
+                  "WSOL literature's protocol) or tfcaf (8-connected components at image size).")
+flags.DEFINE_integer("nmi_inits", 10, "K-means initialisations of NMI (seed fixed).",
+                     lower_bound=1)
+flags.DEFINE_integer("faithfulness_step", None, "Pixels removed/inserted per deletion/"
+                     "insertion step (default: the image width).", lower_bound=1)
+flags.DEFINE_integer("sanity_images", 16, "Images of the sanity check.", lower_bound=1)
+flags.DEFINE_integer("sanity_stages", 6, "Layers randomised, from the output down.",
+                     lower_bound=1)
 flags.DEFINE_enum("sanity_mode", "cascading", ["cascading", "independent"],
                   "Randomise layers cumulatively from the output down, or one at a time.")
-flags.DEFINE_integer("seed", 0, "Seed of K-means and of the randomisation.")
+flags.DEFINE_integer("seed", 0, "Seed of K-means, of the randomisation and of noise baselines.")
 flags.DEFINE_string("out_dir", "eval_out", "Where metrics.json, report.md and PNGs go.")
+
+flags.register_validator("metric", lambda v: choices.check_names("metric", v, choices.METRICS))
+flags.register_validator("methods",
+                         lambda v: choices.check_names("methods", v, choices.METHODS))
+
+FLAG_GROUPS = (
+    ("Model", ("model", "image_size", "iterations")),
+    ("Data", ("dataset", "data_dir", "split", "max_images", "batch_size")),
+    ("Metrics", ("metric", "methods", "cam_threshold", "iou_threshold", "box_protocol",
+                 "nmi_inits", "faithfulness_step")),
+    ("Sanity checks", ("sanity_images", "sanity_stages", "sanity_mode", "seed")),
+    ("Output", ("out_dir",)),
+)
+
+
+def eval_config():
+    """The `EvalConfig` the parsed flags describe."""
+    from tfcaf.evaluation import EvalConfig
+    return EvalConfig(
+        metrics=FLAGS.metric, methods=FLAGS.methods, cam_threshold=FLAGS.cam_threshold,
+        iou_threshold=FLAGS.iou_threshold, box_protocol=FLAGS.box_protocol,
+        max_images=FLAGS.max_images, batch_size=FLAGS.batch_size, nmi_inits=FLAGS.nmi_inits,
+        faithfulness_step=FLAGS.faithfulness_step, sanity_images=FLAGS.sanity_images,
+        sanity_stages=FLAGS.sanity_stages, sanity_cascading=FLAGS.sanity_mode == "cascading",
+        seed=FLAGS.seed).validate()
 
 
 def main(argv):
     del argv
-    logging.getLogger("tfcaf").setLevel(logging.INFO)
     if not FLAGS.model:
         raise app.UsageError("--model is required")
     from tfcaf.data import load_dataset
     from tfcaf.evaluation import evaluate, load_adapter
-    try:
-        adapter = load_adapter(FLAGS.model, FLAGS.iterations)
-        default_split = "val" if FLAGS.dataset == "imagenet" else "test"
-        split = FLAGS.split or ("retrieval_test" if adapter.embedding else default_split)
-        size = (FLAGS.image_size, FLAGS.image_size) if FLAGS.image_size else adapter.image_size
-        dataset = load_dataset(FLAGS.dataset, FLAGS.data_dir, split, image_size=size)
-        summary = evaluate(adapter, dataset, FLAGS.out_dir, FLAGS.metric, FLAGS.methods,
-                           FLAGS.cam_threshold, FLAGS.iou_threshold, FLAGS.max_images,
-                           FLAGS.batch_size, FLAGS.sanity_images, FLAGS.sanity_stages,
-                           FLAGS.seed, FLAGS.sanity_mode == "cascading")
-    except USER_ERRORS as err:
-        exit_with("evaluate", err)
+    config = eval_config()
+    adapter = load_adapter(FLAGS.model, FLAGS.iterations)
+    default_split = "val" if FLAGS.dataset == "imagenet" else "test"
+    split = FLAGS.split or ("retrieval_test" if adapter.embedding else default_split)
+    size = (FLAGS.image_size, FLAGS.image_size) if FLAGS.image_size else adapter.image_size
+    dataset = load_dataset(FLAGS.dataset, FLAGS.data_dir, split, image_size=size)
+    summary = evaluate(adapter, dataset, FLAGS.out_dir, config)
     for method, values in summary["methods"].items():
-        print(method, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+        print(method, "  ".join(f"{k} {v:.4f}" for k, v in values.items()
+                                if isinstance(v, (int, float))))
     for key, value in summary.get("retrieval", {}).items():
-        print(f"{key} {value:.4f}")
+        if isinstance(value, (int, float)):
+            print(f"{key} {value:.4f}")
     print(f"report: {FLAGS.out_dir}/report.md")
+
+
+if __name__ == "__main__":
+    from tfcaf.cli.launch import run
+    run("evaluate")

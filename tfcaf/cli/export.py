@@ -1,4 +1,7 @@
-"""`bin/export`: a trained `.keras` model as a TF Serving SavedModel."""
+"""A trained model as a TF Serving SavedModel (EXPORT_BASE/NAME/VERSION) with
+predict, predict_image_bytes and L2-CAF explain signatures; or, with
+--check, load an export with plain TensorFlow and run its signatures.
+"""
 
 import os
 import subprocess
@@ -6,46 +9,68 @@ import sys
 
 from absl import app, flags
 
-from tfcaf.cli.errors import USER_ERRORS, exit_with
+from tfcaf.errors import TfcafError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Trained model (.keras) to export.")
+flags.DEFINE_string("model", None, "Trained .keras model, or a keras.applications name "
+                    "(e.g. ResNet50).")
+flags.DEFINE_string("weights", "imagenet",
+                    "For application names: imagenet, none, or a weights file.")
+flags.DEFINE_integer("image_size", None, "Input size in pixels; required for models whose "
+                     "input size is open.", lower_bound=1)
 flags.DEFINE_string("export_base", "exports", "TF Serving model base folder.")
 flags.DEFINE_string("name", None, "Model name: the export goes to EXPORT_BASE/NAME/VERSION.")
-flags.DEFINE_integer("version", None, "Version number (default: the next free one).")
+flags.DEFINE_integer("version", None, "Version number (default: the next free one).",
+                     lower_bound=0)
 flags.DEFINE_integer("iterations", 300, "L2-CAF iterations of the explain signatures.",
                      lower_bound=1)
 flags.DEFINE_integer("top_k", 5, "Classes returned by serving_default.", lower_bound=1)
 flags.DEFINE_string("layer", None, "Layer L2-CAF splits at (default: the last 4-D layer).")
-flags.DEFINE_integer("image_size", None, "Input size for models whose input size is open.")
 flags.DEFINE_string("check", None, "Instead of exporting: load this export with plain "
                     "TensorFlow in a subprocess, list and run its signatures.")
+
+FLAG_GROUPS = (
+    ("Model", ("model", "weights", "image_size", "layer")),
+    ("Export", ("export_base", "name", "version", "iterations", "top_k")),
+    ("Check", ("check",)),
+)
 
 
 def check_export(path):
     """Runs tfcaf/export/check.py on `path` in an isolated interpreter; returns its exit code."""
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise FileNotFoundError(f"'{path}' is not a SavedModel folder (no saved_model.pb)")
+        raise TfcafError(f"--check: '{path}' is not a SavedModel folder (no saved_model.pb)")
     script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "export", "check.py")
     return subprocess.call([sys.executable, "-I", script, path])
 
 
+def _export_size(model):
+    """(H, W) of the export: the model's, or --image_size where it is open."""
+    _, height, width, _ = model.input_shape
+    if (height is None or width is None) and not FLAGS.image_size:
+        raise TfcafError(f"--model={FLAGS.model} takes images of any size; give the size "
+                         "the export serves with --image_size")
+    if FLAGS.image_size and height is not None and (height, width) != (FLAGS.image_size,) * 2:
+        raise TfcafError(f"--image_size={FLAGS.image_size}: --model={FLAGS.model} takes "
+                         f"{height}x{width} images only")
+    return (height or FLAGS.image_size, width or FLAGS.image_size)
+
+
 def main(argv):
     del argv
-    try:
-        if FLAGS.check:
-            sys.exit(check_export(FLAGS.check))
-        if not FLAGS.model or not FLAGS.name:
-            raise app.UsageError("--model and --name are required (or use --check)")
-        if not FLAGS.model.endswith(".keras"):
-            raise ValueError(f"--model={FLAGS.model}: give a trained .keras model (tfcaf "
-                             "models take raw pixels; the export adds no preprocessing)")
-        from tfcaf import applications
-        from tfcaf.export import export_savedmodel
-        model, _ = applications.load_model(FLAGS.model)
-        size = (FLAGS.image_size, FLAGS.image_size) if FLAGS.image_size else None
-        path = export_savedmodel(model, FLAGS.export_base, FLAGS.name, FLAGS.version,
-                                 FLAGS.iterations, FLAGS.top_k, FLAGS.layer, size)
-    except USER_ERRORS as err:
-        exit_with("export", err)
+    if FLAGS.check:
+        sys.exit(check_export(FLAGS.check))
+    if not FLAGS.model or not FLAGS.name:
+        raise app.UsageError("--model and --name are required (or use --check)")
+    from tfcaf import applications
+    from tfcaf.export import export_savedmodel
+    model = applications.load_model(FLAGS.model, FLAGS.weights)
+    path = export_savedmodel(model, FLAGS.export_base, FLAGS.name, version=FLAGS.version,
+                             iterations=FLAGS.iterations, top_k=FLAGS.top_k,
+                             layer=FLAGS.layer, image_size=_export_size(model))
     print(f"exported {FLAGS.model} to {path}")
+
+
+if __name__ == "__main__":
+    from tfcaf.cli.launch import run
+    run("export")

@@ -1,29 +1,134 @@
-"""Starts a `bin/` binary: moves into the project's `.venv` when run with
-another interpreter, then hands the command line to the module's absl main.
+"""Starts a binary: `bin/X`, the `tfcaf-X` console scripts and
+`python -m tfcaf.cli.X` all come here.
 
-Only the standard library is imported before the switch, so `bin/X` works
-from a fresh shell right after `make test` or `make demo`.
+Order matters: the command line is parsed before TensorFlow is imported
+(a flag error takes a fraction of a second), TensorFlow is imported
+quietly, and the module's `main` runs with user mistakes reported as one
+line (see `tfcaf.cli.errors`). Only the standard library is imported at
+module level, so `bin/X` can switch into `.venv` first.
 """
 
+import functools
 import importlib
 import os
 import sys
 
+from tfcaf.cli import errors, quiet
+
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _venv_python():
-    path = os.path.join(_REPO, ".venv", "bin", "python")
-    return path if os.path.exists(path) else None
+def run_from_checkout(name):
+    """`bin/X`: moves into the checkout's `.venv` when started with another
+    interpreter (so `bin/X` works from a fresh shell after `make test`),
+    then runs the binary."""
+    venv = os.path.join(_REPO, ".venv")
+    python = os.path.join(venv, "bin", "python")
+    in_venv = os.path.realpath(sys.prefix) == os.path.realpath(venv)
+    if os.path.exists(python) and not in_venv and not os.environ.get("TFCAF_NO_VENV_SWITCH"):
+        os.execv(python, [python] + sys.argv)
+    run(name)
 
 
-def run(name):
-    """Runs `tfcaf.cli.<name>.main` under absl, inside `.venv` if present."""
-    venv = _venv_python()
-    in_venv = os.path.realpath(sys.prefix) == os.path.realpath(os.path.join(_REPO, ".venv"))
-    if venv and not in_venv and not os.environ.get("TFCAF_NO_VENV_SWITCH"):
-        os.execv(venv, [venv] + sys.argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _cli_module(name):
+    """`tfcaf.cli.<name>`; under `python -m tfcaf.cli.<name>` that is the
+    `__main__` module, which must not be imported a second time (its flags
+    would be defined twice)."""
+    qualified = f"tfcaf.cli.{name}"
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    if spec is not None and spec.name == qualified:
+        sys.modules.setdefault(qualified, main_module)
+        return main_module
+    return importlib.import_module(qualified)
+
+
+def _flag_groups(module):
+    """The module's `FLAG_GROUPS`, or all its flags in one group."""
+    groups = getattr(module, "FLAG_GROUPS", None)
+    if groups:
+        return groups
+    from absl import flags
+    by_module = flags.FLAGS.flags_by_module_dict()
+    defined = by_module.get(module.__name__) or by_module.get(getattr(module, "__file__", ""), ())
+    return (("Flags", tuple(f.name for f in defined)),)
+
+
+def _parse_flags(program, argv):
+    """absl's parse, with a bad flag reported as one line (status 2)."""
+    from absl import flags
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        errors.print_error(program, errors.one_line(err))
+        sys.exit(errors.BAD_COMMAND_LINE)
+
+
+def _main(module, program, verbose, argv):
     from absl import app
-    module = importlib.import_module(f"tfcaf.cli.{name}")
-    app.run(module.main)
+    quiet.show_progress()
+    try:
+        quiet.import_tensorflow(verbose)
+        return module.main(argv)
+    except app.UsageError as err:
+        if errors.debugging():
+            raise
+        errors.print_error(program, errors.one_line(err))
+        sys.exit(errors.BAD_COMMAND_LINE)
+    except BaseException as err:  # noqa: B036 -- Ctrl-C is reported too
+        status = errors.exit_status(err)
+        if status is None or errors.debugging():
+            raise
+        errors.print_error(program, errors.one_line(err))
+        sys.exit(status)
+
+
+def run(name, argv=None):
+    """Runs `tfcaf.cli.<name>.main` under absl.
+
+    `--help` prints the module's grouped flags (`FLAG_GROUPS`) and exits 0.
+    """
+    argv = quiet.bare_verbose_flag(list(sys.argv if argv is None else argv))
+    # Errors name the command as typed: "tfcaf-visualize", or "visualize"
+    # for bin/visualize and python -m.
+    typed = os.path.basename(argv[0])
+    program = typed if typed.startswith("tfcaf-") else name
+    verbose = quiet.wants_verbose(argv)
+    quiet.set_native_log_level(verbose)
+    with quiet.native_stderr_captured(verbose):
+        module = _cli_module(name)
+    from absl import app, flags
+    from tfcaf.cli import usage
+    if "--helpfull" in argv:  # absl would print it and exit with status 1
+        print(flags.FLAGS.get_help())
+        sys.exit(0)
+    if usage.wants_help(argv):
+        print(usage.help_text(program, module.__doc__ or "", _flag_groups(module)))
+        sys.exit(0)
+    app.run(functools.partial(_main, module, program, verbose), argv=argv,
+            flags_parser=functools.partial(_parse_flags, program))
+
+
+def train():
+    """Console script `tfcaf-train`."""
+    run("train")
+
+
+def evaluate():
+    """Console script `tfcaf-evaluate`."""
+    run("evaluate")
+
+
+def export():
+    """Console script `tfcaf-export`."""
+    run("export")
+
+
+def visualize():
+    """Console script `tfcaf-visualize`."""
+    run("visualize")
+
+
+def demo():
+    """Console script `tfcaf-demo`."""
+    run("demo")

@@ -1,15 +1,16 @@
-"""`bin/train`: flags -> `TrainConfig` -> `tfcaf.training.train`."""
-
-import logging
+"""Trains classification, ADL/ACoL and retrieval networks: flags (or an
+experiment --flagfile such as flags/digits_adl.flags) -> `TrainConfig` ->
+`tfcaf.training.train`. Checkpoints every --checkpoint_every steps; the
+same command resumes an interrupted run.
+"""
 
 from absl import flags
-
-from tfcaf.cli.errors import USER_ERRORS, exit_with
 
 from tfcaf.cli import train_flags
 
 FLAGS = flags.FLAGS
 train_flags.define_flags(FLAGS)
+FLAG_GROUPS = train_flags.FLAG_GROUPS
 
 
 def _split_cpu(count):
@@ -21,12 +22,13 @@ def _split_cpu(count):
 
 def main(argv):
     del argv
-    logging.getLogger("tfcaf").setLevel(logging.INFO)
     if FLAGS.logical_cpus:
         _split_cpu(FLAGS.logical_cpus)
     from tfcaf.training import train
-    try:
-        result = train(train_flags.config_from_flags(FLAGS))
-    except USER_ERRORS as err:
-        exit_with("train", err)
+    result = train(train_flags.config_from_flags(FLAGS))
     print("done: " + "  ".join(f"{k} {v}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    from tfcaf.cli.launch import run
+    run("train")

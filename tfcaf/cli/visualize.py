@@ -1,113 +1,127 @@
-"""`bin/visualize`: heatmap pictures for image files."""
+"""Heatmaps of where a CNN looks in image files: L2-CAF (class-oblivious or
+class-specific), CAM, Grad-CAM and Grad-CAM++ (docs/method.md §1, §2).
+
+For each image: NAME.png (title, image | heatmap | overlay, colour bar, at
+the image's own aspect ratio), NAME.npy (the raw (h, w) map) and, with
+--gif, NAME.gif (the L2-CAF convergence).
+"""
 
 import glob
+import logging
 import os
+import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
-from tfcaf import applications, render
-from tfcaf.cli.errors import USER_ERRORS, exit_with
-from tfcaf.caf import METHODS, Explainer
-from tfcaf.caf.heatmaps import to_image_size
-from tfcaf.caf.filters import FILTERS
+from tfcaf.cli import choices
+from tfcaf.cli.naming import output_stems
+from tfcaf.errors import TfcafError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "keras.applications name (e.g. ResNet50) or a .keras file.")
-flags.DEFINE_string("weights", "imagenet", "For application names: imagenet, none, or a weights file.")
-flags.DEFINE_list("images", None, "Image files or globs, comma separated.")
-flags.DEFINE_enum("method", "l2caf", METHODS, "Visualization method.")
+flags.DEFINE_string("weights", "imagenet",
+                    "For application names: imagenet, none, or a weights file.")
 flags.DEFINE_string("layer", None, "Layer to split at (default: the last 4-D layer).")
-flags.DEFINE_list("targets", None, "Class ids to explain (default: each image's top-1).")
-flags.DEFINE_enum("filter", "l2norm", FILTERS, "L2-CAF filter constraint.")
+flags.DEFINE_integer("image_size", 224, "Input size in pixels for models whose input size "
+                     "is open.", lower_bound=1)
+flags.DEFINE_list("images", None, "Image files or globs, comma separated.")
+flags.DEFINE_list("targets", None, "Class ids to explain, comma separated (default: each "
+                  "image's top-1 class).")
+flags.DEFINE_enum("method", "l2caf", choices.METHODS, "Visualization method.")
+flags.DEFINE_enum("filter", "l2norm", choices.FILTERS, "L2-CAF filter constraint.")
 flags.DEFINE_integer("iterations", 1000, "L2-CAF iteration cap.", lower_bound=1)
-flags.DEFINE_string("out_dir", "visualize_out", "Output folder.")
+flags.DEFINE_string("out_dir", "visualize_out", "Output folder (created when the first file "
+                    "is ready).")
 flags.DEFINE_boolean("gif", False, "Also write the L2-CAF convergence animation.")
 flags.DEFINE_integer("gif_every", 10, "Iterations between GIF frames.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 16, "Images solved together.", lower_bound=1)
-flags.DEFINE_integer("image_size", 224, "Input size for models whose input size is open.")
+
+
+@flags.validator("targets", "--targets: give class ids, integers >= 0, comma separated")
+def _targets_are_class_ids(values):
+    return values is None or all(v.strip().isdigit() for v in values)
+
+
+FLAG_GROUPS = (
+    ("Model", ("model", "weights", "layer", "image_size")),
+    ("Input", ("images", "targets")),
+    ("Method", ("method", "filter", "iterations")),
+    ("Output", ("out_dir", "gif", "gif_every", "batch_size")),
+)
+log = logging.getLogger("tfcaf.visualize")
 
 
 def expand_images(patterns):
-    """Files named by `patterns` (paths or globs), in order, without repeats."""
+    """Files named by `patterns` (paths or globs), in order, without repeats.
+
+    Raises:
+        TfcafError: a pattern matches nothing, names a missing file, or a
+            folder (the message suggests a glob).
+    """
     paths = []
     for pattern in patterns:
+        if os.path.isdir(pattern):
+            raise TfcafError(f"--images: '{pattern}' is a folder; give image files or a glob "
+                             f"such as '{os.path.join(pattern, '*.jpg')}'")
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not matches:
-            raise FileNotFoundError(f"no image matches '{pattern}'")
-        paths += [p for p in matches if p not in paths]
-    for path in paths:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"image '{path}' does not exist")
+            raise TfcafError(f"--images: nothing matches '{pattern}'")
+        known = {os.path.realpath(p) for p in paths}
+        paths += [p for p in matches if os.path.isfile(p) and os.path.realpath(p) not in known]
+        missing = [p for p in matches if not os.path.exists(p)]
+        if missing:
+            raise TfcafError(f"--images: image '{missing[0]}' does not exist")
+    if not paths:
+        raise TfcafError(f"--images: no image files among {','.join(patterns)}")
     return paths
 
 
-def _outputs_for(explanation, index, targets):
-    """[(suffix, heatmap (H, W), raw map, snapshots)] for one image."""
-    h, m = explanation.heatmaps[index], explanation.maps[index]
-    snaps = None if explanation.snapshots is None else explanation.snapshots[index]
-    if explanation.targets is None:
-        return [("", h, m, snaps)]
-    if np.ndim(explanation.targets) == 1:
-        return [(f"_t{explanation.targets[index]}", h, m, snaps)]
-    return [(f"_t{t}", h[j], m[j], None if snaps is None else snaps[j])
-            for j, t in enumerate(targets)]
-
-
-def visualize_files(model, preprocess, paths, out_dir, method="l2caf", layer=None,
-                    targets=None, batch_size=16, gif_every=0, size=None, **options):
-    """Writes `<stem><_tK>.png` (original | heatmap | overlay) and `.npy` raw
-    maps (h, w) for every image, plus `.gif` animations when `gif_every`.
-
-    Returns:
-        The list of files written.
-    """
-    explainer = Explainer(model, layer=layer)
-    size = size or applications.input_size(model)
-    os.makedirs(out_dir, exist_ok=True)
-    if method.startswith("l2caf") and gif_every:
-        options["snapshot_every"] = gif_every
-    written = []
-    for start in range(0, len(paths), batch_size):
-        batch_paths = paths[start:start + batch_size]
-        pixels = np.stack([render.read_rgb(p, size) for p in batch_paths])
-        batch_targets = None
-        if targets is not None:
-            batch_targets = np.tile(np.asarray(targets)[None], (len(batch_paths), 1))
-        explanation = explainer.explain(preprocess(pixels.astype(np.float32)), method,
-                                        batch_targets, **options)
-        for i, path in enumerate(batch_paths):
-            stem = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0])
-            for suffix, heat, raw, snaps in _outputs_for(explanation, i, targets):
-                render.write_png(stem + suffix + ".png", render.panel(pixels[i], heat))
-                np.save(stem + suffix + ".npy", raw)
-                written += [stem + suffix + ".png", stem + suffix + ".npy"]
-                if snaps is not None:
-                    # The batch records frames until its slowest image stops.
-                    used = -(-int(np.max(explanation.iterations[i])) // gif_every)
-                    frames = to_image_size(snaps[:used], size).numpy()
-                    render.write_gif(stem + suffix + ".gif", pixels[i], frames)
-                    written.append(stem + suffix + ".gif")
-        logging.info("[%d/%d] images explained with %s at layer '%s'",
-                     start + len(batch_paths), len(paths), method, explainer.layer)
-    return written
+def _write(path, writer, written):
+    """Runs `writer(path)` after creating its folder; records `path`."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    writer(path)
+    written.append(path)
 
 
 def main(argv):
     del argv
     if not FLAGS.model or not FLAGS.images:
         raise app.UsageError("--model and --images are required")
+    from tfcaf import applications
+    from tfcaf.caf import METHODS
+    from tfcaf.cli.heatmap_files import HeatmapWriter
+    spec = METHODS[FLAGS.method]
+    if FLAGS.gif and not spec.iterative:
+        animated = ", ".join(m.name for m in METHODS.values() if m.iterative)
+        raise TfcafError(f"--gif: --method={FLAGS.method} has no iterations to animate "
+                         f"(methods with iterations: {animated})")
+    paths = expand_images(FLAGS.images)
+    model = applications.load_model(FLAGS.model, FLAGS.weights)
+    options = dict(filter=FLAGS.filter, max_iterations=FLAGS.iterations) \
+        if spec.iterative else {}
+    writer = HeatmapWriter(model, FLAGS.method, FLAGS.layer,
+                           applications.input_size(model, FLAGS.image_size),
+                           FLAGS.gif_every if FLAGS.gif else 0, options)
+    targets = None if FLAGS.targets is None else [int(t) for t in FLAGS.targets]
+    stems = output_stems(paths)
+    written = []
     try:
-        model, preprocess = applications.load_model(FLAGS.model, FLAGS.weights)
-        paths = expand_images(FLAGS.images)
-        targets = None if FLAGS.targets is None else [int(t) for t in FLAGS.targets]
-        options = {}
-        if FLAGS.method.startswith("l2caf"):
-            options = dict(filter=FLAGS.filter, max_iterations=FLAGS.iterations)
-        written = visualize_files(
-            model, preprocess, paths, FLAGS.out_dir, FLAGS.method, FLAGS.layer, targets,
-            FLAGS.batch_size, FLAGS.gif_every if FLAGS.gif else 0,
-            applications.input_size(model, FLAGS.image_size), **options)
-    except USER_ERRORS as err:
-        exit_with("visualize", err)
+        for start in range(0, len(paths), FLAGS.batch_size):
+            batch = slice(start, start + FLAGS.batch_size)
+            writer.write_batch(paths[batch], [os.path.join(FLAGS.out_dir, s) for s in stems[batch]],
+                               targets, lambda path, fn: _write(path, fn, written))
+            log.info("[%d/%d] images explained with %s at layer '%s'",
+                     min(start + FLAGS.batch_size, len(paths)), len(paths), FLAGS.method,
+                     writer.layer)
+    except BaseException:
+        if written:
+            print(f"visualize: wrote {len(written)} files before the error: "
+                  f"{', '.join(written)}", file=sys.stderr)
+        raise
     print(f"wrote {len(written)} files to {FLAGS.out_dir}")
+
+
+if __name__ == "__main__":
+    from tfcaf.cli.launch import run
+    run("visualize")

@@ -1,0 +1,145 @@
+"""`bin/visualize`'s work on one batch of files: read, explain, write the
+figure (.png), the raw map (.npy) and the convergence animation (.gif)."""
+
+import json
+import logging
+import os
+
+import numpy as np
+
+from tfcaf import render
+from tfcaf.caf import Explainer
+from tfcaf.caf.heatmaps import to_image_size
+from tfcaf.data import read_image
+from tfcaf.errors import TfcafError
+
+log = logging.getLogger("tfcaf.visualize")
+
+
+def _imagenet_class_names():
+    """ImageNet class names when Keras has the class index cached (it is
+    downloaded by `decode_predictions`; tfcaf never fetches it), else None."""
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    path = os.path.join(home, "models", "imagenet_class_index.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        index = json.load(f)
+    return [index[str(k)][1] for k in range(len(index))]
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+class HeatmapWriter:
+    """Explains batches of image files with one model, method and layer.
+
+    Args:
+        model: Keras model taking RGB pixels (B, H, W, 3) in [0, 255] (as
+            `tfcaf.applications.load_model` returns them).
+        method: a name of `tfcaf.caf.METHODS` the model supports.
+        layer: layer to split at (None: the last 4-D layer).
+        input_size: (H, W) the images are resized to for the model.
+        gif_every: iterations between animation frames (0: no animation).
+        options: `SolverConfig` fields for iterative methods.
+    """
+
+    def __init__(self, model, method, layer, input_size, gif_every, options):
+        self.explainer = Explainer(model, layer=layer)
+        reason = self.explainer.supports(method)
+        if reason:
+            raise TfcafError(f"--method={method} does not apply to this model: {reason}")
+        self.method, self.input_size = method, input_size
+        self.gif_every, self.options = gif_every, dict(options)
+        if gif_every:
+            self.options["snapshot_every"] = gif_every
+        num_classes = model.output_shape[-1]
+        self.class_names = _imagenet_class_names() if num_classes == 1000 else None
+
+    @property
+    def layer(self):
+        return self.explainer.layer
+
+    def _read(self, path):
+        image = read_image(path)
+        height, width = image.shape[:2]
+        if min(height, width) < min(self.input_size) // 4:
+            log.warning("warning: image '%s' is %dx%d px, enlarged to the model's %dx%d "
+                        "input: its heatmap says little", path, width, height,
+                        self.input_size[1], self.input_size[0])
+        return image
+
+    def write_batch(self, paths, stems, targets, write):
+        """Explains the files `paths` and writes `stem[_tK].{png,npy,gif}`.
+
+        Args:
+            paths: B image files.
+            stems: B output paths without extension.
+            targets: class ids explained for every image, or None (top-1).
+            write: `write(path, writer)` runs `writer(path)` and records it.
+        """
+        images = [self._read(p) for p in paths]
+        pixels = np.stack([render.resize(image, self.input_size) for image in images])
+        inputs = pixels.astype(np.float32)
+        batch_targets = None if targets is None else np.tile(np.asarray(targets)[None],
+                                                             (len(paths), 1))
+        explanation = self.explainer.explain(inputs, self.method, batch_targets, **self.options)
+        probabilities = None
+        if self.explainer.output == "logits":
+            probabilities = _softmax(self.explainer.forward(inputs)[1].numpy())
+        for i, (image, stem) in enumerate(zip(images, stems)):
+            shown = render.resize(image, render.display_size(*image.shape[:2]))
+            scores = None if probabilities is None else probabilities[i]
+            for suffix, problem in _problems(explanation, i, targets):
+                self._write_problem(stem + suffix, shown, problem, scores, write)
+
+    def _write_problem(self, stem, shown, problem, scores, write):
+        raw, snapshots, target, iterations, loss = problem
+        size = shown.shape[:2]
+        heatmap = to_image_size(raw[None], size)[0].numpy()
+        title = self._title(target, scores, iterations, loss)
+        write(stem + ".png", lambda p: render.write_png(p, render.figure(shown, heatmap, title)))
+        write(stem + ".npy", lambda p: np.save(p, raw))
+        if snapshots is None:
+            return
+        # The batch records frames until its slowest problem stops; this
+        # one's map no longer changes after its own last iteration.
+        used = -(-int(iterations) // self.gif_every)
+        frames = to_image_size(np.concatenate([snapshots[:used], raw[None]]), size).numpy()
+        captions = [f"{self.method} | iteration {k * self.gif_every}" for k in range(used)]
+        captions.append(f"{self.method} | iteration {int(iterations)} (final) | "
+                        f"loss {float(loss):.4g}")
+        write(stem + ".gif", lambda p: render.write_gif(p, shown, frames, captions))
+
+    def _title(self, target, scores, iterations, loss):
+        """"method | class K name p=0.87 | layer L | N iterations, loss X"."""
+        parts = [self.method]
+        if scores is not None:
+            shown = int(np.argmax(scores)) if target is None else int(target)
+            name = f" {self.class_names[shown]}" if self.class_names else ""
+            label = "top-1 class" if target is None else "class"
+            parts.append(f"{label} {shown}{name} p={scores[shown]:.2f}")
+        else:
+            parts.append("embedding")
+        parts.append(f"layer {self.layer}")
+        if iterations is not None:
+            parts.append(f"{int(iterations)} iterations, loss {float(loss):.4g}")
+        return " | ".join(parts)
+
+
+def _problems(explanation, index, targets):
+    """[(suffix, (raw map, snapshots, target, iterations, loss))] for image
+    `index`: one per explained target."""
+    def pick(array, *key):
+        return None if array is None else array[(index,) + key]
+    if explanation.targets is None or np.ndim(explanation.targets) == 1:
+        target = None if explanation.targets is None or targets is None \
+            else explanation.targets[index]
+        suffix = "" if target is None else f"_t{target}"
+        return [(suffix, (explanation.maps[index], pick(explanation.snapshots), target,
+                          pick(explanation.iterations), pick(explanation.losses)))]
+    return [(f"_t{t}", (explanation.maps[index][j], pick(explanation.snapshots, j), t,
+                        pick(explanation.iterations, j), pick(explanation.losses, j)))
+            for j, t in enumerate(targets)]
