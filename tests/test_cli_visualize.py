@@ -1,6 +1,7 @@
 """bin/visualize end to end on a tiny model saved as .keras."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -74,3 +75,56 @@ def test_bad_input_gives_one_clear_error_line(workdir, args, message):
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("visualize: error:") and message in last, proc.stderr
+
+
+def _lines_from_native_logs(stderr):
+    """TensorFlow's C++ log lines (`I0000 00:00:...`, `E0000 ...`) and its
+    Python warnings: the quiet default hides them."""
+    return [line for line in stderr.splitlines()
+            if re.match(r"[IWEF]\d{4} ", line) or "cuInit" in line
+            or line.startswith(("WARNING:tensorflow", "WARNING: All log messages"))]
+
+
+def test_same_names_in_two_folders_do_not_collide_and_small_images_warn(workdir):
+    for folder in ("a", "b"):
+        (workdir / folder).mkdir(exist_ok=True)
+        cv2.imwrite(str(workdir / folder / "x.png"), np.full((30, 40, 3), 90, np.uint8))
+    cv2.imwrite(str(workdir / "a" / "x.jpg"), np.full((30, 40, 3), 40, np.uint8))
+    cv2.imwrite(str(workdir / "tiny.png"), np.zeros((1, 1, 3), np.uint8))
+    out = workdir / "collide"
+    proc = _run(workdir, "--images=a/x.png,b/x.png,a/x.jpg,tiny.png", f"--out_dir={out}",
+                "--method=gradcam")
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == ["a/x_jpg.npy", "a/x_jpg.png", "a/x_png.npy", "a/x_png.png",
+                     "b/x.npy", "b/x.png", "tiny.npy", "tiny.png"]
+    assert f"wrote 8 files to {out}" in proc.stdout
+    assert "image 'tiny.png' is 1x1 px" in proc.stderr
+    assert _lines_from_native_logs(proc.stderr) == [], proc.stderr
+
+
+def test_failure_half_way_says_what_was_written(workdir):
+    out = workdir / "half"
+    proc = _run(workdir, "--images=img0.png,broken.png", f"--out_dir={out}",
+                "--batch_size=1", "--method=gradcam")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("visualize: error:") and "broken.png" in lines[-1]
+    assert lines[-2] == (f"visualize: wrote 2 files before the error: {out}/img0.png, "
+                         f"{out}/img0.npy")
+    assert sorted(os.listdir(out)) == ["img0.npy", "img0.png"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--images=.", "--method=cam"], "--images: '.' is a folder; give image files or a glob such as "
+                                     "'./*.jpg'"),
+    (["--images=img0.png", "--method=cam", "--gif"],
+     "--gif: --method=cam has no iterations to animate (methods with iterations: "
+     "l2caf, l2caf_specific)"),
+])
+def test_rejected_before_any_output(workdir, args, message):
+    out = workdir / "never"
+    proc = _run(workdir, *args, f"--out_dir={out}")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == f"visualize: error: {message}", proc.stderr
+    assert not out.exists()

@@ -15,15 +15,15 @@ BOX_PROTOCOLS = ("wsolevaluation", "tfcaf")
 DATASETS = ("digits", "cub", "imagenet", "folder")
 
 
-def check_names(flag_name, values, valid):
-    """Raises absl's `ValidationError` naming `--flag_name` and listing
-    `valid` unless every value of `values` is one of them."""
+def check_names(values, valid):
+    """Raises absl's `ValidationError` listing `valid` unless every value
+    of `values` is one of them (absl's message names the flag)."""
     from absl import flags
     unknown = [v for v in values if v not in valid]
     if unknown:
         raise flags.ValidationError(
-            f"--{flag_name}: unknown {', '.join(repr(v) for v in unknown)}; "
+            f"unknown {', '.join(repr(v) for v in unknown)}; "
             f"choose from {', '.join(valid)}")
     if not values:
-        raise flags.ValidationError(f"--{flag_name} is empty; choose from {', '.join(valid)}")
+        raise flags.ValidationError(f"empty; choose from {', '.join(valid)}")
     return True

@@ -74,7 +74,7 @@ def evaluate_network(name, config, model_path, out_dir, max_images, iterations):
     from tfcaf import applications
     from tfcaf.data import load_dataset
     from tfcaf.evaluation import EvalConfig, KerasAdapter, evaluate
-    model, _ = applications.load_model(model_path)
+    model = applications.load_model(model_path)
     adapter = KerasAdapter(model, iterations=iterations)
     split = "retrieval_test" if config.metric_learning else "test"
     dataset = load_dataset("digits", config.data_dir, split, image_size=config.image_size)

@@ -44,9 +44,8 @@ flags.DEFINE_enum("sanity_mode", "cascading", ["cascading", "independent"],
 flags.DEFINE_integer("seed", 0, "Seed of K-means, of the randomisation and of noise baselines.")
 flags.DEFINE_string("out_dir", "eval_out", "Where metrics.json, report.md and PNGs go.")
 
-flags.register_validator("metric", lambda v: choices.check_names("metric", v, choices.METRICS))
-flags.register_validator("methods",
-                         lambda v: choices.check_names("methods", v, choices.METHODS))
+flags.register_validator("metric", lambda v: choices.check_names(v, choices.METRICS))
+flags.register_validator("methods", lambda v: choices.check_names(v, choices.METHODS))
 
 FLAG_GROUPS = (
     ("Model", ("model", "image_size", "iterations")),

@@ -60,7 +60,7 @@ def define_flags(flag_values):
                          "(to try --strategy=mirrored without GPUs).", lower_bound=0, **fv)
     flags.register_validator(
         "model_dir", lambda path: not path or not os.path.isfile(path),
-        "--model_dir names a file; give a folder (it is created if missing)", **fv)
+        "names a file; give a folder (it is created if missing)", **fv)
 
 
 # bin/train's --help, in this order.

@@ -38,7 +38,7 @@ flags.DEFINE_integer("gif_every", 10, "Iterations between GIF frames.", lower_bo
 flags.DEFINE_integer("batch_size", 16, "Images solved together.", lower_bound=1)
 
 
-@flags.validator("targets", "--targets: give class ids, integers >= 0, comma separated")
+@flags.validator("targets", "give class ids, integers >= 0, comma separated")
 def _targets_are_class_ids(values):
     return values is None or all(v.strip().isdigit() for v in values)
 
