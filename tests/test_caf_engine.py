@@ -219,3 +219,40 @@ def test_gradcam_on_normalised_embedding_explains_the_embedding_before_it():
         expected = np.maximum(images[i] @ (kernel @ u / (H * W)), 0)
         np.testing.assert_allclose(result.maps[i], expected, rtol=1e-4, atol=1e-6)
         assert result.maps[i].max() > 1e-3
+
+
+@pytest.mark.parametrize("shape,message", [
+    ((2, 9, 8, CHANNELS), r"wrong shape, shape \(2, 9, 8, 6\); the model expects \(B, 8, 8, 6\)"),
+    ((2, H, W, 3), r"wrong shape, shape \(2, 8, 8, 3\); the model expects \(B, 8, 8, 6\)"),
+    ((H, W, CHANNELS), r"wrong shape, shape \(8, 8, 6\)"),
+    ((0, H, W, CHANNELS), r"empty batch, shape \(0, 8, 8, 6\); the model expects \(B, 8, 8, 6\)"),
+])
+@pytest.mark.parametrize("method", ["l2caf", "gradcam"])
+def test_images_of_the_wrong_shape_or_an_empty_batch_are_rejected(shape, message, method):
+    with pytest.raises(TfcafError, match=message):
+        tfcaf.explain(_gap_dense_model(), np.zeros(shape, "float32"), method=method)
+
+
+def test_open_input_size_takes_any_size_but_checks_channels():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, CHANNELS))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 1)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES)(x))
+    for size in ((8, 8), (10, 12)):
+        images = np.random.default_rng(0).normal(size=(1,) + size + (CHANNELS,))
+        result = tfcaf.explain(model, images.astype("float32"), method="gradcam")
+        assert result.heatmaps.shape == (1,) + size
+    with pytest.raises(TfcafError, match=r"expects \(B, any, any, 6\)"):
+        tfcaf.explain(model, np.zeros((1, 8, 8, 3), "float32"))
+
+
+@pytest.mark.parametrize("method", ["l2caf", "cam"])
+def test_non_finite_images_are_rejected_by_index(method):
+    model = _gap_dense_model()
+    images = _images(4)
+    images[1, 2, 3, 0] = np.nan
+    images[3, 0, 0, 5] = -np.inf
+    with pytest.raises(TfcafError, match=r"image\(s\) \[1, 3\] .*NaN or infinite"):
+        tfcaf.explain(model, images, method=method)
+    with pytest.raises(TfcafError, match=r"\[0, 1\]"):
+        Explainer(model).explain(np.full((2, H, W, CHANNELS), np.nan, "float32"), method)
