@@ -9,6 +9,7 @@ from tfcaf.training import TrainConfig, validate
 from tfcaf.training.loop import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLASSES = {"digits": 10, "cub": 200, "imagenet": 1000}
 FLAGFILES = sorted(glob.glob(os.path.join(REPO, "flags", "*.flags")))
 
 
@@ -52,8 +53,9 @@ def test_flagfile_parses_and_builds_its_model(flagfile):
     # weights=None: no download here; the architecture is the flagfile's.
     config.weights = None
     size = config.image_size or 96
-    model = build_model(config, config.num_classes, (size, size))
-    expected = config.embedding_dim if config.metric_learning else config.num_classes
+    classes = None if config.metric_learning else CLASSES[config.dataset]
+    model = build_model(config, classes, (size, size))
+    expected = config.embedding_dim if config.metric_learning else classes
     assert model.output.shape[-1] == expected
     if config.metric_learning:
         assert model.layers[-1].name == "embedding"

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -58,6 +57,37 @@ def _weights(model_dir):
     return model.get_weights()
 
 
+# bin/train that stops, alive, right after saving checkpoint `step`: tests
+# kill or interrupt it in that known state instead of racing a running loop.
+_WAIT_AFTER_CHECKPOINT = """
+import sys, time
+from tfcaf.training import loop
+save = loop.Trainer.save_checkpoint
+def save_then_wait(self, step):
+    save(self, step)
+    if step == {step}:
+        print("checkpointed", step, flush=True)
+        time.sleep(600)
+loop.Trainer.save_checkpoint = save_then_wait
+from tfcaf.cli.launch import run
+run("train", ["train"] + sys.argv[1:])
+"""
+
+
+def _start_waiting_run(model_dir, data_dir, step, *extra):
+    """Popen of a run paused after checkpoint `step` (returns once there)."""
+    script = _WAIT_AFTER_CHECKPOINT.format(step=step)
+    cmd = [sys.executable, "-c", script] + _command(model_dir, data_dir, *extra)[2:]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    line = proc.stdout.readline()  # blocks until the checkpoint is saved
+    if line.strip() != f"checkpointed {step}":
+        proc.kill()
+        raise AssertionError(f"the run did not reach checkpoint {step}: "
+                             f"{proc.communicate()[1][-3000:]}")
+    return proc
+
+
 @pytest.mark.parametrize("head", ["classifier", "adl"])
 def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir, head):
     # ADL's random drop/importance choice is part of the checkpoint too.
@@ -65,24 +95,47 @@ def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir, he
     straight = tmp_path / "straight"
     _run(_command(straight, data_dir, *steps))
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_command(killed, data_dir, *steps), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    state = killed / "checkpoints" / "checkpoint"  # written once ckpt-4 is complete
-
-    def saved():
-        return state.exists() and "ckpt-4" in state.read_text()
-    while time.time() < deadline and proc.poll() is None and not saved():
-        time.sleep(0.05)
+    proc = _start_waiting_run(killed, data_dir, 4, *steps)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    proc.communicate()
     assert not (killed / "model.keras").exists()
     resumed = _run(_command(killed, data_dir, *steps))
     assert "resumed from" in resumed.stderr
     assert _checkpoint_step(str(killed)) == (12, 12)
     for a, b in zip(_weights(straight), _weights(killed)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_second_run_is_refused_and_ctrl_c_says_how_to_resume(tmp_path, data_dir):
+    model_dir = tmp_path / "busy"
+    steps = ["--train_steps=8", "--checkpoint_every=2"]
+    first = _start_waiting_run(model_dir, data_dir, 2, *steps)
+    second = subprocess.run(_command(model_dir, data_dir, *steps), capture_output=True,
+                            text=True, env=_env(), timeout=300)
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines()[-1].startswith(
+        f"train: error: --model_dir={model_dir} is in use by another bin/train run "
+        f"(pid {first.pid} on host {socket.gethostname()}, started "), second.stderr[-2000:]
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        "train: error: interrupted at step 2; resume with the same command; "
+        "it restarts from ckpt-2"), err[-2000:]
+    assert "Traceback" not in err
+    assert sorted(os.listdir(model_dir)) == [
+        "checkpoints", "train", "train.lock", "train_config.json", "validation"]
+    from tfcaf.training.model_dir import RunLock
+    with RunLock(str(model_dir)):  # the interrupted run left it unlocked
+        pass
+
+
+def test_model_dir_that_is_a_file_is_named(tmp_path):
+    from tfcaf.errors import TfcafError
+    from tfcaf.training.model_dir import RunLock
+    (tmp_path / "f").write_text("")
+    with pytest.raises(TfcafError, match=f"--model_dir={tmp_path / 'f'} is an existing file"):
+        RunLock(str(tmp_path / "f")).acquire()
 
 
 def test_bad_flags_fail_before_any_work(tmp_path, data_dir):
@@ -93,7 +146,7 @@ def test_bad_flags_fail_before_any_work(tmp_path, data_dir):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("train: error: --loss=npairs --batch_size=12"), proc.stderr[-2000:]
     assert "6 classes" in last
-    assert not (tmp_path / "bad" / "checkpoints").exists()
+    assert not (tmp_path / "bad").exists()  # a failed start leaves no folder
 
 
 def test_mirrored_on_two_logical_cpus(tmp_path, data_dir):
@@ -134,4 +187,5 @@ def test_multi_worker_with_two_local_processes(tmp_path, data_dir):
         assert "done: step 4" in out
     assert _checkpoint_step(str(model_dir)) == (4, 4)
     assert (model_dir / "model.keras").exists()
-    assert sorted(os.listdir(model_dir)) == ["checkpoints", "model.keras", "train", "train_config.json", "validation"]
+    assert sorted(os.listdir(model_dir)) == ["checkpoints", "model.keras", "train", "train.lock",
+                                          "train_config.json", "validation"]

@@ -15,6 +15,7 @@ from tfcaf.data.folder import load_folder
 from tfcaf.data.images import read_image
 from tfcaf.data.imagenet import load_imagenet
 from tfcaf.data.transforms import Augment
+from tfcaf.errors import TfcafError
 
 DATASETS = ("digits", "cub", "imagenet", "folder")
 _DEFAULT_SPLIT = object()
@@ -57,7 +58,7 @@ def load_dataset(name="digits", data_dir=None, split=_DEFAULT_SPLIT, *,
                            image_size=image_size, check=check or "header",
                            **common, **options)
     if data_dir is None:
-        raise ValueError(f"dataset {name!r} needs data_dir")
+        raise TfcafError(f"dataset {name!r} needs data_dir")
     common["image_size"] = image_size or 224
     if name == "cub":
         return load_cub(data_dir, _split(split, "train"),
@@ -68,7 +69,7 @@ def load_dataset(name="digits", data_dir=None, split=_DEFAULT_SPLIT, *,
     if name == "folder":
         return load_folder(data_dir, _split(split, None),
                            check=check or "header", **common, **options)
-    raise ValueError(f"unknown dataset {name!r}; known: {DATASETS}")
+    raise TfcafError(f"unknown dataset {name!r}; known: {DATASETS}")
 
 
 def _split(split, default):

@@ -121,7 +121,7 @@ def check_examples(paths, boxes, *, level="header", skip_bad_images=False,
         DataError: the first bad example, when `skip_bad_images` is False.
     """
     if level not in CHECK_LEVELS:
-        raise ValueError(f"check level {level!r} not in {CHECK_LEVELS}")
+        raise TfcafError(f"check level {level!r} not in {CHECK_LEVELS}")
     if level == "none":
         return np.ones(len(paths), bool), list(boxes)
     keep = np.ones(len(paths), bool)

@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 from tfcaf.data import checks, dataset
+from tfcaf.errors import TfcafError
 
 SPLITS = ("train", "test", "retrieval_train", "retrieval_test")
 FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt",
@@ -48,7 +49,7 @@ def _read_table(path, columns):
             fields = line.split(None, len(columns))
             try:
                 if len(fields) != len(columns) + 1:
-                    raise ValueError(f"expected {len(columns) + 1} fields")
+                    raise TfcafError(f"expected {len(columns) + 1} fields")
                 rows.append((int(fields[0]), tuple(
                     convert(v.strip()) for convert, v in
                     zip(columns, fields[1:]))))
@@ -114,7 +115,7 @@ def load_cub(data_dir, split="train", *, image_size=224, resize="resize",
     """CUB-200-2011 split `split` ("train", "test", "retrieval_train",
     "retrieval_test") as an `ImageDataset`; see `load_dataset`."""
     if split not in SPLITS:
-        raise ValueError(f"CUB split {split!r} not in {SPLITS} (CUB-200-2011 "
+        raise TfcafError(f"CUB split {split!r} not in {SPLITS} (CUB-200-2011 "
                          "has no validation split)")
     cub = read_cub(data_dir)
     labels, names = cub["class_index"], cub["class_names"]

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcaf.data import checks, transforms
+from tfcaf.errors import TfcafError
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,13 @@ class ImageDataset:
                       for b in self.boxes]
         self.image_size = _size_hw(self.image_size)
         if not len(self.paths) == len(self.labels) == len(self.boxes):
-            raise ValueError("paths, labels and boxes differ in length")
+            raise TfcafError("paths, labels and boxes differ in length")
         if len(self.labels) and not (
                 0 <= self.labels.min() and
                 self.labels.max() < len(self.class_names)):
-            raise ValueError("labels outside [0, num_classes)")
+            raise TfcafError("labels outside [0, num_classes)")
         if self.resize not in transforms.RESIZE_MODES:
-            raise ValueError(f"resize {self.resize!r} not in "
+            raise TfcafError(f"resize {self.resize!r} not in "
                              f"{transforms.RESIZE_MODES}")
         self._tensors = None
 
@@ -145,7 +146,7 @@ class ImageDataset:
         boxes = flat_boxes[splits[index]:splits[index + 1]]
         if augment:
             if seed is None:
-                raise ValueError("augment needs a seed")
+                raise TfcafError("augment needs a seed")
             options = self.augment if augment is True else augment
             image, boxes = transforms.random_crop_flip(image, boxes, size,
                                                        options, seed)
@@ -180,7 +181,7 @@ class ImageDataset:
         if indices.element_spec.shape.rank == 1:
             batch_size = indices.element_spec.shape[0] or batch_size
             if batch_size is None:
-                raise ValueError("index batches of unknown size: pass "
+                raise TfcafError("index batches of unknown size: pass "
                                  "batch_size")
             indices, drop_remainder = indices.unbatch(), True
         indices = indices.map(lambda i: tf.cast(i, tf.int64))

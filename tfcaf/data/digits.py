@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from tfcaf.data import checks, dataset, transforms
+from tfcaf.errors import TfcafError
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +335,7 @@ def load_digits(data_dir=None, split="train", *, config=None, image_size=None,
         names = classes[first:first + 5]
         chosen = [r for r in images if first <= r["label"] < first + 5]
     else:
-        raise ValueError(f"digits split {split!r} not in {SPLITS} or "
+        raise TfcafError(f"digits split {split!r} not in {SPLITS} or "
                          "retrieval_train, retrieval_test")
     data = dataset.ImageDataset(
         name="digits", split=split,

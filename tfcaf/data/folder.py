@@ -18,6 +18,7 @@ import csv
 import os
 
 from tfcaf.data import checks, dataset
+from tfcaf.errors import TfcafError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLITS = (None, "train", "val", "test", "retrieval_train", "retrieval_test")
@@ -37,7 +38,7 @@ def read_boxes(path, known):
         for number, row in enumerate(reader, 2):
             try:
                 if len(row) != 5:
-                    raise ValueError("expected 5 fields")
+                    raise TfcafError("expected 5 fields")
                 box = [float(v) for v in row[1:]]
             except ValueError as error:
                 raise checks.DataError(
@@ -79,7 +80,7 @@ def load_folder(data_dir, split=None, *, boxes=None, image_size=224,
         image_size, resize, check, skip_bad_images: see `load_dataset`.
     """
     if split not in SPLITS:
-        raise ValueError(f"folder split {split!r} not in {SPLITS}")
+        raise TfcafError(f"folder split {split!r} not in {SPLITS}")
     plain = split in (None, "retrieval_train", "retrieval_test")
     root = data_dir if plain else os.path.join(data_dir, split)
     classes, items = _list_images(root)

@@ -33,6 +33,7 @@ import xml.etree.ElementTree as ElementTree
 
 
 from tfcaf.data import checks, dataset
+from tfcaf.errors import TfcafError
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ def load_imagenet(data_dir, split="val", *, images_dir=None, boxes=None,
         image_size, resize, skip_bad_images: see `load_dataset`.
     """
     if split not in ("val", "train"):
-        raise ValueError(f"ImageNet split {split!r} not in ('val', 'train'): "
+        raise TfcafError(f"ImageNet split {split!r} not in ('val', 'train'): "
                          "test labels are not public, use 'val'")
     train_dir = images_dir if split == "train" and images_dir else next(
         (os.path.join(data_dir, d) for d in TRAIN_IMAGES

@@ -17,12 +17,13 @@ with fewer than K images are never drawn.
 
 import numpy as np
 import tensorflow as tf
+from tfcaf.errors import TfcafError
 
 
 def _check_labels(labels):
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
+        raise TfcafError(
             "labels must be a 1-D integer array (N,), got shape "
             f"{labels.shape} and dtype {labels.dtype}")
     return labels
@@ -31,7 +32,7 @@ def _check_labels(labels):
 def _check_count(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
             or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        raise TfcafError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
 
 
@@ -47,7 +48,7 @@ def _class_table(labels, images_per_class, classes_per_batch, sampler):
     eligible = np.flatnonzero(counts >= images_per_class)
     if eligible.size < classes_per_batch:
         largest = counts.max() if counts.size else 0
-        raise ValueError(
+        raise TfcafError(
             f"{sampler} needs {classes_per_batch} classes with at least "
             f"{images_per_class} images each, but only {eligible.size} of the "
             f"{counts.size} classes in labels have that many (largest class: "
@@ -64,7 +65,7 @@ def _draw_seed(seed):
         return int(np.random.default_rng().integers(2 ** 62))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= seed < 2 ** 63:
-        raise ValueError(f"seed must be an int64 >= 0 or None, got {seed!r}")
+        raise TfcafError(f"seed must be an int64 >= 0 or None, got {seed!r}")
     return int(seed)
 
 
@@ -120,7 +121,7 @@ def pk_batches(labels, classes_per_batch, images_per_class, *, seed=None,
         tf.data.Dataset of int64 index batches (P*K,), class-major.
 
     Raises:
-        ValueError: fewer than P classes have at least K images.
+        TfcafError: fewer than P classes have at least K images.
     """
     labels = _check_labels(labels)
     classes_per_batch = _check_count(classes_per_batch, "classes_per_batch")
@@ -145,11 +146,11 @@ def npair_batches(labels, batch_size, *, seed=None, num_batches=None):
         (a_1, p_1, a_2, p_2, ...), a_i != p_i.
 
     Raises:
-        ValueError: b is odd, or fewer than b/2 classes have 2 images.
+        TfcafError: b is odd, or fewer than b/2 classes have 2 images.
     """
     batch_size = _check_count(batch_size, "batch_size")
     if batch_size % 2:
-        raise ValueError(
+        raise TfcafError(
             f"batch_size must be even (pairs of anchor and positive), got {batch_size}")
     labels = _check_labels(labels)
     table = _class_table(labels, 2, batch_size // 2, "npair_batches")
@@ -171,7 +172,7 @@ def map_indices(index_batches, fn, *, num_parallel_calls=tf.data.AUTOTUNE):
     """
     shape = index_batches.element_spec.shape
     if shape.rank != 1 or shape[0] is None:
-        raise ValueError(
+        raise TfcafError(
             "index_batches must yield index batches of one static size (b,), "
             f"got element shape {shape}")
     return (index_batches.unbatch()

@@ -18,6 +18,7 @@ import dataclasses
 import tensorflow as tf
 
 from tfcaf.models.preprocessing import check_mode, preprocess_pixels
+from tfcaf.errors import TfcafError
 
 RESIZE_MODES = ("resize", "crop")
 
@@ -158,4 +159,4 @@ def fit_image(image, boxes, size_hw, mode, crop_fraction):
         return _resize(image, boxes, size_hw)
     if mode == "crop":
         return resize_and_center_crop(image, boxes, size_hw, crop_fraction)
-    raise ValueError(f"resize mode {mode!r} not in {RESIZE_MODES}")
+    raise TfcafError(f"resize mode {mode!r} not in {RESIZE_MODES}")

@@ -1,5 +1,5 @@
 """ACoL, adversarial complementary learning (Zhang et al., CVPR 2018;
-SPEC.md section 3): two classifier branches on the same features, the
+docs/method.md §3): two classifier branches on the same features, the
 second one seeing the features with the first one's most discriminative
 positions erased.
 
@@ -13,6 +13,8 @@ provides; the fused localization map is read with `acol_localization_map`.
 import keras
 import tensorflow as tf
 from keras import ops
+
+from tfcaf.errors import TfcafError
 
 BACKBONE_LAYER = "backbone"
 HEAD_LAYER = "acol"
@@ -80,7 +82,7 @@ class ACoLHead(keras.layers.Layer):
     def __init__(self, num_classes, delta=0.6, filters=1024, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= delta <= 1.0:
-            raise ValueError(
+            raise TfcafError(
                 f"layer '{self.name}': delta must be in [0, 1], got {delta}")
         self.num_classes, self.delta, self.filters = num_classes, delta, filters
         self.branch_a = self._branch("a")
@@ -96,7 +98,7 @@ class ACoLHead(keras.layers.Layer):
 
     def build(self, input_shape):
         if len(input_shape) != 4:
-            raise ValueError(
+            raise TfcafError(
                 f"layer '{self.name}' (ACoLHead) expects a 4-D (B, h, w, C) "
                 f"feature map, got shape {tuple(input_shape)}")
         for branch in (self.branch_a, self.branch_b):
@@ -175,14 +177,27 @@ class ACoLLoss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
 
     def call(self, y_true, y_pred):
-        if len(y_pred.shape) != 3 or y_pred.shape[1] != 2:
-            raise ValueError(
-                "ACoLLoss expects the (B, 2, K) logits of both ACoL branches, "
-                f"got shape {tuple(y_pred.shape)}; compile ACoL models with "
-                "tfcaf.models.training_loss('acol') and train them with fit")
-        y_true = ops.reshape(y_true, (-1,))
-        return sum(keras.losses.sparse_categorical_crossentropy(
-            y_true, y_pred[:, i], from_logits=True) for i in (0, 1))
+        return ops.sum(branch_cross_entropy(y_true, y_pred), axis=1)
+
+
+def branch_cross_entropy(labels, branches):
+    """Per-example cross-entropy of each ACoL branch.
+
+    Args:
+        labels: (B,) or (B, 1) int class ids.
+        branches: (B, 2, K) logits of branches A and B.
+
+    Returns:
+        (B, 2): CE of branch A (column 0) and branch B (column 1).
+    """
+    if len(branches.shape) != 3 or branches.shape[1] != 2:
+        raise TfcafError(
+            "ACoLLoss expects the (B, 2, K) logits of both ACoL branches, "
+            f"got shape {tuple(branches.shape)}; compile ACoL models with "
+            "tfcaf.models.training_loss('acol') and train them with fit or bin/train")
+    labels = ops.reshape(labels, (-1,))
+    return ops.stack([keras.losses.sparse_categorical_crossentropy(
+        labels, branches[:, i], from_logits=True) for i in (0, 1)], axis=1)
 
 
 @keras.saving.register_keras_serializable(package="tfcaf")
@@ -196,14 +211,19 @@ class ACoLModel(keras.Model):
     `fit` erases with the ground-truth class, `evaluate` with the predicted
     one, both minimising `ACoLLoss` on the (B, 2, K) branch logits; the
     compiled metrics see branch A's logits (B, K), i.e. the model output.
+    Besides "loss" (CE(A) + CE(B)), both steps report each branch's mean
+    cross-entropy as the metrics "loss_a" and "loss_b". `bin/train` trains
+    through `train_step` too, so there is one ACoL training path.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.branch_loss_trackers = [keras.metrics.Mean(name=f"loss_{tag}")
+                                     for tag in ("a", "b")]
         layers = {layer.name: layer for layer in self.layers}
         if not isinstance(layers.get(HEAD_LAYER), ACoLHead) or \
                 BACKBONE_LAYER not in layers:
-            raise ValueError(
+            raise TfcafError(
                 f"ACoLModel '{self.name}' needs a layer '{BACKBONE_LAYER}' "
                 f"and an ACoLHead named '{HEAD_LAYER}'; it has "
                 f"{', '.join(layers)}")
@@ -212,7 +232,7 @@ class ACoLModel(keras.Model):
         """`keras.Model.compile`; `loss` defaults to, and must be, ACoLLoss."""
         loss = ACoLLoss() if loss is None else loss
         if not isinstance(loss, ACoLLoss):
-            raise ValueError(
+            raise TfcafError(
                 f"ACoLModel '{self.name}' trains with ACoLLoss (CE(A) + "
                 f"CE(B)); got loss {loss!r}")
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
@@ -250,6 +270,9 @@ class ACoLModel(keras.Model):
             if metric.name == "loss":
                 metric.update_state(loss * replicas,
                                     sample_weight=ops.shape(x)[0])
+        per_branch = ops.mean(branch_cross_entropy(y, branches), axis=0)
+        for i, tracker in enumerate(self.branch_loss_trackers):
+            tracker.update_state(per_branch[i], sample_weight=ops.shape(x)[0])
         return self.compute_metrics(x, y, branches[:, 0], sample_weight)
 
 
@@ -267,7 +290,7 @@ def acol_localization_map(model, images, labels=None):
         normalized class maps, at the backbone's feature resolution.
     """
     if not isinstance(model, ACoLModel):
-        raise ValueError(
+        raise TfcafError(
             f"model '{getattr(model, 'name', model)}' is not an ACoLModel; "
             "build it with build_model(head='acol')")
     features = model.get_layer(BACKBONE_LAYER)(images, training=False)

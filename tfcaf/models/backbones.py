@@ -141,9 +141,9 @@ BACKBONES = {
 
 
 def backbone_spec(name):
-    """The `BackboneSpec` of `name`; ValueError naming the choices."""
+    """The `BackboneSpec` of `name`; TfcafError naming the choices."""
     if name not in BACKBONES:
-        raise ValueError(
+        raise TfcafError(
             f"unknown backbone '{name}'; choose one of "
             f"{', '.join(BACKBONES)}")
     return BACKBONES[name]
@@ -167,7 +167,7 @@ def insert_adl(model, positions, drop_rate=0.75, gamma=0.9, seed=None,
         A functional `keras.Model` with `model`'s inputs and outputs shapes.
 
     Raises:
-        ValueError: a position names no layer of `model`.
+        TfcafError: a position names no layer of `model`.
     """
     if isinstance(positions, str):
         positions = (positions,)
@@ -190,7 +190,7 @@ def insert_adl(model, positions, drop_rate=0.75, gamma=0.9, seed=None,
         names = [layer.name for layer, _ in graph.leaf_layers(model)]
         close = difflib.get_close_matches(missing[0], names, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(
+        raise TfcafError(
             f"cannot insert ADL: model '{model.name}' has no layer "
             f"'{missing[0]}'{hint}")
     return keras.Model(_single(inputs), _single(outputs),

@@ -5,6 +5,7 @@ import keras
 from tfcaf.models.acol import ACoLHead, ACoLLoss, ACoLModel
 from tfcaf.models.backbones import backbone_spec, build_backbone, insert_adl
 from tfcaf.models.weights import load_weights_file
+from tfcaf.errors import TfcafError
 
 HEADS = ("classifier", "adl", "acol", "embedding")
 _DEFAULT_IMAGE_SIZE = {"tiny_resnet": 96}
@@ -14,20 +15,20 @@ def _image_size(backbone, image_size):
     size = image_size or _DEFAULT_IMAGE_SIZE.get(backbone, 224)
     size = (size, size) if isinstance(size, int) else tuple(size)
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"image_size must be an int or (H, W), got {size}")
+        raise TfcafError(f"image_size must be an int or (H, W), got {size}")
     return size
 
 
 def _check_args(head, num_classes, embedding_dim):
     if head not in HEADS:
-        raise ValueError(
+        raise TfcafError(
             f"unknown head '{head}'; choose one of {', '.join(HEADS)}")
     if head == "embedding":
         if not isinstance(embedding_dim, int) or embedding_dim < 1:
-            raise ValueError(
+            raise TfcafError(
                 f"embedding_dim must be a positive int, got {embedding_dim}")
     elif not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
+        raise TfcafError(
             f"head '{head}' needs num_classes, an int >= 2; got "
             f"{num_classes}")
 
@@ -89,7 +90,7 @@ def build_model(backbone="tiny_resnet", head="classifier", num_classes=None,
         A functional `keras.Model` (an `ACoLModel` for head "acol").
 
     Raises:
-        ValueError: unknown backbone or head, missing num_classes, ImageNet
+        TfcafError: unknown backbone or head, missing num_classes, ImageNet
             weights unavailable, or a weights file that does not match.
         FileNotFoundError: a weights path that does not exist.
     """
@@ -132,7 +133,7 @@ def training_loss(head):
         `ACoLLoss` (CE(A) + CE(B), ground-truth erasing in `fit`) for "acol".
 
     Raises:
-        ValueError: "embedding" (retrieval nets train with the metric
+        TfcafError: "embedding" (retrieval nets train with the metric
             learning losses of `tfcaf.losses`: triplet semi-hard with a
             normalized embedding, N-pair without) or an unknown head.
     """
@@ -141,8 +142,8 @@ def training_loss(head):
     if head == "acol":
         return ACoLLoss()
     if head == "embedding":
-        raise ValueError(
+        raise TfcafError(
             "embedding models train with a metric learning loss from "
             "tfcaf.losses (triplet semi-hard with normalize_embedding=True, "
             "N-pair with normalize_embedding=False)")
-    raise ValueError(f"unknown head '{head}'; choose one of {', '.join(HEADS)}")
+    raise TfcafError(f"unknown head '{head}'; choose one of {', '.join(HEADS)}")

@@ -22,6 +22,7 @@ from keras import layers
 
 from tfcaf.models.layers import LocalResponseNormalization
 from tfcaf.models.weights import load_weights_file
+from tfcaf.errors import TfcafError
 
 # Table 1 of the paper: module -> (#1x1, #3x3 reduce, #3x3, #5x5 reduce,
 # #5x5, pool proj).
@@ -94,11 +95,11 @@ def googlenet(include_top=True, weights=None, input_shape=None, classes=1000,
         Caffe-style -> (B, classes) or (B, h, w, 1024).
 
     Raises:
-        ValueError: `weights="imagenet"`.
+        TfcafError: `weights="imagenet"`.
         FileNotFoundError: a weights path that does not exist.
     """
     if weights == "imagenet":
-        raise ValueError(
+        raise TfcafError(
             "Keras distributes no ImageNet weights for GoogLeNet; use "
             "weights=None or a path to a weights file")
     inputs = keras.Input(shape=input_shape or (224, 224, 3), name="input")

@@ -8,11 +8,12 @@ import tensorflow as tf
 from keras import ops
 
 from tfcaf.models.preprocessing import check_mode, preprocess_pixels
+from tfcaf.errors import TfcafError
 
 
 def _require_4d(layer, input_shape):
     if len(input_shape) != 4:
-        raise ValueError(
+        raise TfcafError(
             f"layer '{layer.name}' ({type(layer).__name__}) expects a 4-D "
             f"(B, H, W, C) input, got shape {tuple(input_shape)}")
 
@@ -42,7 +43,7 @@ class ImagePreprocessing(keras.layers.Layer):
     def build(self, input_shape):
         _require_4d(self, input_shape)
         if input_shape[-1] != 3:
-            raise ValueError(
+            raise TfcafError(
                 f"layer '{self.name}' expects RGB images (B, H, W, 3), got "
                 f"shape {tuple(input_shape)}")
 
@@ -75,7 +76,7 @@ class LocalResponseNormalization(keras.layers.Layer):
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=1.0, **kwargs):
         super().__init__(**kwargs)
         if size < 1 or size % 2 == 0:
-            raise ValueError(
+            raise TfcafError(
                 f"layer '{self.name}': LRN window size must be a positive "
                 f"odd number, got {size}")
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
@@ -123,7 +124,7 @@ class ADL(keras.layers.Layer):
         super().__init__(**kwargs)
         for arg, value in (("drop_rate", drop_rate), ("gamma", gamma)):
             if not 0.0 <= value <= 1.0:
-                raise ValueError(
+                raise TfcafError(
                     f"layer '{self.name}': {arg} must be in [0, 1], got "
                     f"{value}")
         self.drop_rate, self.gamma, self.seed = drop_rate, gamma, seed

@@ -1,6 +1,7 @@
 """Training settings and the checks that reject incompatible ones early."""
 
 import dataclasses
+from tfcaf.errors import TfcafError
 
 LOSSES = ("softmax", "triplet", "npairs")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -80,14 +81,6 @@ class TrainConfig:
         return self.loss == "triplet"
 
     @property
-    def num_classes(self):
-        """Classes of the classifier head without reading the data (None for
-        embeddings; folder datasets are counted at load time)."""
-        if self.metric_learning:
-            return None
-        return {"digits": 10, "cub": 200, "imagenet": 1000}.get(self.dataset)
-
-    @property
     def splits(self):
         """(train split, validation split) of the dataset."""
         if self.metric_learning:
@@ -98,11 +91,11 @@ class TrainConfig:
 
 def _require(condition, message):
     if not condition:
-        raise ValueError(message)
+        raise TfcafError(message)
 
 
 def validate(config, replicas=1):
-    """Raises ValueError naming the offending flags; `replicas` is the number
+    """Raises TfcafError naming the offending flags; `replicas` is the number
     of devices the global batch is split over."""
     _require(config.loss in LOSSES, f"--loss={config.loss}: choose one of {LOSSES}")
     _require(config.strategy in STRATEGIES,

@@ -9,6 +9,7 @@ needs no checkpointing.
 import tensorflow as tf
 
 from tfcaf.data import samplers
+from tfcaf.errors import TfcafError
 
 
 def index_batches(dataset, config):
@@ -18,7 +19,7 @@ def index_batches(dataset, config):
     softmax: seeded reshuffled epochs.
 
     Raises:
-        ValueError: the dataset has too few classes or images per class for
+        TfcafError: the dataset has too few classes or images per class for
             the batch (names the flags).
     """
     labels = dataset.labels
@@ -29,10 +30,10 @@ def index_batches(dataset, config):
         if config.loss == "npairs":
             return samplers.npair_batches(labels, config.batch_size, seed=config.seed)
     except ValueError as err:
-        raise ValueError(f"--loss={config.loss} --batch_size={config.batch_size} on "
+        raise TfcafError(f"--loss={config.loss} --batch_size={config.batch_size} on "
                          f"{dataset.name}/{dataset.split}: {err}") from None
     if len(dataset) < config.batch_size:
-        raise ValueError(f"--batch_size={config.batch_size} exceeds the {len(dataset)} "
+        raise TfcafError(f"--batch_size={config.batch_size} exceeds the {len(dataset)} "
                          f"examples of {dataset.name}/{dataset.split}")
     return (tf.data.Dataset.range(len(dataset))
             .shuffle(len(dataset), seed=config.seed, reshuffle_each_iteration=True)

@@ -12,9 +12,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfcaf import data as tfcaf_data
+from tfcaf.errors import TfcafError
 from tfcaf import losses, models
 from tfcaf.training import inputs, strategy as strategies
 from tfcaf.training.config import validate
+from tfcaf.training.model_dir import RunLock
 from tfcaf.training.summaries import Summaries
 
 log = logging.getLogger("tfcaf.train")
@@ -40,18 +42,19 @@ def _optimizer(config):
             "rmsprop": lambda: keras.optimizers.RMSprop(rate)}[config.optimizer]()
 
 
-def loss_and_forward(config, model):
-    """(loss(labels, predictions) -> scalar, forward(images, labels) -> predictions)."""
+def compiled_loss(config):
+    """The Keras loss the model is compiled with: its `train_step` is the
+    training path of `fit` and of this loop alike (ACoL: `ACoLModel`'s own
+    step, erasing with the ground-truth class, docs/method.md §3)."""
     if config.loss == "triplet":
-        loss = lambda y, e: losses.triplet_semihard_loss(y, e, margin=config.margin)
-    elif config.loss == "npairs":
-        loss = losses.npairs_embedding_loss
-    else:
-        loss = models.training_loss(config.head)
-    if isinstance(model, models.ACoLModel):
-        # Both branches, erasing with the ground-truth class (SPEC.md §3).
-        return loss, lambda x, y: model.branch_logits(x, y, training=True)
-    return loss, lambda x, y: model(x, training=True)
+        return losses.TripletSemiHardLoss(margin=config.margin)
+    if config.loss == "npairs":
+        return losses.NpairsEmbeddingLoss()
+    return models.training_loss(config.head)
+
+
+class TrainingInterrupted(TfcafError):
+    """Ctrl-C during training; the last checkpoint is intact."""
 
 
 def build_model(config, num_classes, image_size):
@@ -65,12 +68,26 @@ def build_model(config, num_classes, image_size):
 
 
 class Trainer:
-    """One training run of `config` (see `tfcaf.training.TrainConfig`)."""
+    """One training run of `config` (see `tfcaf.training.TrainConfig`).
+
+    The chief holds `model_dir`'s `RunLock` from construction until
+    `close()` (`train` does both), so a second run on the folder is refused
+    before it writes anything.
+    """
 
     def __init__(self, config):
         self.config = config
         self.strategy = strategies.make_strategy(config.strategy)
         validate(config, self.strategy.num_replicas_in_sync)
+        self.lock = RunLock(config.model_dir).acquire() if strategies.is_chief() else None
+        try:
+            self._build(config)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release(discard=True)
+            raise
+
+    def _build(self, config):
         train_split, val_split = config.splits
         load = lambda split: tfcaf_data.load_dataset(
             config.dataset, config.data_dir, split, image_size=config.image_size,
@@ -85,6 +102,7 @@ class Trainer:
                 self.train_data.image_size)
             self.optimizer = _optimizer(config)
             self.optimizer.build(self.model.trainable_variables)
+            self.model.compile(optimizer=self.optimizer, loss=compiled_loss(config))
         # Random layers (ADL) draw from seed generators whose state is not a
         # model weight; it is checkpointed too so a resumed run draws alike.
         self.checkpoint = tf.train.Checkpoint(
@@ -95,6 +113,11 @@ class Trainer:
             max_to_keep=config.max_checkpoints)
         self.summaries = Summaries(config, self.model, self.val_data,
                                    enabled=strategies.is_chief())
+
+    def close(self):
+        """Releases the model_dir lock (chief)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def step(self):
@@ -110,7 +133,6 @@ class Trainer:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             log.info("resumed from %s at step %d", latest, self.step)
         elif strategies.is_chief():
-            os.makedirs(self.config.model_dir, exist_ok=True)
             with open(config_file, "w") as f:
                 json.dump(dataclasses.asdict(self.config), f, indent=2, sort_keys=True)
         return self.step
@@ -124,61 +146,75 @@ class Trainer:
         self.manager.save(checkpoint_number=step)
 
     def _train_step_fn(self):
-        loss_fn, forward = loss_and_forward(self.config, self.model)
-        replicas = self.strategy.num_replicas_in_sync
-        variables = self.model.trainable_variables
-
-        def replica_step(images, labels):
-            with tf.GradientTape() as tape:
-                loss = tf.cast(loss_fn(labels, forward(images, labels)), tf.float32)
-                total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
-                scaled = total / replicas
-            self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-            return loss
-
+        """tf.function batch -> logs {"loss": ..., ...}: the model's own
+        `train_step` on each replica, metrics averaged over replicas (means
+        since the last `reset_metrics`)."""
         @tf.function
         def train_step(batch):
-            per_replica = self.strategy.run(replica_step, args=batch)
-            return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+            logs = self.strategy.run(self.model.train_step, args=(batch,))
+            return {name: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                    for name, value in logs.items()}
         return train_step
 
     def run(self):
-        """Trains to `train_steps`, checkpointing; returns the final metrics."""
-        config = self.config
+        """Trains to `train_steps`, checkpointing; returns the final metrics.
+
+        Raises:
+            TrainingInterrupted: Ctrl-C; says the step and how to resume.
+            FloatingPointError: the loss or a weight became NaN/Inf.
+        """
         start = self.restore()
+        try:
+            metrics = self._train_from(start)
+        except KeyboardInterrupt:
+            saved = self.manager.latest_checkpoint
+            since = f"; it restarts from {os.path.basename(saved)}" if saved else ""
+            raise TrainingInterrupted(f"interrupted at step {self.step}; resume with the "
+                                      f"same command{since}") from None
+        self.save_final()
+        return dict(step=self.step, **metrics)
+
+    def _train_from(self, start):
+        config = self.config
         batches = self.strategy.experimental_distribute_dataset(
             inputs.training_batches(self.train_data, config, start))
         train_step = self._train_step_fn()
         clock, clock_step, metrics = time.time(), start, None
         for batch in batches:
-            loss = float(train_step(batch))
+            logs = {name: float(value) for name, value in train_step(batch).items()}
             step = self.step
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at step {step}; lower --learning_rate")
+            if not np.isfinite(logs["loss"]):
+                raise FloatingPointError(
+                    f"loss became {logs['loss']} by step {step}; lower --learning_rate")
             if step % config.log_every == 0 or step == config.train_steps:
                 rate = (step - clock_step) / max(time.time() - clock, 1e-9)
-                self.summaries.scalars(step, loss, self.optimizer.learning_rate)
-                log.info("step %d/%d  loss %.4f  %.2f steps/s  ETA %s", step,
-                         config.train_steps, loss, rate,
+                self.summaries.scalars(step, logs, self.optimizer.learning_rate)
+                log.info("step %d/%d  %s  %.2f steps/s  ETA %s", step, config.train_steps,
+                         "  ".join(f"{k} {v:.4f}" for k, v in logs.items()), rate,
                          _eta((config.train_steps - step) / max(rate, 1e-9)))
+                self.model.reset_metrics()
                 clock, clock_step = time.time(), step
             if step % config.checkpoint_every == 0 or step == config.train_steps:
                 self.save_checkpoint(step)
                 metrics = self.summaries.validation(step)
         if metrics is None:  # resumed a finished run
             metrics = self.summaries.validation(self.step, images=False)
-        self.save_final()
-        return dict(step=self.step, **metrics)
+        return metrics
 
     def save_final(self):
-        """Writes model_dir/model.keras (chief only) via a temporary file."""
+        """Writes model_dir/model.keras (chief only) via a temporary file, so
+        an interrupted save never leaves a partial model.keras."""
         if not strategies.is_chief():
             shutil.rmtree(strategies.checkpoint_dir(self.config.model_dir), ignore_errors=True)
             return
         final = os.path.join(self.config.model_dir, "model.keras")
         temporary = os.path.join(self.config.model_dir, f".model-{os.getpid()}.keras")
-        self.model.save(temporary)
-        os.replace(temporary, final)
+        try:
+            self.model.save(temporary)
+            os.replace(temporary, final)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
         log.info("saved %s", final)
 
 
@@ -198,18 +234,21 @@ def _check_same_run(config_file, config):
     changed = [f"--{k}={getattr(config, k)} (was {saved[k]})" for k in _RUN_DEFINING
                if k in saved and saved[k] != getattr(config, k)]
     if changed:
-        raise ValueError(f"{config.model_dir} holds a run with other settings: "
+        raise TfcafError(f"{config.model_dir} holds a run with other settings: "
                          f"{', '.join(changed)}; use another --model_dir")
 
 
 def _seed_generators(model):
     """The keras.random.SeedGenerator of every layer, nested models included."""
-    generators = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        generator = getattr(layer, "seed_generator", None)
-        if isinstance(generator, keras.random.SeedGenerator):
-            generators.append(generator)
-    return generators
+    return [layer.seed_generator for layer in _all_layers(model)
+            if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)]
+
+
+def _all_layers(model):
+    """Every layer under `model`, depth first, through the public `.layers`."""
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from _all_layers(layer)
 
 
 def _eta(seconds):
@@ -219,5 +258,14 @@ def _eta(seconds):
 
 def train(config):
     """Runs (or resumes) the training described by `config`; returns a dict
-    with the final step and validation metrics."""
-    return Trainer(config).run()
+    with the final step and validation metrics.
+
+    Raises:
+        TfcafError: bad settings or data, `model_dir` in use by another run
+            or an existing file, or Ctrl-C (`TrainingInterrupted`).
+    """
+    trainer = Trainer(config)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()

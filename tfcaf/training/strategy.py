@@ -4,6 +4,7 @@ import json
 import os
 
 import tensorflow as tf
+from tfcaf.errors import TfcafError
 
 
 def make_strategy(name):
@@ -17,10 +18,10 @@ def make_strategy(name):
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+            raise TfcafError("--strategy=multi_worker needs the TF_CONFIG environment variable "
                              "(cluster spec and this worker's task)")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"--strategy={name}: choose default, mirrored or multi_worker")
+    raise TfcafError(f"--strategy={name}: choose default, mirrored or multi_worker")
 
 
 def task_id():

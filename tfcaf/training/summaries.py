@@ -14,7 +14,7 @@ log = logging.getLogger("tfcaf.train")
 
 
 class Summaries:
-    """Writes model_dir/train (loss, learning rate) and model_dir/validation
+    """Writes model_dir/train (losses, learning rate) and model_dir/validation
     (accuracy or recall@1, L2-CAF heatmaps) event files.
 
     Args:
@@ -34,11 +34,14 @@ class Summaries:
             self.val_writer = tf.summary.create_file_writer(
                 os.path.join(config.model_dir, "validation"))
 
-    def scalars(self, step, loss, learning_rate):
+    def scalars(self, step, logs, learning_rate):
+        """Writes each training metric of `logs` ({"loss": ..., ACoL also
+        "loss_a", "loss_b"}) and the learning rate at `step`."""
         if not self.enabled:
             return
         with self.train_writer.as_default(step=step):
-            tf.summary.scalar("loss", loss)
+            for name, value in logs.items():
+                tf.summary.scalar(name, value)
             tf.summary.scalar("learning_rate", float(np.asarray(learning_rate)))
 
     def _outputs(self):
