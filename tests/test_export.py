@@ -1,5 +1,6 @@
 """SavedModel export: plain-TensorFlow loading, saved_model_cli, atomicity."""
 
+import logging
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import logging as absl_logging
 
 import tfcaf
 from tfcaf.export import export_savedmodel, next_version
@@ -65,9 +67,18 @@ def _sample_inputs():
 
 
 @pytest.mark.parametrize("embedding", [False, True])
-def test_plain_tensorflow_process_reproduces_keras_and_explain(tmp_path, embedding):
+def test_plain_tensorflow_process_reproduces_keras_and_explain(tmp_path, embedding, caplog):
     model = _trained_model(embedding)
-    path = export_savedmodel(model, str(tmp_path), "net", iterations=ITERATIONS)
+    caplog.set_level(logging.INFO, logger="absl")
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.INFO)
+    try:
+        path = export_savedmodel(model, str(tmp_path), "net", iterations=ITERATIONS)
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    # Signature inputs get valid names, so TensorFlow has nothing to rename.
+    assert "Writing fingerprint" in caplog.text
+    assert "unsupported characters" not in caplog.text
     assert path == str(tmp_path / "net" / "1")
     inputs, pixels = _sample_inputs()
     np.savez(tmp_path / "inputs.npz", **inputs)

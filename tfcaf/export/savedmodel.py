@@ -26,6 +26,33 @@ def next_version(model_dir):
     return max(versions, default=0) + 1
 
 
+def _named_variable_captures(model, endpoint):
+    """`endpoint`, first capturing every model variable under a name that is
+    valid for a SignatureDef input.
+
+    A `tf.function` captures a variable it reads under an automatic name: a
+    number when the read happens in a nested `tf.function` (as the
+    Explainer's are), "resource" otherwise. Neither is a valid signature
+    input name, so TensorFlow renames them at export and logs one long
+    "input name(s) ... with unsupported characters which will be renamed"
+    line per signature. A graph captures a tensor once, so capturing each
+    handle first with a valid name fixes the name of every later use.
+    """
+    names_and_handles = []
+    for index, variable in enumerate(model.variables):
+        stem = re.sub(r"[^a-z0-9_]+", "_", variable.path.lower())
+        names_and_handles.append((f"variable_{index}_{stem}",
+                                  getattr(variable, "value", variable).handle))
+
+    def with_named_captures(*args):
+        graph = tf.compat.v1.get_default_graph()
+        for name, handle in names_and_handles:
+            graph.capture(handle, name=name)
+        return endpoint(*args)
+    with_named_captures.__name__ = endpoint.__name__
+    return with_named_captures
+
+
 def _signatures(explainer, size, top_k, iterations):
     """name -> (tf function, input signature) of every endpoint."""
     height, width = size
@@ -59,9 +86,12 @@ def _signatures(explainer, size, top_k, iterations):
             result["targets"] = targets
         return result
 
+    def predict_image_bytes(image_bytes):
+        return predict(decode(image_bytes))
+
     endpoints = {
         "serving_default": (predict, [images]),
-        "predict_image_bytes": (lambda b: predict(decode(b)),
+        "predict_image_bytes": (predict_image_bytes,
                                 [tf.TensorSpec([None], tf.string, name="image_bytes")]),
         "explain": (l2caf, [images]),
     }
@@ -111,7 +141,8 @@ def export_savedmodel(model, export_base, name, *, version=None, iterations=300,
     archive = keras.export.ExportArchive()
     archive.track(model)
     for endpoint, (fn, signature) in _signatures(explainer, size, top_k, iterations).items():
-        archive.add_endpoint(endpoint, fn, input_signature=signature)
+        archive.add_endpoint(endpoint, _named_variable_captures(model, fn),
+                             input_signature=signature)
     os.makedirs(model_dir, exist_ok=True)
     temporary = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
