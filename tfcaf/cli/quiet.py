@@ -89,6 +89,10 @@ def import_tensorflow(verbose):
     with native_stderr_captured(verbose):
         import tensorflow as tf
     if not verbose:
+        from absl import logging as absl_logging
+        # TensorFlow logs SavedModel writing and renamed inputs through
+        # absl, which shows INFO once flags are parsed.
+        absl_logging.set_verbosity(absl_logging.ERROR)
         tf.get_logger().setLevel(logging.ERROR)
         tf.autograph.set_verbosity(0)
         for module in ("tensorflow", "keras", "absl"):
