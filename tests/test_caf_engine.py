@@ -63,9 +63,10 @@ def test_batch_result_equals_single_image_result(hidden):
     model = _gap_dense_model(hidden=hidden)
     images = _images(5, seed=1)
     images[3] = 0.0  # a constant image stops at the first comparison
-    batch = tfcaf.explain(model, images, method="l2caf")
+    # Adam's stopping rule: a problem stops at a check (every 50 updates).
+    batch = tfcaf.explain(model, images, method="l2caf", optimizer="adam")
     for i in (0, 3, 4):
-        single = tfcaf.explain(model, images[i:i + 1], method="l2caf")
+        single = tfcaf.explain(model, images[i:i + 1], method="l2caf", optimizer="adam")
         np.testing.assert_allclose(single.maps[0], batch.maps[i], atol=1e-5)
         assert single.iterations[0] == batch.iterations[i]
     assert batch.iterations[3] == 51
@@ -179,7 +180,7 @@ def test_several_targets_are_independent_problems():
 
 def test_heatmaps_are_image_sized_in_unit_range_and_snapshots_recorded():
     model = _gap_dense_model(seed=8)
-    result = tfcaf.explain(model, _images(2, seed=8), snapshot_every=10,
+    result = tfcaf.explain(model, _images(2, seed=8), snapshot_every=10, optimizer="adam",
                            max_iterations=100, tolerance=0.0)
     assert result.heatmaps.shape == (2, H, W)
     assert result.heatmaps.min() == 0.0 and result.heatmaps.max() == 1.0
