@@ -94,7 +94,7 @@ def test_plain_tensorflow_process_reproduces_keras_and_explain(tmp_path, embeddi
     if embedding:
         np.testing.assert_allclose(out["serving_default/embedding"], expected, atol=1e-4)
         np.testing.assert_allclose(out["predict_image_bytes/embedding"], expected, atol=1e-4)
-        reference = tfcaf.explain(model, images, max_iterations=ITERATIONS, tolerance=0.0)
+        reference = tfcaf.explain(model, images, max_iterations=ITERATIONS)
         np.testing.assert_allclose(out["explain/maps"], reference.maps, atol=1e-4)
         np.testing.assert_allclose(out["explain/heatmaps"], reference.heatmaps, atol=1e-4)
         return
@@ -105,10 +105,10 @@ def test_plain_tensorflow_process_reproduces_keras_and_explain(tmp_path, embeddi
     targets = np.array([expected[0].argmax(), 2])
     np.testing.assert_array_equal(out["explain/targets"], targets)
     specific = tfcaf.explain(model, images, method="l2caf_specific", targets=targets,
-                             max_iterations=ITERATIONS, tolerance=0.0)
+                             max_iterations=ITERATIONS)
     np.testing.assert_allclose(out["explain/maps"], specific.maps, atol=1e-4)
     np.testing.assert_allclose(out["explain/heatmaps"], specific.heatmaps, atol=1e-4)
-    oblivious = tfcaf.explain(model, images, max_iterations=ITERATIONS, tolerance=0.0)
+    oblivious = tfcaf.explain(model, images, max_iterations=ITERATIONS)
     np.testing.assert_allclose(out["explain_oblivious/maps"], oblivious.maps, atol=1e-4)
 
 

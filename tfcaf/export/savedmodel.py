@@ -58,7 +58,7 @@ def _signatures(explainer, size, top_k, iterations):
     height, width = size
     images = tf.TensorSpec([None, height, width, 3], tf.float32, name="images")
     embedding = explainer.output == "embedding"
-    config = SolverConfig(max_iterations=iterations, tolerance=0.0)
+    config = SolverConfig(max_iterations=iterations)
 
     def predict(images):
         # The split head returns logits even for a model ending in softmax.
@@ -115,7 +115,9 @@ def export_savedmodel(model, export_base, name, *, version=None, iterations=300,
         explain: images [, targets (B,) int32, -1 = top-1 class] ->
             maps (B, h, w), heatmaps (B, H, W) in [0, 1] [, targets];
             class-specific L2-CAF for classifiers, class-oblivious for
-            retrieval nets; exactly `iterations` iterations.
+            retrieval nets; the default solver, stopping after at most
+            `iterations` iterations (as `tfcaf.explain(...,
+            max_iterations=iterations)`).
         explain_oblivious (classifiers): images -> maps, heatmaps.
 
     Args:
@@ -123,7 +125,7 @@ def export_savedmodel(model, export_base, name, *, version=None, iterations=300,
         export_base, name: TF Serving's model base path is
             `export_base/name`.
         version: integer version; default the next free one.
-        iterations: L2-CAF iterations run by the explain signatures.
+        iterations: cap on the L2-CAF iterations of the explain signatures.
         top_k: classes returned by `serving_default`.
         layer: layer L2-CAF splits at (default: the last 4-D layer).
         image_size: (H, W) for models whose input size is open.
