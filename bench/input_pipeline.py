@@ -5,9 +5,10 @@
         [--batch 64] [--steps 20] [--no-augment]
 
 Three rates, in images per second:
-  pipeline   the training pipeline alone (decode, augment, batch), drained
-             as fast as it goes;
-  step       the model's training step alone, on one batch held in memory;
+  pipeline   bin/train's pipeline alone (`tfcaf.training.inputs`: sampler,
+             decode, augment, batch), drained as fast as it goes;
+  step       the model's training step (`model.train_step`, as bin/train
+             runs it) alone, on one batch held in memory;
   fed        the training step fed by the pipeline.
 The pipeline is not the bottleneck when `pipeline` is well above `step`
 and `fed` is close to `step`. On a CPU-only machine the two compete for the
@@ -25,6 +26,8 @@ import tensorflow as tf  # noqa: E402
 
 from tfcaf.data import load_dataset  # noqa: E402
 from tfcaf.models import build_model  # noqa: E402
+from tfcaf.training import TrainConfig  # noqa: E402
+from tfcaf.training.inputs import training_batches  # noqa: E402
 
 
 def rate(batches, batch_size, steps, warmup=5):
@@ -41,17 +44,10 @@ def rate(batches, batch_size, steps, warmup=5):
 
 
 def train_step(model):
-    optimizer = keras.optimizers.Adam(1e-3)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function
-    def step(images, labels):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(labels, model(images, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-    return step
+    """bin/train's step: the compiled model's own `train_step`."""
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return tf.function(lambda images, labels: model.train_step((images, labels))["loss"])
 
 
 def main():
@@ -68,18 +64,19 @@ def main():
 
     data = load_dataset(args.dataset, args.data_dir, args.split,
                         image_size=args.image_size)
-    pipeline = data.pipeline(args.batch, shuffle=True, augment=args.augment,
-                             repeat=True, drop_remainder=True)
+    config = TrainConfig(dataset=args.dataset, batch_size=args.batch, augment=args.augment,
+                         train_steps=10 ** 9)
+    pipeline = training_batches(data, config, start_step=0)
     images_per_s = rate(iter(pipeline), args.batch, args.steps)
 
     model = build_model(args.backbone, "classifier",
                         num_classes=data.num_classes,
                         image_size=data.image_size, seed=0)
     step = train_step(model)
-    images, labels, _ = next(iter(pipeline))
+    images, labels = next(iter(pipeline))
     held = iter(lambda: step(images, labels), None)
     step_per_s = rate(held, args.batch, args.steps)
-    fed = (step(x, y) for x, y, _ in pipeline)
+    fed = (step(x, y) for x, y in pipeline)
     fed_per_s = rate(fed, args.batch, args.steps)
 
     device = "GPU" if tf.config.list_physical_devices("GPU") else \

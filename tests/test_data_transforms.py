@@ -137,3 +137,19 @@ def test_from_indices_keeps_index_batches_and_seeds(tmp_path):
             2, shuffle=True, augment=True, seed=seed)])
     np.testing.assert_array_equal(run(3), run(3))
     assert not np.array_equal(run(3), run(4))
+
+
+def test_a_stream_restarted_at_a_position_repeats_the_original(tmp_path):
+    # What a resumed training run relies on: example p is augmented with
+    # the seed (seed, p) wherever the stream starts.
+    paths = [_write(tmp_path / f"{i}.png") for i in range(3)]
+    data = ImageDataset(name="t", split="train", paths=paths, labels=[0, 1, 2],
+                        boxes=[[BOX]] * 3, class_names=list("abc"), image_size=32)
+    order = tf.constant([[2, 0], [1, 1], [0, 2], [1, 0]], tf.int64)
+
+    def images(batches, **options):
+        return np.concatenate([b[0].numpy() for b in data.from_indices(
+            tf.data.Dataset.from_tensor_slices(batches), seed=7, augment=True, **options)])
+    whole = images(order)
+    np.testing.assert_array_equal(images(order[2:], first_position=4), whole[4:])
+    assert not np.array_equal(images(order[2:]), whole[4:])

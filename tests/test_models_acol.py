@@ -1,4 +1,4 @@
-"""ACoL head, loss and model (SPEC.md section 3)."""
+"""ACoL head, loss and model (docs/method.md §3)."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""In-model preprocessing, Caffe LRN and ADL (SPEC.md section 3)."""
+"""In-model preprocessing, Caffe LRN and ADL (docs/method.md §3)."""
 
 import json
 import os

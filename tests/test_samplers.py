@@ -4,7 +4,6 @@ import collections
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfcaf.data import samplers
 
@@ -69,16 +68,6 @@ def test_npair_batches_hold_one_pair_per_distinct_class():
         assert 11 not in LABELS[batch]  # the class with a single image
 
 
-def test_map_indices_yields_the_examples_of_each_batch():
-    images = tf.constant(np.arange(len(LABELS) * 2, dtype=np.float32).reshape(-1, 2))
-    indices = samplers.pk_batches(LABELS, 2, 3, seed=5, num_batches=6)
-    examples = samplers.map_indices(
-        indices, lambda i: (tf.gather(images, i), tf.gather(LABELS, i)))
-    for batch, (x, y) in zip(_batches(indices), examples):
-        np.testing.assert_array_equal(x.numpy(), images.numpy()[batch])
-        np.testing.assert_array_equal(y.numpy(), LABELS[batch])
-
-
 def test_errors_name_the_problem():
     with pytest.raises(ValueError, match=r"needs 6 classes with at least 4 images"
                                          r" each, but only 5 of the 8 classes"):
@@ -98,5 +87,3 @@ def test_errors_name_the_problem():
         samplers.pk_batches(LABELS, 2, 0)
     with pytest.raises(ValueError, match="seed must be"):
         samplers.pk_batches(LABELS, 2, 2, seed=-1)
-    with pytest.raises(ValueError, match=r"static size \(b,\)"):
-        samplers.map_indices(tf.data.Dataset.range(4), lambda i: i)

@@ -159,8 +159,11 @@ class ImageDataset:
         return image, tf.gather(labels, index), boxes
 
     def from_indices(self, indices, *, batch_size=None, drop_remainder=False,
-                     seed=0, augment=False, **example_options):
-        """Pipeline over the indices a dataset of positions yields.
+                     seed=0, augment=False, first_position=0, **example_options):
+        """The one pipeline: examples at the positions `indices` yields.
+
+        Training (`tfcaf.training.inputs`), evaluation (`evenly_spaced`),
+        `pipeline` and the benchmarks all build their tf.data here.
 
         Args:
             indices: tf.data.Dataset of scalar int positions, or of index
@@ -168,12 +171,20 @@ class ImageDataset:
             batch_size: batch size for scalar indices (None: unbatched);
                 index batches keep their own size b.
             drop_remainder: drop a last incomplete batch of scalar indices.
-            seed: seed of the augmentation's random stream.
+            seed: int seed of the augmentation.
             augment, **example_options: passed to `example`.
+            first_position: position in the stream of the first example.
+                The example at position p is augmented with the stateless
+                seed (seed, p), so a stream restarted at position p (a
+                resumed training run) repeats the original one exactly.
 
         Returns:
             tf.data.Dataset of (images (B, H, W, 3), labels (B,), boxes
             (B, max_boxes, 4)), prefetched.
+
+        Raises:
+            TfcafError: an unknown `preprocess`, or index batches of
+                unknown size without `batch_size`.
         """
         # Checked here, eagerly: raised inside the tf.data map, a TfcafError
         # would reach the caller wrapped in an autograph StagingError.
@@ -181,21 +192,17 @@ class ImageDataset:
         if indices.element_spec.shape.rank == 1:
             batch_size = indices.element_spec.shape[0] or batch_size
             if batch_size is None:
-                raise TfcafError("index batches of unknown size: pass "
-                                 "batch_size")
+                raise TfcafError("index batches of unknown size: pass batch_size")
             indices, drop_remainder = indices.unbatch(), True
-        indices = indices.map(lambda i: tf.cast(i, tf.int64))
-        if augment:
-            seeds = tf.data.Dataset.random(
-                seed=seed, rerandomize_each_iteration=True).batch(2)
-            dataset = tf.data.Dataset.zip(indices, seeds).map(
-                lambda i, s: self.example(i, seed=s, augment=augment,
-                                          **example_options),
-                num_parallel_calls=tf.data.AUTOTUNE)
-        else:
-            dataset = indices.map(
-                lambda i: self.example(i, **example_options),
-                num_parallel_calls=tf.data.AUTOTUNE)
+        positions = tf.data.Dataset.counter(start=first_position)
+        run_seed = tf.constant(seed, tf.int64)
+
+        def load(index, position):
+            return self.example(tf.cast(index, tf.int64), seed=tf.stack([run_seed, position]),
+                                augment=augment, **example_options)
+
+        dataset = tf.data.Dataset.zip(indices, positions).map(
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if batch_size:
             dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
         return dataset.prefetch(tf.data.AUTOTUNE)

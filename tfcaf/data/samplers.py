@@ -1,9 +1,9 @@
 """Batch samplers for metric learning, as tf.data datasets of index batches.
 
 The samplers only see an integer label per example, (N,), and yield int64
-index batches; `map_indices` (or `ImageDataset.from_indices`) turns them into
-examples. Batch i is drawn with stateless random ops seeded by (seed, i), so
-a seed fixes the whole sequence whatever the tf.data parallelism.
+index batches; `ImageDataset.from_indices` turns them into examples. Batch
+i is drawn with stateless random ops seeded by (seed, i), so a seed fixes
+the whole sequence whatever the tf.data parallelism.
 
 * `pk_batches`: P classes x K images, the usual triplet-loss batch, laid out
   class by class: (c_1 x K, c_2 x K, ...).
@@ -155,27 +155,3 @@ def npair_batches(labels, batch_size, *, seed=None, num_batches=None):
     labels = _check_labels(labels)
     table = _class_table(labels, 2, batch_size // 2, "npair_batches")
     return _index_batches(table, batch_size // 2, 2, seed, num_batches)
-
-
-def map_indices(index_batches, fn, *, num_parallel_calls=tf.data.AUTOTUNE):
-    """Maps every index of fixed-size index batches through `fn`, re-batched.
-
-    Args:
-        index_batches: tf.data.Dataset of int index batches (b,), b static.
-        fn: function scalar int64 index -> example (a tensor or nested
-            structure of tensors), traced by `tf.data.Dataset.map`.
-        num_parallel_calls: parallelism of the map; the order is kept.
-
-    Returns:
-        tf.data.Dataset of batched examples, leading dimension b, in the
-        order of the indices.
-    """
-    shape = index_batches.element_spec.shape
-    if shape.rank != 1 or shape[0] is None:
-        raise TfcafError(
-            "index_batches must yield index batches of one static size (b,), "
-            f"got element shape {shape}")
-    return (index_batches.unbatch()
-            .map(lambda index: fn(tf.cast(index, tf.int64)),
-                 num_parallel_calls=num_parallel_calls, deterministic=True)
-            .batch(shape[0], drop_remainder=True))

@@ -153,8 +153,10 @@ def insert_adl(model, positions, drop_rate=0.75, gamma=0.9, seed=None,
                name=None):
     """A copy of `model` with an `ADL` layer after each named layer.
 
-    The copy shares `model`'s layers (and weights); nested models are
-    inlined. Each ADL is named f"{position}_adl" and seeded `seed + i`.
+    Built with `keras.models.clone_model(..., call_function=...)`: the copy
+    shares `model`'s layers (and weights); nested functional models are
+    cloned the same way, so a position may lie inside one. Each ADL is
+    named f"{position}_adl" and seeded `seed + i`.
 
     Args:
         model: functional or Sequential Keras model.
@@ -174,7 +176,7 @@ def insert_adl(model, positions, drop_rate=0.75, gamma=0.9, seed=None,
     order = {position: i for i, position in enumerate(positions)}
     seen = []
 
-    def call(layer, args, kwargs):
+    def call(layer, *args, **kwargs):
         out = layer(*args, **kwargs)
         if layer.name not in order:
             return out
@@ -183,8 +185,10 @@ def insert_adl(model, positions, drop_rate=0.75, gamma=0.9, seed=None,
         return ADL(drop_rate, gamma, seed=layer_seed,
                    name=f"{layer.name}_adl")(out)
 
-    inputs = graph.fresh_inputs(model)
-    outputs = graph.replay(model, inputs, call=call)
+    if isinstance(model, keras.Sequential):  # call_function needs a functional model
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
+    copy = keras.models.clone_model(model, clone_function=lambda layer: layer,
+                                    call_function=call, recursive=True)
     missing = [p for p in positions if p not in seen]
     if missing:
         names = [layer.name for layer, _ in graph.leaf_layers(model)]
@@ -193,7 +197,7 @@ def insert_adl(model, positions, drop_rate=0.75, gamma=0.9, seed=None,
         raise TfcafError(
             f"cannot insert ADL: model '{model.name}' has no layer "
             f"'{missing[0]}'{hint}")
-    return keras.Model(_single(inputs), _single(outputs),
+    return keras.Model(_single(copy.inputs), _single(copy.outputs),
                        name=name or model.name)
 
 

@@ -41,22 +41,11 @@ def index_batches(dataset, config):
 
 
 def training_batches(dataset, config, start_step):
-    """(images (B, H, W, 3), labels (B,)) for steps start_step .. train_steps-1."""
-    batch = config.batch_size
-    steps = tf.data.Dataset.range(start_step, config.train_steps)
-    indices = index_batches(dataset, config).skip(start_step)
-
-    def with_seeds(index_batch, step):
-        # One stateless seed per image: (run seed, position in the run).
-        positions = step * batch + tf.range(batch, dtype=tf.int64)
-        seeds = tf.stack([tf.fill([batch], tf.cast(config.seed, tf.int64)), positions], 1)
-        return tf.data.Dataset.from_tensor_slices((index_batch, seeds))
-
-    def load(index, seed):
-        image, label, _ = dataset.example(index, seed=seed, augment=config.augment)
-        return image, label
-
-    return (tf.data.Dataset.zip(indices, steps).flat_map(with_seeds)
-            .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .batch(batch, drop_remainder=True)
-            .prefetch(tf.data.AUTOTUNE))
+    """(images (B, H, W, 3), labels (B,)) for steps start_step .. train_steps-1,
+    from `ImageDataset.from_indices` (image i of step s is augmented with
+    the seed (config.seed, s * B + i))."""
+    indices = index_batches(dataset, config).skip(start_step).take(
+        config.train_steps - start_step)
+    examples = dataset.from_indices(indices, seed=config.seed, augment=config.augment,
+                                    first_position=start_step * config.batch_size)
+    return examples.map(lambda images, labels, boxes: (images, labels))
