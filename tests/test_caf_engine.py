@@ -189,6 +189,7 @@ def test_heatmaps_are_image_sized_in_unit_range_and_snapshots_recorded():
 
 
 @pytest.mark.parametrize("targets,message", [(7, r"\[0, 4\)"), ([0, 1, 2], "B=2"),
+                                             (np.zeros((2, 0), int), "T >= 1"),
                                              ([0.5, 1.0], "class ids")])
 def test_bad_targets_are_rejected(targets, message):
     with pytest.raises(ValueError, match=message):

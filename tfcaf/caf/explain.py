@@ -263,9 +263,9 @@ def _target_matrix(targets, outputs):
         array, squeeze = array[:, None], True
     else:
         squeeze = False
-    if array.ndim != 2 or array.shape[0] != batch:
+    if array.ndim != 2 or array.shape[0] != batch or array.shape[1] == 0:
         raise TfcafError(
-            f"targets must be an int, (B,) or (B, T) with B={batch}; got shape "
+            f"targets must be an int, (B,) or (B, T) with B={batch}, T >= 1; got shape "
             f"{np.asarray(targets).shape}")
     if not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or \
             array.max() >= num_classes:
