@@ -195,11 +195,10 @@ class Explainer:
             flat_targets = tf.constant(target_matrix.reshape(-1), tf.int32)
         if spec.iterative:
             solution = spec.compute(self, feature_maps, flat_targets, config)
+            maps = solution.maps
         else:
-            solution = None
-            maps = self.raw_maps(feature_maps, method, flat_targets)
-        return self._package(solution.maps if solution else maps, solution,
-                             target_matrix, squeeze, images.shape[1:3], method)
+            solution, maps = None, self.raw_maps(feature_maps, method, flat_targets)
+        return self._package(maps, solution, target_matrix, squeeze, images.shape[1:3], method)
 
     def _checked_images(self, images):
         """`images` as a float32 tensor; `TfcafError` unless it is a
