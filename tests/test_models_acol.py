@@ -122,19 +122,24 @@ def test_fit_erases_with_ground_truth_and_evaluate_with_prediction():
     predicted = model.predict(x, verbose=0).argmax(-1)
     labels = (predicted + 1) % 3  # never the predicted class
     def acol_ce(branches, y):
+        """{"loss": CE(A) + CE(B), "loss_a": CE(A), "loss_b": CE(B)} by hand."""
         branches = branches.numpy()
-        return _cross_entropy(branches[:, 0], y) + _cross_entropy(branches[:, 1], y)
+        a, b = _cross_entropy(branches[:, 0], y), _cross_entropy(branches[:, 1], y)
+        return {"loss": a + b, "loss_a": a, "loss_b": b}
+
+    def check(logs, expected):
+        for name in ("loss", "loss_a", "loss_b"):
+            np.testing.assert_allclose(logs[name], expected[name], rtol=1e-5, err_msg=name)
     model.compile(optimizer=keras.optimizers.SGD(0.0))
     eval_expected = acol_ce(model.branch_logits(x, None, training=False), labels)
-    eval_loss = model.evaluate(x, labels, batch_size=6, verbose=0)
-    np.testing.assert_allclose(eval_loss, eval_expected, rtol=1e-5)
+    check(model.evaluate(x, labels, batch_size=6, verbose=0, return_dict=True),
+          eval_expected)
     # Training-mode calls use batch statistics (and update the moving ones,
     # hence after evaluate).
     train_expected = acol_ce(model.branch_logits(x, labels, training=True), labels)
     train_predicted = acol_ce(model.branch_logits(x, None, training=True), labels)
-    assert abs(train_expected - train_predicted) > 1e-4  # erasing class matters
-    train_loss = model.train_on_batch(x, labels)
-    np.testing.assert_allclose(train_loss, train_expected, rtol=1e-5)
+    assert abs(train_expected["loss"] - train_predicted["loss"]) > 1e-4  # erasing class matters
+    check(model.train_on_batch(x, labels, return_dict=True), train_expected)
 
 
 def test_localization_map_of_model():
