@@ -188,9 +188,9 @@ def test_heatmaps_are_image_sized_in_unit_range_and_snapshots_recorded():
     assert result.snapshots.shape == (2, 10, H, W)
 
 
-@pytest.mark.parametrize("targets,message", [(7, r"\[0, 4\)"), ([0, 1, 2], "B=2"),
-                                             (np.zeros((2, 0), int), "T >= 1"),
-                                             ([0.5, 1.0], "class ids")])
+@pytest.mark.parametrize("targets,message", [
+    ([7, -1], r"\[0, 4\); got -1, 7$"), ([0, 1, 2], "B=2"),
+    (np.zeros((2, 0), int), "T >= 1"), ([0.5, 1.0], "integer class ids")])
 def test_bad_targets_are_rejected(targets, message):
     with pytest.raises(ValueError, match=message):
         tfcaf.explain(_gap_dense_model(), _images(2), method="l2caf_specific",

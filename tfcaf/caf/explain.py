@@ -266,10 +266,12 @@ def _target_matrix(targets, outputs):
         raise TfcafError(
             f"targets must be an int, (B,) or (B, T) with B={batch}, T >= 1; got shape "
             f"{np.asarray(targets).shape}")
-    if not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or \
-            array.max() >= num_classes:
-        raise TfcafError(
-            f"targets must be class ids in [0, {num_classes}); got {np.asarray(targets).tolist()}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TfcafError(f"targets must be integer class ids; got {np.asarray(targets).tolist()}")
+    outside = (array < 0) | (array >= num_classes)
+    if outside.any():
+        bad = ", ".join(str(t) for t in sorted(set(array[outside].tolist())))
+        raise TfcafError(f"targets must be class ids in [0, {num_classes}); got {bad}")
     return array.astype(np.int32), squeeze
 
 
