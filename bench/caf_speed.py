@@ -1,34 +1,76 @@
-"""L2-CAF speed on ResNet50 (weights=None): forward pass vs batched L2-CAF vs
-the authors' per-image loop, measured in one run and printed as ratios.
+"""L2-CAF speed: the whole `explain` call as a multiple of the forward pass,
+for the default solver (the authors' settings on a folded head) and L-BFGS,
+measured in one run.
 
-    .venv/bin/python bench/caf_speed.py [--batch 16] [--size 224] [--iterations 300]
+    .venv/bin/python bench/caf_speed.py [--cases vgg16,resnet50_conv4,resnet50_last]
+        [--batch 8] [--size 224] [--repeats 1] [--variants] [--per_image_loop]
 
-The authors' style: one image at a time, the whole head re-run at every
-iteration from a Python loop (their "fast" mode: A computed once).
+Models use weights=None (seeded) on seeded uniform images in [0, 255]. Each
+configuration gets one identical untimed warm-up call first (tracing is not
+timed), then the best of `--repeats` calls. Next to each configuration the
+table prints its iterations (head evaluations, averaged over the batch), its
+final objective (averaged) and the smallest per-image Pearson correlation of
+its maps with the first row's (the authors' settings). `--variants` adds
+re-running the whole head instead of folding its linear first layers;
+`--per_image_loop` adds the authors' own style on the last case: one image
+at a time, one head pass per iteration, driven from Python.
 """
 
 import argparse
+import dataclasses
 import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfcaf.caf import Explainer  # noqa: E402
-from tfcaf.caf.solver import SolverConfig  # noqa: E402
+from tfcaf.caf import Explainer, SolverConfig  # noqa: E402
+
+CASES = {
+    "vgg16": ("VGG16", "block5_pool"),
+    "resnet50_conv4": ("ResNet50", "conv4_block6_out"),
+    "resnet50_last": ("ResNet50", "conv5_block3_out"),
+}
+
+CONFIGS = {  # the first is the reference of the Pearson column
+    "default = authors' settings (Adam), folded": SolverConfig(),
+    "L-BFGS": SolverConfig(optimizer="lbfgs"),
+    "L-BFGS after 50 Adam iterations": SolverConfig(optimizer="lbfgs", warmup_iterations=50),
+}
+
+VARIANTS = {
+    "authors' settings, head re-run (fold=False)": SolverConfig(fold=False),
+    "L-BFGS, head re-run (fold=False)": SolverConfig(optimizer="lbfgs", fold=False),
+}
 
 
 def best_of(fn, repeats):
-    """Fastest of `repeats` timed calls (after one untimed warm-up)."""
-    fn()
+    """(fastest of `repeats` timed calls, last result), after one untimed
+    warm-up call."""
+    result = fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        result = fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return min(times), result
+
+
+def explain_call(explainer, images, config):
+    """The whole `explain` call with `config`'s settings."""
+    options = dataclasses.asdict(config)
+    return lambda: explainer.explain(images, method="l2caf", **options)
+
+
+def pearson_per_image(maps, reference):
+    a = maps.reshape(len(maps), -1)
+    b = reference.reshape(len(reference), -1)
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
 
 
 def authors_loop(head, feature_maps, iterations, learning_rate=0.5):
@@ -65,49 +107,50 @@ def authors_loop(head, feature_maps, iterations, learning_rate=0.5):
     return run
 
 
+def run_case(name, args):
+    model_name, layer = CASES[name]
+    keras.utils.set_random_seed(0)
+    model = getattr(keras.applications, model_name)(
+        weights=None, input_shape=(args.size, args.size, 3))
+    images = tf.random.uniform((args.batch, args.size, args.size, 3), 0, 255, seed=0)
+    explainer = Explainer(model, layer)
+    t_forward, _ = best_of(lambda: explainer.forward(images)[1].numpy(), args.repeats)
+    print(f"\n{model_name} @ {layer}: forward {t_forward * 1e3 / args.batch:.0f} ms/img")
+    print(f"  {'configuration':42s} {'explain/forward':>15s} {'iterations':>10s} "
+          f"{'objective':>11s} {'Pearson min':>11s}")
+    reference = None
+    configs = dict(CONFIGS, **(VARIANTS if args.variants else {}))
+    for label, config in configs.items():
+        seconds, result = best_of(explain_call(explainer, images, config), args.repeats)
+        if reference is None:
+            reference = result
+        r = pearson_per_image(result.maps, reference.maps)
+        print(f"  {label:42s} {seconds / t_forward:14.2f}x {result.iterations.mean():10.1f} "
+              f"{result.losses.mean():11.6g} {r.min():11.4f}", flush=True)
+    if args.per_image_loop and name == args.cases.split(",")[-1]:
+        feature_maps = explainer.forward(images)[0]
+        loop = authors_loop(explainer.split.head, feature_maps, 1000)
+        loop(1)  # compile the step
+        start = time.perf_counter()
+        loop(args.batch)
+        print(f"  {'authors per-image loop, 1000 its':38s} "
+              f"{(time.perf_counter() - start) / t_forward:14.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--variants", action="store_true",
+                        help="also time re-running the whole head (no folding)")
+    parser.add_argument("--per_image_loop", action="store_true")
     args = parser.parse_args()
-
-    model = keras.applications.ResNet50(weights=None, input_shape=(args.size, args.size, 3))
-    images = tf.random.uniform((args.batch, args.size, args.size, 3), 0, 255, seed=0)
-    explainer = Explainer(model)
-    features = tf.function(lambda x: explainer.split.features(x, training=False))
-    feature_maps = features(images)
-    config = SolverConfig(max_iterations=args.iterations, tolerance=0.0)
-    params = explainer.initial_filters(feature_maps, config)
-
-    def l2caf():
-        explainer._l2caf_xla(feature_maps, None, params, config)[0].numpy()
-
-    def l2caf_generic():
-        generic._l2caf(feature_maps, None, params, config)[0].numpy()
-
-    generic = Explainer(model)
-    generic.split.dense = None
-    t_forward = best_of(lambda: features(images).numpy(), args.repeats)
-    t_l2caf = best_of(l2caf, args.repeats)
-    t_generic = best_of(l2caf_generic, 1)
-    loop = authors_loop(explainer.split.head, feature_maps, args.iterations)
-    loop(1)  # compile the step
-    start = time.perf_counter()
-    loop(args.batch)
-    t_loop = time.perf_counter() - start
-    print(f"ResNet50 weights=None, {args.size} px, batch {args.batch}, "
-          f"{args.iterations} iterations, {os.cpu_count()} CPUs, TF {tf.__version__}")
-    print(f"  backbone forward (features)         {t_forward:8.3f} s")
-    print(f"  L2-CAF batched, closed-form head    {t_l2caf:8.3f} s"
-          f"  = {t_l2caf / t_forward:.3f} x forward")
-    print(f"  L2-CAF batched, head re-run         {t_generic:8.3f} s"
-          f"  = {t_generic / t_forward:.3f} x forward")
-    print(f"  authors' per-image loop             {t_loop:8.3f} s"
-          f"  = {t_loop / t_forward:.3f} x forward")
-    print(f"  speed-up vs authors' loop: closed form {t_loop / t_l2caf:.0f}x, "
-          f"head re-run {t_loop / t_generic:.1f}x")
+    print(f"weights=None, {args.size} px, batch {args.batch}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}, TF {tf.__version__}")
+    for name in args.cases.split(","):
+        run_case(name, args)
 
 
 if __name__ == "__main__":

@@ -3,24 +3,48 @@ how each head is evaluated inside the solver loop."""
 
 import tensorflow as tf
 
+from tfcaf.caf import folding
 from tfcaf.caf.solver import solve
 
 
-def filtered_outputs(split, feature_maps):
-    """Function c (P, h, w) -> filtered head outputs FT (P, K) for the
-    (P, h, w, C) feature maps."""
+def _rows_of(tensor, rows):
+    """`tensor` restricted to the problems `rows` ((R,) int32; None: all)."""
+    return tensor if rows is None else tf.gather(tensor, rows)
+
+
+def filtered_outputs(split, feature_maps, fold=True):
+    """Function (c (R, h, w), rows) -> filtered head outputs FT (R, K)
+    float32 of problems `rows` ((R,) int32 indices into the (P, h, w, C)
+    feature maps, or None for all P).
+
+    Dense(GAP) heads run in closed form; heads whose first layers are
+    linear in A are folded (`folding`, unless `fold` is False); other heads
+    are re-run on A ⊙ c.
+    """
     dense = split.dense
-    if dense is None:
-        return lambda c: tf.cast(split.head(
-            feature_maps * c[..., None], training=False), tf.float32)
-    _, h, w, _ = feature_maps.shape
-    kernel = tf.cast(dense.kernel, tf.float32)
-    # Dense(GAP(A * c)) = Σ_ij c_ij G_ij + b: G is computed once, so an
-    # iteration costs O(h·w·K) instead of a pass through the head.
-    g = tf.einsum("bhwc,ck->bhwk", feature_maps, kernel) / float(h * w)
-    g = tf.reshape(g, (-1, h * w, kernel.shape[-1]))
-    bias = tf.cast(dense.bias, tf.float32) if dense.use_bias else 0.0
-    return lambda c: tf.einsum("bp,bpk->bk", tf.reshape(c, (-1, h * w)), g) + bias
+    if dense is not None:
+        _, h, w, _ = feature_maps.shape
+        kernel = tf.cast(dense.kernel, tf.float32)
+        # Dense(GAP(A * c)) = Σ_ij c_ij G_ij + b: G is computed once, so an
+        # iteration costs O(h·w·K) instead of a pass through the head.
+        g = tf.einsum("bhwc,ck->bhwk", feature_maps, kernel) / float(h * w)
+        g = tf.reshape(g, (-1, h * w, kernel.shape[-1]))
+        bias = tf.cast(dense.bias, tf.float32) if dense.use_bias else 0.0
+        return lambda c, rows: tf.einsum(
+            "bp,bpk->bk", tf.reshape(c, (-1, h * w)), _rows_of(g, rows)) + bias
+    folded = folding.fold_head(split.head) if fold else None
+    if folded is None:
+        return lambda c, rows: tf.cast(split.head(
+            _rows_of(feature_maps, rows) * c[..., None], training=False), tf.float32)
+    terms = folding.precompute(folded, feature_maps)
+
+    def outputs(c, rows):
+        filtered = None
+        if folded.reads_filtered_map:
+            filtered = _rows_of(feature_maps, rows) * c[..., None]
+        return folding.filtered_outputs(
+            folded, [_rows_of(t, rows) for t in terms], c, filtered)
+    return outputs
 
 
 def compiles_with_xla(split, config):
@@ -28,8 +52,10 @@ def compiles_with_xla(split, config):
 
     The closed-form loop is a few small ops per iteration, which XLA fuses
     (about 5x faster on a CPU); other heads stay un-compiled because
-    arbitrary layers may not compile. XLA has no dynamically sized
-    TensorArray, so snapshots run un-compiled.
+    arbitrary layers may not compile, and because the L-BFGS loop then
+    evaluates only the still-active problems (dynamic shapes, which XLA
+    lacks). XLA has no dynamically sized TensorArray, so snapshots run
+    un-compiled.
     """
     return split.dense is not None and not config.snapshot_every
 
@@ -49,16 +75,17 @@ def solve_l2caf(split, feature_maps, targets, params, config):
         `solver.Solution`.
     """
     _, h, w, _ = feature_maps.shape
-    outputs = filtered_outputs(split, feature_maps)
+    outputs = filtered_outputs(split, feature_maps, config.fold)
     if targets is None:
-        unfiltered = outputs(tf.ones_like(feature_maps[..., 0]))
+        unfiltered = outputs(tf.ones_like(feature_maps[..., 0]), None)
 
-        def loss(c):
-            return tf.reduce_mean(tf.square(unfiltered - outputs(c)), -1)
+        def loss(c, rows):
+            return tf.reduce_mean(tf.square(_rows_of(unfiltered, rows) - outputs(c, rows)), -1)
     else:
         num_classes = split.head.output.shape[-1]
         signs = 1.0 - 2.0 * tf.one_hot(targets, num_classes)
 
-        def loss(c):
-            return tf.reduce_sum(signs * outputs(c), -1)
-    return solve(loss, params, h, w, config)
+        def loss(c, rows):
+            return tf.reduce_sum(_rows_of(signs, rows) * outputs(c, rows), -1)
+    compact = not compiles_with_xla(split, config)
+    return solve(loss, params, h, w, config, compact=compact)

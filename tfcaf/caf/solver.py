@@ -1,29 +1,53 @@
 """The batched L2-CAF optimisation: B independent filter problems solved in
-one compiled `tf.while_loop`, each stopping on its own rule."""
+one `tf.while_loop`, each stopping on its own rule. Adam/SGD (the authors'
+optimisers) live here, L-BFGS in `lbfgs`."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfcaf.caf import filters
+from tfcaf.caf import filters, lbfgs
+from tfcaf.errors import TfcafError
 
 
 @dataclass(frozen=True)
 class SolverConfig:
-    """Optimisation settings; defaults are the authors' TF code (SPEC.md §1).
+    """Optimisation settings (docs/method.md §1).
+
+    The defaults are the authors' TF settings (`SolverConfig.authors()`):
+    on ReLU heads, L-BFGS ("lbfgs") needs a tenth of the head evaluations
+    but stops at a slightly higher objective (about 1e-4 relative) with
+    maps that may differ more than the authors' run to run (README, "L2-CAF
+    speed"), so it is an option, not the default.
 
     Attributes:
         filter: "l2norm" | "softmax" | "gauss".
-        optimizer: "adam" (TF code) or "sgd" (PyTorch code).
-        learning_rate: initial rate, decayed linearly over `max_iterations`.
-        end_learning_rate: rate reached at `max_iterations`; None means 0 for
-            Adam and 1e-5 for SGD, as the authors ran them.
-        max_iterations: iteration cap per image.
-        check_every: the stopping rule is evaluated every this many
-            iterations (at iterations 0, 50, 100, ...).
-        tolerance: an image stops when its loss moved less than this since
-            the previous check. 0 disables early stopping.
+        optimizer: "adam" (default, the authors' TF code), "sgd" (their
+            PyTorch code) or "lbfgs" (batched L-BFGS, `lbfgs`).
+        learning_rate: Adam/SGD: initial rate, decayed linearly over
+            `max_iterations`.
+        end_learning_rate: Adam/SGD: rate reached at `max_iterations`; None
+            means 0 for Adam and 1e-5 for SGD, as the authors ran them.
+        max_iterations: cap on each problem's iterations (for L-BFGS: head
+            evaluations, line-search trials included).
+        check_every: Adam/SGD: the stopping rule is evaluated every this
+            many iterations (at iterations 0, 50, 100, ...).
+        tolerance: Adam/SGD: an image stops when its loss moved less than
+            this since the previous check. 0 disables early stopping.
+        relative_tolerance: L-BFGS: a problem stops when an accepted step
+            lowers its loss by less than this fraction of |loss|. 0
+            disables early stopping.
+        history: L-BFGS: number of curvature pairs kept.
+        warmup_iterations: L-BFGS: this many iterations of the authors'
+            Adam step rule (lr `learning_rate` decayed to 0 over them) come
+            first; counted in `Solution.iterations`.
+        internal_batch_size: L-BFGS on a re-run or folded head: at most
+            this many problems are evaluated at once (the rest wait and
+            refill the batch as others stop), bounding memory; 0: all.
+        fold: fold a head's linear first layers (`folding`); False re-runs
+            the whole head (for measurements; the results agree to float
+            precision).
         init: "normal" (seeded N(0, 1)) or "ones".
         seed: seed of the "normal" initialisation.
         snapshot_every: record the heatmap every this many iterations
@@ -36,19 +60,43 @@ class SolverConfig:
     max_iterations: int = 1000
     check_every: int = 50
     tolerance: float = 1e-6
+    relative_tolerance: float = 1e-6
+    history: int = 10
+    warmup_iterations: int = 0
+    internal_batch_size: int = 0
+    fold: bool = True
     init: str = "normal"
     seed: int = 0
     snapshot_every: int = 0
 
+    @classmethod
+    def authors(cls, framework="tf", **overrides):
+        """The authors' settings: "tf" (Adam, N(0, 1) init, decay to 0) or
+        "pytorch" (SGD, ones init, decay to 1e-5); both lr 0.5 decayed
+        linearly over 1000 iterations, stopping when the loss moved less
+        than 1e-6 over 50 iterations."""
+        if framework not in ("tf", "pytorch"):
+            raise TfcafError(f"unknown framework '{framework}'; use 'tf' or 'pytorch'")
+        tf_code = framework == "tf"
+        settings = dict(
+            optimizer="adam" if tf_code else "sgd", learning_rate=0.5,
+            end_learning_rate=0.0 if tf_code else 1e-5, max_iterations=1000,
+            check_every=50, tolerance=1e-6, init="normal" if tf_code else "ones")
+        settings.update(overrides)
+        return cls(**settings)
+
     def validate(self):
         filters.check_filter(self.filter)
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(
-                f"unknown optimizer '{self.optimizer}'; use 'adam' or 'sgd'")
+        if self.optimizer not in ("lbfgs", "adam", "sgd"):
+            raise TfcafError(
+                f"unknown optimizer '{self.optimizer}'; use 'lbfgs', 'adam' or 'sgd'")
         if self.init not in ("normal", "ones"):
-            raise ValueError(f"unknown init '{self.init}'; use 'normal' or 'ones'")
-        if self.max_iterations < 1 or self.check_every < 1:
-            raise ValueError("max_iterations and check_every must be >= 1")
+            raise TfcafError(f"unknown init '{self.init}'; use 'normal' or 'ones'")
+        if self.max_iterations < 1 or self.check_every < 1 or self.history < 1:
+            raise TfcafError("max_iterations, check_every and history must be >= 1")
+        if self.internal_batch_size < 0:
+            raise TfcafError(
+                f"internal_batch_size must be >= 0, got {self.internal_batch_size}")
 
     @property
     def final_rate(self):
@@ -103,22 +151,51 @@ def _update(config, step, params, grad, slots, active):
     return new_params, (tf.where(keep, new_m, m), tf.where(keep, new_v, v))
 
 
-def solve(loss_fn, params, height, width, config):
+def solve(loss_fn, params, height, width, config, compact=True):
     """Minimises `loss_fn(c(f))` for B independent filters.
 
     Args:
-        loss_fn: maps a (B, h, w) constrained filter to (B,) losses; problem
-            b's loss must depend only on filter b.
+        loss_fn: `(c, rows) -> losses`: (R, h, w) constrained filters of
+            the problems `rows` ((R,) int32 indices, or None for all B) to
+            (R,) losses; problem b's loss must depend only on filter b.
         params: initial parameters from `filters.initial_parameters` (drawn
             outside any XLA-compiled caller: XLA's stateless random numbers
             differ from TensorFlow's).
         height, width: h, w of the feature map (Python ints).
         config: a `SolverConfig`.
+        compact: L-BFGS evaluates only the still-running problems (dynamic
+            shapes: not under XLA).
 
     Returns:
         A `Solution`. Call inside `tf.function` for speed: the loop is a
         `tf.while_loop`.
     """
+    if config.optimizer == "lbfgs":
+        warmup = 0
+        if config.warmup_iterations:
+            # A short run with the authors' Adam step rule first: its large
+            # early steps pick the basin the authors' run ends in, which
+            # L-BFGS alone (from the initial filter) often misses.
+            warm = replace(config, optimizer="adam", max_iterations=config.warmup_iterations,
+                           tolerance=0.0, snapshot_every=0, end_learning_rate=0.0)
+            params = _first_order(loss_fn, params, height, width, warm)["params"]
+            warmup = config.warmup_iterations
+        maps, evaluations, losses, snapshots = lbfgs.minimize(
+            loss_fn, params, height, width, config, compact)
+        return Solution(maps, evaluations + warmup, losses, snapshots)
+    final = _first_order(loss_fn, params, height, width, config)
+    snapshots = None
+    if config.snapshot_every:
+        snapshots = tf.transpose(final["snapshots"].stack(), [1, 0, 2, 3])
+    return Solution(
+        maps=filters.heatmap(config.filter, final["params"], height, width),
+        iterations=final["iterations"], losses=final["losses"],
+        snapshots=snapshots)
+
+
+def _first_order(loss_fn, params, height, width, config):
+    """The Adam/SGD loop; returns its final state (params, iterations,
+    losses, snapshots TensorArray)."""
     batch = tf.shape(params)[0]
     zeros = tf.zeros_like(params)
     state = dict(
@@ -131,7 +208,7 @@ def solve(loss_fn, params, height, width, config):
         with tf.GradientTape() as tape:
             tape.watch(s["params"])
             losses = loss_fn(filters.constrain(
-                config.filter, s["params"], height, width))
+                config.filter, s["params"], height, width), None)
             total = tf.reduce_sum(losses)
         grad = tape.gradient(total, s["params"])
         snapshots = s["snapshots"]
@@ -157,11 +234,4 @@ def solve(loss_fn, params, height, width, config):
     def cond(s):
         return (s["step"] < config.max_iterations) & tf.reduce_any(s["active"])
 
-    final = tf.while_loop(cond, lambda s: (body(s),), (state,))[0]
-    snapshots = None
-    if config.snapshot_every:
-        snapshots = tf.transpose(final["snapshots"].stack(), [1, 0, 2, 3])
-    return Solution(
-        maps=filters.heatmap(config.filter, final["params"], height, width),
-        iterations=final["iterations"], losses=final["losses"],
-        snapshots=snapshots)
+    return tf.while_loop(cond, lambda s: (body(s),), (state,))[0]
