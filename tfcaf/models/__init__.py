@@ -10,7 +10,7 @@ with the backbone's preprocessing inside, and has one output: logits
 from tfcaf.models.acol import (ACoLHead, ACoLLoss, ACoLModel,
                                acol_localization_map, erase_features)
 from tfcaf.models.backbones import (BACKBONES, build_backbone, insert_adl,
-                                    tiny_resnet)
+                                    tiny_resnet, with_preprocessing)
 from tfcaf.models.builder import HEADS, build_model, training_loss
 from tfcaf.models.googlenet import googlenet
 from tfcaf.models.layers import ADL, ImagePreprocessing, LocalResponseNormalization
@@ -21,5 +21,5 @@ __all__ = [
     "ImagePreprocessing", "LocalResponseNormalization",
     "acol_localization_map", "build_backbone", "build_model",
     "erase_features", "googlenet", "insert_adl", "load_weights_file",
-    "tiny_resnet", "training_loss",
+    "tiny_resnet", "training_loss", "with_preprocessing",
 ]
