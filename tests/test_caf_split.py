@@ -1,4 +1,4 @@
-"""Splitting models into features and head (SPEC.md section 1)."""
+"""Splitting models into features and head (docs/method.md §1)."""
 
 import keras
 import numpy as np

@@ -10,12 +10,14 @@ backbone that is itself a layer of an outer model can be addressed by name.
 import keras
 from keras import tree
 
+from tfcaf.errors import TfcafError
+
 MISSING = object()
 """Marker for a value that is not available in this replay (e.g. computed
 before the split point of a head model)."""
 
 
-class GraphError(ValueError):
+class GraphError(TfcafError):
     """A model graph cannot be replayed as asked (names the offending layer)."""
 
 

@@ -1,18 +1,20 @@
 """Constraints c(f) that turn a free filter parameter into an attention filter.
 
 Each filter kind maps per-image parameters to an (B, h, w) filter that is
-broadcast over the C channels of the feature map A (SPEC.md section 1), and
+broadcast over the C channels of the feature map A (docs/method.md §1), and
 to the (B, h, w) heatmap reported to the user.
 """
 
 import tensorflow as tf
+
+from tfcaf.errors import TfcafError
 
 FILTERS = ("l2norm", "softmax", "gauss")
 
 
 def check_filter(name):
     if name not in FILTERS:
-        raise ValueError(
+        raise TfcafError(
             f"unknown filter '{name}'; choose one of {', '.join(FILTERS)}")
 
 
@@ -40,7 +42,7 @@ def initial_parameters(name, batch, height, width, init, seed):
         draw = tf.random.stateless_normal(shape, seed=[seed, 0])
         params = tf.tile(draw[None], [batch] + [1] * len(shape))
     else:
-        raise ValueError(f"unknown init '{init}'; use 'normal' or 'ones'")
+        raise TfcafError(f"unknown init '{init}'; use 'normal' or 'ones'")
     if name == "gauss":
         centre = tf.constant([(height - 1) / 2.0, (width - 1) / 2.0])
         params = centre + (params - 1.0 if init == "ones" else params)

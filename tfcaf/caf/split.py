@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import keras
 
 from tfcaf import graph
+from tfcaf.errors import TfcafError
 
 
 @dataclass
@@ -21,7 +22,7 @@ class SplitModel:
         dense: when the head is `Dense(GAP(A))` (inference-time identities
             such as Dropout aside, and the Dense linear or a stripped
             softmax), that Dense layer; CAM needs it, and L2-CAF uses it to
-            run each iteration in closed form (SPEC.md §1, algebra note).
+            run each iteration in closed form (docs/method.md §1, algebra note).
     """
     features: keras.Model
     head: keras.Model
@@ -64,12 +65,12 @@ def split_model(model, layer=None, logits=True, unnormalized=False):
         A `SplitModel`.
 
     Raises:
-        ValueError: unknown layer name, or a layer after which the model
+        TfcafError: unknown layer name, or a layer after which the model
             still needs earlier tensors (a skip connection over the cut).
     """
     if len(getattr(model, "inputs", None) or []) != 1 or \
             len(getattr(model, "outputs", None) or []) != 1:
-        raise ValueError(
+        raise TfcafError(
             f"model '{model.name}' must have exactly one input and one output")
     calls = graph.leaf_layers(model)
     last = calls[-1][0].name
@@ -81,7 +82,7 @@ def split_model(model, layer=None, logits=True, unnormalized=False):
     names = [c.name for c, _ in calls]
     close = difflib.get_close_matches(layer, names, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"model '{model.name}' has no layer '{layer}'{hint}")
+    raise TfcafError(f"model '{model.name}' has no layer '{layer}'{hint}")
 
 
 def _split_at_last_4d(model, calls, strip, last):
@@ -92,7 +93,7 @@ def _split_at_last_4d(model, calls, strip, last):
             return _split(model, candidate.name, out, strip, last)
         except graph.GraphError:
             continue
-    raise ValueError(
+    raise TfcafError(
         f"model '{model.name}' has no layer with a 4-D (B, h, w, C) output "
         "after which the rest of the model can run on its own")
 
@@ -100,7 +101,7 @@ def _split_at_last_4d(model, calls, strip, last):
 def _split(model, name, symbolic_output, strip, last):
     if not keras.backend.is_keras_tensor(symbolic_output) or \
             len(symbolic_output.shape) != 4:
-        raise ValueError(
+        raise TfcafError(
             f"layer '{name}' has output shape "
             f"{getattr(symbolic_output, 'shape', None)}; L2-CAF needs a 4-D "
             "(B, h, w, C) feature map")
