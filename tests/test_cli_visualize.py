@@ -116,8 +116,8 @@ def test_failure_half_way_says_what_was_written(workdir):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--images=.", "--method=cam"], "--images: '.' is a folder; give image files or a glob such as "
-                                     "'./*.jpg'"),
+    (["--images=.", "--method=cam"],
+     "--images: '.' is a folder; give image files or a glob such as './*.jpg'"),
     (["--images=img0.png", "--method=cam", "--gif"],
      "--gif: --method=cam has no iterations to animate (methods with iterations: "
      "l2caf, l2caf_specific)"),

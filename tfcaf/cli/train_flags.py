@@ -19,14 +19,16 @@ def define_flags(flag_values):
     fv = dict(flag_values=flag_values)
     flags.DEFINE_enum("dataset", _D.dataset, choices.DATASETS, "Dataset.", **fv)
     flags.DEFINE_string("data_dir", _D.data_dir, "Dataset root (digits: cache folder).", **fv)
-    flags.DEFINE_string("backbone", _D.backbone, "tiny_resnet, resnet50, googlenet or vgg16_gap.", **fv)
+    flags.DEFINE_string("backbone", _D.backbone,
+                        "tiny_resnet, resnet50, googlenet or vgg16_gap.", **fv)
     flags.DEFINE_string("weights", _D.weights, "Backbone weights: imagenet, none, or a file.", **fv)
     flags.DEFINE_enum("head", _D.head, ["classifier", "adl", "acol", "embedding"], "Head.", **fv)
     flags.DEFINE_enum("loss", _D.loss, LOSSES, "softmax for classifiers; triplet or npairs.", **fv)
     flags.DEFINE_float("margin", _D.margin, "Triplet margin.", **fv)
     flags.DEFINE_integer("embedding_dim", _D.embedding_dim, "Embedding size.", lower_bound=1, **fv)
     flags.DEFINE_boolean("normalize_embedding", None,
-                         "L2-normalise the embedding (default: on for triplet, off for npairs).", **fv)
+                         "L2-normalise the embedding (default: on for triplet, off for "
+                         "npairs).", **fv)
     flags.DEFINE_float("drop_rate", _D.drop_rate, "ADL drop rate.", **fv)
     flags.DEFINE_float("gamma", _D.gamma, "ADL threshold (default: 0.9 ResNet, 0.8 VGG).", **fv)
     flags.DEFINE_float("delta", _D.delta, "ACoL erasing threshold.", **fv)
@@ -50,9 +52,11 @@ def define_flags(flag_values):
                          lower_bound=1, **fv)
     flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint interval (steps).",
                          lower_bound=1, **fv)
-    flags.DEFINE_integer("max_checkpoints", _D.max_checkpoints, "Checkpoints kept.", lower_bound=1, **fv)
+    flags.DEFINE_integer("max_checkpoints", _D.max_checkpoints, "Checkpoints kept.",
+                         lower_bound=1, **fv)
     flags.DEFINE_boolean("augment", _D.augment, "Random crop and flip.", **fv)
-    flags.DEFINE_integer("val_examples", _D.val_examples, "Validation slice size.", lower_bound=0, **fv)
+    flags.DEFINE_integer("val_examples", _D.val_examples, "Validation slice size.",
+                         lower_bound=0, **fv)
     flags.DEFINE_integer("summary_images", _D.summary_images, "L2-CAF heatmaps in TensorBoard.",
                          lower_bound=0, **fv)
     flags.DEFINE_boolean("skip_bad_images", _D.skip_bad_images, "Skip unreadable images.", **fv)
