@@ -18,8 +18,10 @@ class Interrupted(TfcafError):
 def _interrupted():
     try:
         raise KeyboardInterrupt
-    except KeyboardInterrupt as err:
-        raise Interrupted("interrupted at step 7; resume with the same command") from err
+    except KeyboardInterrupt:
+        # As tfcaf.training does: `from None` hides the KeyboardInterrupt
+        # from the traceback but keeps it as the context.
+        raise Interrupted("interrupted at step 7; resume with the same command") from None
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +46,8 @@ def _fail(err):
      "[Errno 2] No such file or directory: 'a.jpg'"),
     (_fail(OSError(errno.ENOSPC, "No space left on device")), 1,
      "[Errno 28] No space left on device"),
+    (_fail(FloatingPointError("loss became nan by step 3; lower --learning_rate")), 1,
+     "loss became nan by step 3; lower --learning_rate"),
     (_fail(KeyboardInterrupt()), 130, "interrupted"),
     (_interrupted, 130, "interrupted at step 7; resume with the same command"),
 ])

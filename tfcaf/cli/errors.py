@@ -1,7 +1,8 @@
 """Which failures a binary reports as one `NAME: error: ...` line.
 
-User mistakes (`TfcafError`, and the OS refusing a file the user named)
-end in one line; anything else is a bug and keeps its traceback, as does
+User mistakes (`TfcafError`, the OS refusing a file the user named) and a
+training run that diverged (`FloatingPointError`, whose message says which
+flag to change) end in one line; anything else is a bug and keeps its traceback, as does
 everything when `TFCAF_DEBUG=1`. Imports no TensorFlow, so that a bad flag
 fails fast.
 """
@@ -38,6 +39,8 @@ def exit_status(err):
         # to resume; it still ends the way an interrupted program does.
         cause = err.__cause__ or err.__context__
         return INTERRUPTED if isinstance(cause, KeyboardInterrupt) else USER_MISTAKE
+    if isinstance(err, FloatingPointError):
+        return USER_MISTAKE
     if isinstance(err, OSError) and (err.filename is not None
                                      or err.errno in _ENVIRONMENT_ERRNOS):
         return USER_MISTAKE
