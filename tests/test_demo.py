@@ -19,7 +19,12 @@ def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
         assert (out / "runs" / name / "model.keras").exists()
         assert (out / "exports" / name / "1" / "saved_model.pb").exists()
         assert (out / "eval" / name / "examples.png").exists()
+        assert (out / "eval" / name / "faithfulness" / "curves.png").exists()
         assert f"| {name} |" in report
+    for title in ("MaxBoxAccV2", "deletion AUC", "insertion AUC", "Average Drop",
+                  "Increase in Confidence", "pointing game", "clovaai/wsolevaluation@96f4b88",
+                  "| network | l2caf | l2caf_specific | cam | gradcam | gradcampp |"):
+        assert title in report
     # A second run reuses the models and exports.
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]

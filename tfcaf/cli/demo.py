@@ -2,7 +2,10 @@
 
 Trains a triplet and an N-pair retrieval net and an ADL classifier with the
 `flags/digits_*.flags` settings, exports each as a SavedModel, evaluates
-localization (CAM, Grad-CAM, L2-CAF) and retrieval (R@K, NMI), and writes
+every method of `tfcaf.caf.METHODS` that applies: localization (top-1 /
+GT-known loc and MaxBoxAcc under the wsolevaluation protocol), retrieval
+(R@K, NMI with 10 K-means initialisations) and faithfulness (deletion,
+insertion, Average Drop / Increase in Confidence, pointing game), and writes
 `OUT_DIR/report.md`. A second run reuses the dataset cache, the trained
 models and the exports (`--force` retrains).
 """
@@ -25,6 +28,11 @@ flags.DEFINE_string("data_dir", None, "Digits cache root (default: the user cach
 flags.DEFINE_boolean("force", False, "Retrain and re-export even if results exist.")
 flags.DEFINE_boolean("smoke", False, "A few steps and images: checks the pipeline, not results.")
 flags.DEFINE_integer("max_images", 1000, "Evaluation images per network (evenly spaced).")
+flags.DEFINE_integer("faithfulness_images", 100,
+                     "Images per network for the faithfulness metrics (evenly spaced; each "
+                     "costs about 2 · H · W / step forward passes per method).")
+flags.DEFINE_integer("faithfulness_step", 256, "Pixels per deletion/insertion step "
+                     "(256 = 4 rows of a 64-px image: 17 points per curve).")
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NETWORKS = ("digits_triplet", "digits_npairs", "digits_adl")
@@ -69,68 +77,118 @@ def export_network(model, name, out_dir, force, iterations):
     return path
 
 
-def evaluate_network(name, config, model_path, out_dir, max_images, iterations):
-    """Localization (+ retrieval) metrics of one network on its test split."""
+LOCALIZATION = ("iou", "maxboxacc")
+FAITHFULNESS = ("deletion", "insertion", "average_drop", "pointing_game")
+
+
+def evaluate_network(name, config, model_path, out_dir, options):
+    """Localization (+ retrieval) metrics of one network on its test split,
+    in `eval/NAME`, and faithfulness metrics on fewer images, in
+    `eval/NAME/faithfulness`; returns ({"main", "faithfulness"} summaries,
+    model)."""
     from tfcaf import applications
+    from tfcaf.caf import METHODS
     from tfcaf.data import load_dataset
     from tfcaf.evaluation import EvalConfig, KerasAdapter, evaluate
     model = applications.load_model(model_path)
-    adapter = KerasAdapter(model, iterations=iterations)
+    adapter = KerasAdapter(model, iterations=options["iterations"])
     split = "retrieval_test" if config.metric_learning else "test"
     dataset = load_dataset("digits", config.data_dir, split, image_size=config.image_size)
-    metrics = ["iou", "maxboxacc"] + (["recall", "nmi"] if config.metric_learning else [])
-    methods = ["cam", "gradcam", "l2caf", "l2caf_specific"]
-    eval_config = EvalConfig(metrics=metrics, methods=methods, max_images=max_images,
-                             seed=config.seed)
-    return evaluate(adapter, dataset, os.path.join(out_dir, "eval", name), eval_config), model
+    retrieval = ("recall", "nmi") if config.metric_learning else ()
+    base = EvalConfig(methods=tuple(METHODS), seed=config.seed)
+    main = dataclasses.replace(base, metrics=LOCALIZATION + retrieval,
+                               max_images=options["max_images"])
+    faithful = dataclasses.replace(base, metrics=FAITHFULNESS,
+                                   max_images=options["faithfulness_images"],
+                                   faithfulness_step=options["faithfulness_step"])
+    folder = os.path.join(out_dir, "eval", name)
+    return {"main": evaluate(adapter, dataset, folder, main),
+            "faithfulness": evaluate(adapter, dataset, os.path.join(folder, "faithfulness"),
+                                     faithful)}, model
 
 
-def _row(summary):
-    """One report row: retrieval numbers and GT-known / top-1 loc per method."""
-    row = {k: summary.get("retrieval", {}).get(k) for k in ("recall@1", "nmi")}
-    for method, values in summary["methods"].items():
-        row[f"{method} top-1 loc"] = values.get("top1_loc")
-        row[f"{method} GT-known"] = values.get("gt_known_loc")
-        row[f"{method} MaxBoxAcc"] = values.get("maxboxacc_v1")
-    row["images"] = summary["images"]
-    return row
+# Report tables: (title, summary part, column in its per-method rows, the
+# sentence printed under the table).
+_BOXES = ("Boxes follow the wsolevaluation protocol: the counts equal those of "
+          "clovaai/wsolevaluation@96f4b88 (`evaluation.py`) on the same maps and boxes.")
+_TABLES = (
+    ("Localization: top-1 loc (τ = 0.2, IoU ≥ 0.5)", "main", "top1_loc",
+     _BOXES + " Top-1 condition: the predicted class is right (ADL) or the nearest "
+     "neighbour has the query's class (retrieval nets, R@1; docs/method.md §5)."),
+    ("Localization: GT-known loc (τ = 0.2, IoU ≥ 0.5)", "main", "gt_known_loc", _BOXES),
+    ("Localization: MaxBoxAcc (best τ of 0, 0.01, ..., 0.99; IoU ≥ 0.5)", "main",
+     "maxboxacc_v1", _BOXES + " It is the MaxBoxAcc of Choe et al. (CVPR 2020)."),
+    ("Localization: MaxBoxAccV2 (all contours; mean over IoU 0.3, 0.5, 0.7)", "main",
+     "maxboxacc_v2", _BOXES + " It is wsolevaluation's MaxBoxAccV2 (`--box_v2_metric`)."),
+    ("Faithfulness: deletion AUC (lower is better)", "faithfulness", "deletion_auc",
+     "RISE deletion (Petsiuk et al. 2018): removed pixels become the substrate (black for "
+     "the digits models, whose preprocessing is x / 255), trapezoid AUC on [0, 1]; scores "
+     "are the ground-truth class's softmax probability (ADL) or the cosine similarity to "
+     "the image's embedding (retrieval nets). No reference repository computes it for "
+     "retrieval nets; for classifiers it follows eclique/RISE's `CausalMetric`."),
+    ("Faithfulness: insertion AUC (higher is better)", "faithfulness", "insertion_auc",
+     "RISE insertion: from a Gaussian blur (kernel 11, σ 5) of the image, the most salient "
+     "pixels are put back first; scores and AUC as for deletion (eclique/RISE)."),
+    ("Faithfulness: Average Drop % (lower is better)", "faithfulness", "average_drop",
+     "Grad-CAM++ (Chattopadhay et al. 2018): the score's relative drop on image ⊙ heatmap, "
+     "the product taken in the model's input space as pytorch-grad-cam's "
+     "`multiply_tensor_with_cam` does (it multiplies the normalised input by the map)."),
+    ("Faithfulness: Increase in Confidence % (higher is better)", "faithfulness",
+     "increase_in_confidence", "Grad-CAM++: the share of images whose score rises on "
+     "image ⊙ heatmap."),
+    ("Faithfulness: pointing game % (higher is better)", "faithfulness", "pointing_game",
+     "Zhang et al. 2016: the heatmap's maximum lies in a ground-truth box ± 15 px."),
+)
 
 
-def write_report(out_dir, results, timings, smoke):
-    """demo_out/report.md: one table per metric family, examples, timings."""
-    from tfcaf.evaluation.report import markdown_table
-    rows = {name: _row(summary) for name, summary in results.items()}
-    methods = ["cam", "gradcam", "l2caf", "l2caf_specific"]
-    loc = lambda kind: [f"{m} {kind}" for m in methods]
+def _table_rows(results, part, column, methods):
+    return {name: {m: summaries[part]["methods"].get(m, {}).get(column) for m in methods}
+            for name, summaries in results.items()}
+
+
+def write_report(out_dir, results, timings, smoke, options):
+    """demo_out/report.md: one table per metric, examples, curves, timings."""
+    from tfcaf.caf import METHODS
+    from tfcaf.evaluation.report import markdown_table, write_text
+    methods = list(METHODS)
     lines = ["# tfcaf demo: L2-CAF on the embedded cluttered digits", ""]
     if smoke:
         lines += ["**Smoke run** (a few steps and images): numbers are meaningless.", ""]
-    lines += ["Retrieval nets are evaluated on the held-out classes 5-9 (top-1 condition: the",
-              "nearest neighbour has the query's class, as in the seed's S2); the ADL classifier",
-              "on the test split (top-1 condition: the predicted class is right). Boxes: largest",
-              "connected component at τ = 0.2; correct at IoU ≥ 0.5. Numbers in %; '–': the",
-              "method does not apply (CAM and class-specific L2-CAF need class logits).", "",
-              "## Retrieval", "", markdown_table(rows, ["recall@1", "nmi", "images"], "network"),
-              "", "## Localization: top-1 loc", "", markdown_table(rows, loc("top-1 loc"), "network"),
-              "", "## Localization: GT-known loc", "",
-              markdown_table(rows, loc("GT-known"), "network"), "",
-              "## Localization: MaxBoxAcc (best τ)", "",
-              markdown_table(rows, loc("MaxBoxAcc"), "network"), "", "## Examples", ""]
+    retrieval = {name: {**s["main"].get("retrieval", {}), "images": s["main"]["images"]}
+                 for name, s in results.items()}
+    faithful_images = {s["faithfulness"]["images"] for s in results.values()}
+    lines += [
+        "Retrieval nets are evaluated on the held-out classes 5-9, the ADL classifier on the "
+        f"test split; localization on up to {options['max_images']} evenly spaced images, "
+        f"faithfulness on {', '.join(map(str, sorted(faithful_images)))} with "
+        f"{options['faithfulness_step']} pixels per deletion/insertion step. Numbers in % "
+        "except AUCs; '–': the method does not apply (CAM and class-specific L2-CAF need "
+        "class logits).", "",
+        "## Retrieval", "", markdown_table(retrieval, ["recall@1", "nmi", "images"], "network"),
+        "", "NMI: scikit-learn `KMeans(n_init=10, random_state=0)` and NMI with the geometric "
+        "mean, as the metric-learning literature computes it (equal to scikit-learn's "
+        "`normalized_mutual_info_score(average_method='geometric')`).", ""]
+    for title, part, column, note in _TABLES:
+        lines += [f"## {title}", "", markdown_table(_table_rows(results, part, column, methods),
+                                                    methods, "network"), "", note, ""]
+    lines += ["## Examples and deletion/insertion curves", ""]
     for name in results:
-        lines += [f"### {name}", "", f"![{name}](eval/{name}/examples.png)", ""]
+        lines += [f"### {name}", "", f"![{name}](eval/{name}/examples.png)", "",
+                  f"![{name} curves](eval/{name}/faithfulness/curves.png)", ""]
     lines += ["## Time", "", f"Machine: {platform.platform()}, {os.cpu_count()} CPU cores.", ""]
     lines += [f"- {step}: {seconds:.0f} s" for step, seconds in timings.items()]
     path = os.path.join(out_dir, "report.md")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(path + ".tmp", path)
+    write_text(path, "\n".join(lines) + "\n")
     return path
 
 
-def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000):
+def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
+             faithfulness_images=100, faithfulness_step=256):
     """The whole job; returns the report path."""
-    iterations = 100 if smoke else 1000
-    max_images = 24 if smoke else max_images
+    options = {"iterations": 100 if smoke else 1000,
+               "max_images": 24 if smoke else max_images,
+               "faithfulness_images": 8 if smoke else faithfulness_images,
+               "faithfulness_step": faithfulness_step}
     timings, results = {}, {}
     started = time.time()
     for name in NETWORKS:
@@ -139,14 +197,13 @@ def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000):
         model_path = train_network(config, force)
         timings[f"train {name}"] = time.time() - clock
         clock = time.time()
-        results[name], model = evaluate_network(name, config, model_path, out_dir,
-                                                max_images, iterations)
+        results[name], model = evaluate_network(name, config, model_path, out_dir, options)
         timings[f"evaluate {name}"] = time.time() - clock
         clock = time.time()
         export_network(model, name, out_dir, force, 100 if smoke else 300)
         timings[f"export {name}"] = time.time() - clock
     timings["total"] = time.time() - started
-    return write_report(out_dir, results, timings, smoke)
+    return write_report(out_dir, results, timings, smoke, options)
 
 
 def main(argv):
@@ -156,7 +213,7 @@ def main(argv):
         print("smoke run: a few training steps and images, to check the pipeline")
     try:
         path = run_demo(FLAGS.out_dir, FLAGS.data_dir, FLAGS.force, FLAGS.smoke,
-                        FLAGS.max_images)
+                        FLAGS.max_images, FLAGS.faithfulness_images, FLAGS.faithfulness_step)
     except USER_ERRORS as err:
         exit_with("demo", err)
     print(f"report: {os.path.abspath(path)}")
