@@ -163,8 +163,8 @@ def solve(loss_fn, params, height, width, config, compact=True):
             differ from TensorFlow's).
         height, width: h, w of the feature map (Python ints).
         config: a `SolverConfig`.
-        compact: L-BFGS evaluates only the still-running problems (dynamic
-            shapes: not under XLA).
+        compact: evaluate only the still-running problems (dynamic shapes:
+            not under XLA).
 
     Returns:
         A `Solution`. Call inside `tf.function` for speed: the loop is a
@@ -178,12 +178,12 @@ def solve(loss_fn, params, height, width, config, compact=True):
             # L-BFGS alone (from the initial filter) often misses.
             warm = replace(config, optimizer="adam", max_iterations=config.warmup_iterations,
                            tolerance=0.0, snapshot_every=0, end_learning_rate=0.0)
-            params = _first_order(loss_fn, params, height, width, warm)["params"]
+            params = _first_order(loss_fn, params, height, width, warm, compact)["params"]
             warmup = config.warmup_iterations
         maps, evaluations, losses, snapshots = lbfgs.minimize(
             loss_fn, params, height, width, config, compact)
         return Solution(maps, evaluations + warmup, losses, snapshots)
-    final = _first_order(loss_fn, params, height, width, config)
+    final = _first_order(loss_fn, params, height, width, config, compact)
     snapshots = None
     if config.snapshot_every:
         snapshots = tf.transpose(final["snapshots"].stack(), [1, 0, 2, 3])
@@ -193,7 +193,25 @@ def solve(loss_fn, params, height, width, config, compact=True):
         snapshots=snapshots)
 
 
-def _first_order(loss_fn, params, height, width, config):
+def _losses_and_gradients(loss_fn, params, active, height, width, filter_name, compact):
+    """(B,) losses and (B, ...) gradients; with `compact`, only the `active`
+    problems are evaluated (zeros elsewhere), so stopped problems cost
+    nothing."""
+    rows = tf.cast(tf.where(active)[:, 0], tf.int32) if compact else None
+    part = params if rows is None else tf.gather(params, rows)
+    with tf.GradientTape() as tape:
+        tape.watch(part)
+        losses = loss_fn(filters.constrain(filter_name, part, height, width), rows)
+        total = tf.reduce_sum(losses)
+    grad = tape.gradient(total, part)
+    if rows is None:
+        return losses, grad
+    index = rows[:, None]
+    return (tf.scatter_nd(index, losses, tf.shape(active)),
+            tf.scatter_nd(index, grad, tf.shape(params)))
+
+
+def _first_order(loss_fn, params, height, width, config, compact):
     """The Adam/SGD loop; returns its final state (params, iterations,
     losses, snapshots TensorArray)."""
     batch = tf.shape(params)[0]
@@ -205,12 +223,8 @@ def _first_order(loss_fn, params, height, width, config):
         snapshots=tf.TensorArray(tf.float32, size=0, dynamic_size=True))
 
     def body(s):
-        with tf.GradientTape() as tape:
-            tape.watch(s["params"])
-            losses = loss_fn(filters.constrain(
-                config.filter, s["params"], height, width), None)
-            total = tf.reduce_sum(losses)
-        grad = tape.gradient(total, s["params"])
+        losses, grad = _losses_and_gradients(loss_fn, s["params"], s["active"], height,
+                                             width, config.filter, compact)
         snapshots = s["snapshots"]
         if config.snapshot_every:
             snapshots = tf.cond(
