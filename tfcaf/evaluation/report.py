@@ -123,7 +123,7 @@ def _axes(image, box, x_label, y_label, y_range):
     x_of = lambda v: int(left + v * (right - left))
     y_of = lambda v: int(bottom - (v - low) / (high - low) * (bottom - top))
     for value in np.linspace(low, high, 5):
-        cv2.putText(image, f"{value:.2f}", (left - 42, y_of(value) + 4), FONT, 0.35, BLACK, 1,
+        cv2.putText(image, f"{value:.3g}", (left - 45, y_of(value) + 4), FONT, 0.35, BLACK, 1,
                     cv2.LINE_AA)
     for value in (0.0, 0.5, 1.0):
         cv2.putText(image, f"{value:.1f}", (x_of(value) - 8, bottom + 14), FONT, 0.35, BLACK,
