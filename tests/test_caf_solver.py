@@ -16,9 +16,9 @@ def _linear_flatten_model(seed):
     a folded head whose output is linear in the filter."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((H, W, C))
-    features = keras.layers.Conv2D(
-        C, 1, use_bias=False, name="features",
-        kernel_initializer=lambda shape, dtype=None: tf.reshape(tf.eye(C, dtype=dtype), shape))(inputs)
+    identity = lambda shape, dtype=None: tf.reshape(tf.eye(C, dtype=dtype), shape)  # noqa: E731
+    features = keras.layers.Conv2D(C, 1, use_bias=False, name="features",
+                                   kernel_initializer=identity)(inputs)
     outputs = keras.layers.Dense(K, name="logits")(keras.layers.Flatten()(features))
     return keras.Model(inputs, outputs)
 
