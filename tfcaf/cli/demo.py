@@ -30,9 +30,9 @@ flags.DEFINE_boolean("smoke", False, "A few steps and images: checks the pipelin
 flags.DEFINE_integer("max_images", 1000, "Evaluation images per network (evenly spaced).")
 flags.DEFINE_integer("faithfulness_images", 100,
                      "Images per network for the faithfulness metrics (evenly spaced; each "
-                     "costs about 2 · H · W / step forward passes per method).")
+                     "costs about 2 · H · W / step forward passes per method).", lower_bound=1)
 flags.DEFINE_integer("faithfulness_step", 256, "Pixels per deletion/insertion step "
-                     "(256 = 4 rows of a 64-px image: 17 points per curve).")
+                     "(256 = 4 rows of a 64-px image: 17 points per curve).", lower_bound=1)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NETWORKS = ("digits_triplet", "digits_npairs", "digits_adl")
