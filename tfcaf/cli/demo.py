@@ -161,9 +161,9 @@ def write_report(out_dir, results, timings, smoke, options):
         "Retrieval nets are evaluated on the held-out classes 5-9, the ADL classifier on the "
         f"test split; localization on up to {options['max_images']} evenly spaced images, "
         f"faithfulness on {', '.join(map(str, sorted(faithful_images)))} with "
-        f"{options['faithfulness_step']} pixels per deletion/insertion step. Numbers in % "
-        "except AUCs; '–': the method does not apply (CAM and class-specific L2-CAF need "
-        "class logits).", "",
+        f"{options['faithfulness_step']} pixels per deletion/insertion step. Numbers in %, "
+        "deletion/insertion AUCs × 100; '–': the method does not apply (CAM and "
+        "class-specific L2-CAF need class logits).", "",
         "## Retrieval", "", markdown_table(retrieval, ["recall@1", "nmi", "images"], "network"),
         "", "NMI: scikit-learn `KMeans(n_init=10, random_state=0)` and NMI with the geometric "
         "mean, as the metric-learning literature computes it (equal to scikit-learn's "
