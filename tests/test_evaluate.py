@@ -65,7 +65,7 @@ def test_report_reproduces_and_grid_shows_whole_labels_and_boxes(trained, tmp_pa
         assert len(ink) and ink.min() > 0 and ink.max() < cell - 1
 
 
-def test_protocols_differ_and_are_recorded(trained, tmp_path):
+def test_each_box_protocol_is_recorded(trained, tmp_path):
     model, dataset = trained
     adapter = KerasAdapter(model, iterations=100)
     results = {p: evaluate(adapter, dataset, str(tmp_path / p),
