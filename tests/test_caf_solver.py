@@ -114,3 +114,28 @@ def test_authors_settings_are_explicit():
         SolverConfig(optimizer="newton").validate()
     with pytest.raises(TfcafError, match="internal_batch_size"):
         SolverConfig(internal_batch_size=-1).validate()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_each_snapshot_carries_the_loss_of_its_own_filter(optimizer):
+    # With the softmax filter a snapshot is the filter c itself, so its loss
+    # Σ_p c_p v_p + s·b can be recomputed by hand from the frame alone.
+    model = _linear_flatten_model(seed=3)
+    images = np.random.default_rng(3).normal(size=(2, H, W, C)).astype("float32")
+    targets = np.array([1, 2], np.int32)
+    explainer = Explainer(model, "features")
+    feature_maps, _ = explainer.forward(images)
+    solution = explainer.solve(feature_maps, targets, SolverConfig(
+        optimizer=optimizer, filter="softmax", snapshot_every=3, max_iterations=20,
+        tolerance=0.0))
+    dense = model.get_layer("logits")
+    kernel = dense.kernel.numpy().reshape(H * W, C, K)
+    frames = solution.snapshots.numpy()
+    assert solution.snapshot_losses.shape == frames.shape[:2] and frames.shape[1] > 2
+    for image, target, maps, losses in zip(images, targets, frames,
+                                           solution.snapshot_losses.numpy()):
+        signs = np.ones(K)
+        signs[target] = -1.0
+        v = np.einsum("pc,pck,k->p", image.reshape(H * W, C), kernel, signs)
+        expected = maps.reshape(len(maps), H * W) @ v + signs @ dense.bias.numpy()
+        np.testing.assert_allclose(losses, expected, rtol=1e-4, atol=1e-5)

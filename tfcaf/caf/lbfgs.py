@@ -11,7 +11,7 @@ evaluation count.
 
 import tensorflow as tf
 
-from tfcaf.caf import filters
+from tfcaf.caf import filters, snapshots
 
 _ARMIJO = 1e-4
 # The first step (no curvature yet) moves f by this fraction of ‖f‖; the
@@ -135,8 +135,9 @@ def minimize(loss_fn, params, height, width, config, compact):
         compact: evaluate only the running problems (dynamic shapes).
 
     Returns:
-        (maps (B, h, w), evaluations (B,) int32, losses (B,), snapshots
-        (B, S, h, w) or None): the fields of `solver.Solution`.
+        (maps (B, h, w), evaluations (B,) int32, losses (B,), (snapshots
+        (B, S, h, w), snapshot losses (B, S)) or (None, None)): the fields
+        of `solver.Solution`.
     """
     shape = tuple(params.shape[1:])
     size = 1
@@ -161,13 +162,10 @@ def minimize(loss_fn, params, height, width, config, compact):
             total = tf.reduce_sum(losses)
         return losses, tape.gradient(total, x)
 
-    def body(step, state, snapshots):
-        if config.snapshot_every:
-            snapshots = tf.cond(
-                step % config.snapshot_every == 0,
-                lambda: snapshots.write(step // config.snapshot_every, filters.heatmap(
-                    config.filter, tf.reshape(state["x"], (-1,) + shape), height, width)),
-                lambda: snapshots)
+    def heatmaps(x):
+        return filters.heatmap(config.filter, tf.reshape(x, (-1,) + shape), height, width)
+
+    def body(step, state, recorded):
         running = _running(state["done"], config.internal_batch_size)
         rows = tf.cast(tf.where(running)[:, 0], tf.int32) if compact else None
         take = (lambda t: t) if rows is None else (lambda t: tf.gather(t, rows))
@@ -178,17 +176,17 @@ def minimize(loss_fn, params, height, width, config, compact):
         if rows is None:
             keep = lambda n, o: tf.where(
                 tf.reshape(running, [-1] + [1] * (len(o.shape) - 1)), n, o)
-            return step + 1, tf.nest.map_structure(keep, new, state), snapshots
-        put = lambda n, o: tf.tensor_scatter_nd_update(o, rows[:, None], n)
-        return step + 1, tf.nest.map_structure(put, new, state), snapshots
+            state = tf.nest.map_structure(keep, new, state)
+        else:
+            put = lambda n, o: tf.tensor_scatter_nd_update(o, rows[:, None], n)
+            state = tf.nest.map_structure(put, new, state)
+        # Recorded after the evaluation, so that each frame's loss is known:
+        # frame k is the accepted point after k·snapshot_every + 1 evaluations.
+        recorded = snapshots.record(recorded, step, config, heatmaps(state["x"]), state["fx"])
+        return step + 1, state, recorded
 
-    snapshots = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-    _, final, snapshots = tf.while_loop(
-        lambda step, state, snapshots: tf.reduce_any(~state["done"]), body,
-        (tf.constant(0), state, snapshots))
-    maps = filters.heatmap(config.filter, tf.reshape(final["x"], (-1,) + shape),
-                           height, width)
-    stacked = None
-    if config.snapshot_every:
-        stacked = tf.transpose(snapshots.stack(), [1, 0, 2, 3])
-    return maps, final["evaluations"], final["fx"], stacked
+    _, final, recorded = tf.while_loop(
+        lambda step, state, recorded: tf.reduce_any(~state["done"]), body,
+        (tf.constant(0), state, snapshots.empty()))
+    return (heatmaps(final["x"]), final["evaluations"], final["fx"],
+            snapshots.stack(recorded, config))

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tfcaf.caf import filters, lbfgs
+from tfcaf.caf import filters, lbfgs, snapshots
 from tfcaf.errors import TfcafError
 
 
@@ -115,11 +115,13 @@ class Solution(NamedTuple):
         losses: (B,) float32, each image's last loss.
         snapshots: (B, S, h, w) heatmaps every `snapshot_every` iterations,
             or None.
+        snapshot_losses: (B, S) float32, the loss of each snapshot, or None.
     """
     maps: tf.Tensor
     iterations: tf.Tensor
     losses: tf.Tensor
     snapshots: tf.Tensor | None
+    snapshot_losses: tf.Tensor | None = None
 
 
 _ADAM_BETA1, _ADAM_BETA2, _ADAM_EPSILON = 0.9, 0.999, 1e-8
@@ -180,17 +182,13 @@ def solve(loss_fn, params, height, width, config, compact=True):
                            tolerance=0.0, snapshot_every=0, end_learning_rate=0.0)
             params = _first_order(loss_fn, params, height, width, warm, compact)["params"]
             warmup = config.warmup_iterations
-        maps, evaluations, losses, snapshots = lbfgs.minimize(
+        maps, evaluations, losses, recorded = lbfgs.minimize(
             loss_fn, params, height, width, config, compact)
-        return Solution(maps, evaluations + warmup, losses, snapshots)
+        return Solution(maps, evaluations + warmup, losses, *recorded)
     final = _first_order(loss_fn, params, height, width, config, compact)
-    snapshots = None
-    if config.snapshot_every:
-        snapshots = tf.transpose(final["snapshots"].stack(), [1, 0, 2, 3])
-    return Solution(
-        maps=filters.heatmap(config.filter, final["params"], height, width),
-        iterations=final["iterations"], losses=final["losses"],
-        snapshots=snapshots)
+    maps = filters.heatmap(config.filter, final["params"], height, width)
+    return Solution(maps, final["iterations"], final["losses"],
+                    *snapshots.stack(final["snapshots"], config))
 
 
 def _losses_and_gradients(loss_fn, params, active, height, width, filter_name, compact):
@@ -213,26 +211,22 @@ def _losses_and_gradients(loss_fn, params, active, height, width, filter_name, c
 
 def _first_order(loss_fn, params, height, width, config, compact):
     """The Adam/SGD loop; returns its final state (params, iterations,
-    losses, snapshots TensorArray)."""
+    losses, snapshot TensorArrays)."""
     batch = tf.shape(params)[0]
     zeros = tf.zeros_like(params)
     state = dict(
         step=tf.constant(0), params=params, slots=(zeros, zeros),
         active=tf.ones([batch], tf.bool), previous=tf.fill([batch], 3.4e38),
         iterations=tf.zeros([batch], tf.int32), losses=tf.zeros([batch]),
-        snapshots=tf.TensorArray(tf.float32, size=0, dynamic_size=True))
+        snapshots=snapshots.empty())
 
     def body(s):
         losses, grad = _losses_and_gradients(loss_fn, s["params"], s["active"], height,
                                              width, config.filter, compact)
-        snapshots = s["snapshots"]
-        if config.snapshot_every:
-            snapshots = tf.cond(
-                s["step"] % config.snapshot_every == 0,
-                lambda: snapshots.write(
-                    s["step"] // config.snapshot_every,
-                    filters.heatmap(config.filter, s["params"], height, width)),
-                lambda: snapshots)
+        recorded = snapshots.record(
+            s["snapshots"], s["step"], config,
+            filters.heatmap(config.filter, s["params"], height, width),
+            tf.where(s["active"], losses, s["losses"]))
         params, slots = _update(config, s["step"], s["params"], grad,
                                 s["slots"], s["active"])
         check = s["step"] % config.check_every == 0
@@ -243,7 +237,7 @@ def _first_order(loss_fn, params, height, width, config, compact):
             previous=tf.where(check, losses, s["previous"]),
             iterations=tf.where(s["active"], s["step"] + 1, s["iterations"]),
             losses=tf.where(s["active"], losses, s["losses"]),
-            snapshots=snapshots)
+            snapshots=recorded)
 
     def cond(s):
         return (s["step"] < config.max_iterations) & tf.reduce_any(s["active"])
