@@ -3,13 +3,16 @@
 Every caller (the engine, the binaries, evaluation, the demo) asks this
 registry instead of branching on method names. Adding a method is one
 compute function plus one `Method` entry in `METHODS`.
+
+The binaries read `METHODS` before TensorFlow loads (flag checks,
+`--help`), so this module imports no TensorFlow: the compute functions
+import their TensorFlow code when first called.
 """
 
 import collections
 from dataclasses import dataclass
 from typing import Callable
 
-from tfcaf.caf import baselines
 from tfcaf.errors import TfcafError
 
 
@@ -47,14 +50,17 @@ def _l2caf(explainer, feature_maps, targets, config):
 
 
 def _cam(explainer, feature_maps, targets):
+    from tfcaf.caf import baselines
     return baselines.cam(feature_maps, explainer.split.dense, targets)
 
 
 def _gradcam(explainer, feature_maps, targets):
+    from tfcaf.caf import baselines
     return baselines.gradcam(explainer.gradient_head, feature_maps, targets)
 
 
 def _gradcampp(explainer, feature_maps, targets):
+    from tfcaf.caf import baselines
     return baselines.gradcampp(explainer.gradient_head, feature_maps, targets)
 
 

@@ -2,8 +2,7 @@
 `python -m tfcaf.cli.X` all come here.
 
 Order matters: the command line is parsed before TensorFlow is imported
-(a flag error takes a fraction of a second, except for `train`, whose
-flag definitions import `tfcaf.training`), TensorFlow is imported
+(a flag error takes a fraction of a second), TensorFlow is imported
 quietly, and the module's `main` runs with user mistakes reported as one
 line (see `tfcaf.cli.errors`). Only the standard library is imported at
 module level, so `bin/X` can switch into `.venv` first.
