@@ -17,9 +17,8 @@ import platform
 import shutil
 import time
 
-from absl import app, flags
+from absl import flags
 
-from tfcaf.cli.errors import USER_ERRORS, exit_with
 from tfcaf.cli.train_flags import parse_flagfile
 
 FLAGS = flags.FLAGS
@@ -33,6 +32,11 @@ flags.DEFINE_integer("faithfulness_images", 100,
                      "costs about 2 · H · W / step forward passes per method).", lower_bound=1)
 flags.DEFINE_integer("faithfulness_step", 256, "Pixels per deletion/insertion step "
                      "(256 = 4 rows of a 64-px image: 17 points per curve).", lower_bound=1)
+
+FLAG_GROUPS = (
+    ("Run", ("out_dir", "data_dir", "force", "smoke")),
+    ("Evaluation", ("max_images", "faithfulness_images", "faithfulness_step")),
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NETWORKS = ("digits_triplet", "digits_npairs", "digits_adl")
@@ -208,16 +212,13 @@ def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
 
 def main(argv):
     del argv
-    logging.getLogger("tfcaf").setLevel(logging.INFO)
     if FLAGS.smoke:
         print("smoke run: a few training steps and images, to check the pipeline")
-    try:
-        path = run_demo(FLAGS.out_dir, FLAGS.data_dir, FLAGS.force, FLAGS.smoke,
-                        FLAGS.max_images, FLAGS.faithfulness_images, FLAGS.faithfulness_step)
-    except USER_ERRORS as err:
-        exit_with("demo", err)
+    path = run_demo(FLAGS.out_dir, FLAGS.data_dir, FLAGS.force, FLAGS.smoke,
+                    FLAGS.max_images, FLAGS.faithfulness_images, FLAGS.faithfulness_step)
     print(f"report: {os.path.abspath(path)}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from tfcaf.cli.launch import run
+    run("demo")

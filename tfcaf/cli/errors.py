@@ -20,9 +20,6 @@ USER_MISTAKE, BAD_COMMAND_LINE, INTERRUPTED = 1, 2, 130
 # The OS errors that are about the user's environment, not about our code.
 _ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
-# Kept for programs that catch user errors themselves (`tfcaf.cli.demo`).
-USER_ERRORS = (TfcafError, OSError)
-
 
 def debugging():
     """Whether `TFCAF_DEBUG` asks for full tracebacks."""
@@ -59,9 +56,3 @@ def print_error(program, message):
     """Writes `program: error: message` to stderr."""
     sys.stderr.flush()
     print(f"{program}: error: {message}", file=sys.stderr, flush=True)
-
-
-def exit_with(program, err):
-    """Exits after printing one line naming `err` (status as `exit_status`)."""
-    print_error(program, one_line(err))
-    sys.exit(exit_status(err) or USER_MISTAKE)
