@@ -1,5 +1,5 @@
-"""`--help` of every binary, flag errors before TensorFlow loads, and the
-flag choice lists against the registries they copy."""
+"""`--help` of every binary and of the demo, and flag errors, all before
+TensorFlow loads."""
 
 import os
 import re
@@ -8,54 +8,46 @@ import sys
 
 import pytest
 
-from tfcaf.cli import choices
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARIES = ("train", "evaluate", "export", "visualize")
 
 
 def _run(binary, *args, cwd=REPO):
+    """bin/BINARY, or `python -m tfcaf.cli.demo` for the demo."""
     env = dict(os.environ, TFCAF_NO_VENV_SWITCH="1")
-    return subprocess.run([sys.executable, os.path.join(REPO, "bin", binary), *args],
+    command = ["-m", "tfcaf.cli.demo"] if binary == "demo" else [
+        os.path.join(REPO, "bin", binary)]
+    return subprocess.run([sys.executable, *command, *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def _module_flags(helpfull, binary):
-    """Flag names absl's --helpfull lists under the binary's own modules."""
+def _module_flags(helpfull, module):
+    """Flag names absl's --helpfull lists under `module`."""
     names, inside = set(), False
     for line in helpfull.splitlines():
         if re.match(r"^\S.*:$", line):
-            inside = line[:-1] == f"tfcaf.cli.{binary}"
+            inside = line[:-1] == module
         elif inside and (m := re.match(r"^  --(?:\[no\])?(\w+):", line)):
             names.add(m.group(1))
     return names
 
 
-@pytest.mark.parametrize("binary", BINARIES)
+@pytest.mark.parametrize("binary", BINARIES + ("demo",))
 def test_help_lists_every_flag_of_the_binary_with_defaults(binary):
     proc = _run(binary, "--help")
     assert proc.returncode == 0, proc.stderr
     listed = set(re.findall(r"^  --(\w+)", proc.stdout, re.M))
-    if binary == "train":  # its --helpfull loads TensorFlow: count its flags here
-        own = set(_train_flags())
-    else:
-        own = _module_flags(_run(binary, "--helpfull").stdout, binary)
+    # absl files the flags under the module that defines them: train's in
+    # train_flags, and the demo's (run as __main__) under its file name.
+    module = {"demo": os.path.join(REPO, "tfcaf", "cli", "demo.py"),
+              "train": "tfcaf.cli.train_flags"}.get(binary, f"tfcaf.cli.{binary}")
+    own = _module_flags(_run(binary, "--helpfull").stdout, module)
     assert len(own) >= 5
     assert own <= listed, own - listed
     assert proc.stdout.startswith(f"usage: {binary} [--flag=value ...]")
     assert "--verbosity=N, -v N, -v" in proc.stdout
     assert re.search(r"^  --\w+  \(default: \S+\)$", proc.stdout, re.M)
     assert proc.stderr == ""
-
-
-def _train_flags():
-    from absl import flags
-    from tfcaf.cli import train_flags, usage
-    flag_values = flags.FlagValues()
-    train_flags.define_flags(flag_values)
-    assert usage.ungrouped_flags(["tfcaf.cli.train_flags"], train_flags.FLAG_GROUPS,
-                                 flag_values) == []
-    return flag_values
 
 
 @pytest.mark.parametrize("binary,args,message", [
@@ -74,6 +66,10 @@ def _train_flags():
                                         "[0.0, 1.0]"),
     ("export", ["--version=-2"], "flag --version=-2: -2 is not a non-negative integer"),
     ("export", ["--bogus=1"], "Unknown command line flag 'bogus'"),
+    ("train", ["--loss=nope"], "flag --loss=nope: value should be one of "
+                               "<softmax|triplet|npairs>"),
+    ("demo", ["--faithfulness_step=0"], "flag --faithfulness_step=0: 0 is not a positive "
+                                        "integer"),
 ])
 def test_flag_errors_are_one_line_and_come_before_tensorflow(binary, args, message):
     proc = _run(binary, *args)
@@ -92,13 +88,16 @@ def test_model_dir_that_is_a_file_is_rejected(tmp_path):
     assert not (tmp_path / "notes.txt").is_dir()
 
 
-def test_choice_lists_equal_the_registries():
-    from tfcaf.caf import METHODS
-    from tfcaf.caf.filters import FILTERS
-    from tfcaf.data import DATASETS
-    from tfcaf.evaluation import BOX_PROTOCOLS, METRICS
-    assert choices.METHODS == tuple(METHODS)
-    assert choices.FILTERS == tuple(FILTERS)
-    assert choices.METRICS == tuple(METRICS)
-    assert choices.BOX_PROTOCOLS == tuple(BOX_PROTOCOLS)
-    assert choices.DATASETS == tuple(DATASETS)
+@pytest.mark.parametrize("module", ["tfcaf.cli.choices", "tfcaf.cli.train", "tfcaf.cli.demo",
+                                    "tfcaf.cli.visualize", "tfcaf.cli.evaluate",
+                                    "tfcaf.cli.export"])
+def test_flag_definitions_import_no_tensorflow(module):
+    """What the binaries read before parsing flags, the registries' names
+    included, loads neither TensorFlow nor Keras."""
+    code = (f"import sys, {module}, tfcaf.caf, tfcaf.training; "
+            "tfcaf.caf.METHODS, tfcaf.caf.method, tfcaf.training.TrainConfig; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

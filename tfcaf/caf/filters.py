@@ -8,8 +8,7 @@ to the (B, h, w) heatmap reported to the user.
 import tensorflow as tf
 
 from tfcaf.errors import TfcafError
-
-FILTERS = ("l2norm", "softmax", "gauss")
+from tfcaf.names import FILTERS
 
 
 def check_filter(name):

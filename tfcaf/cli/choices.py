@@ -1,18 +1,16 @@
 """Names the binaries' flags accept, checked when flags are parsed.
 
-The registries these mirror (`tfcaf.caf.METHODS`, `tfcaf.caf.filters.FILTERS`,
-`tfcaf.evaluation.METRICS`, `BOX_PROTOCOLS`) live in packages that load
-TensorFlow, which takes seconds; copying the names here lets a typo fail
-at once and `--help` list them without loading it.
-tests/test_cli_help.py fails when a copy and its registry differ.
+They are the registries' own names, imported from modules that load no
+TensorFlow (`tfcaf.caf.methods`, `tfcaf.names`), so a typo fails at once
+and `--help` lists them before TensorFlow is imported.
 """
 
-METHODS = ("l2caf", "l2caf_specific", "cam", "gradcam", "gradcampp")
-FILTERS = ("l2norm", "softmax", "gauss")
-METRICS = ("iou", "maxboxacc", "recall", "nmi", "sanity", "deletion", "insertion",
-           "average_drop", "pointing_game")
-BOX_PROTOCOLS = ("wsolevaluation", "tfcaf")
-DATASETS = ("digits", "cub", "imagenet", "folder")
+from tfcaf.caf.methods import METHODS as _METHOD_REGISTRY
+from tfcaf.names import BOX_PROTOCOLS, DATASETS, FILTERS, METRICS
+
+METHODS = tuple(_METHOD_REGISTRY)
+
+__all__ = ["BOX_PROTOCOLS", "DATASETS", "FILTERS", "METHODS", "METRICS", "check_names"]
 
 
 def check_names(values, valid):

@@ -16,8 +16,8 @@ from tfcaf.data.images import read_image
 from tfcaf.data.imagenet import load_imagenet
 from tfcaf.data.transforms import Augment
 from tfcaf.errors import TfcafError
+from tfcaf.names import DATASETS
 
-DATASETS = ("digits", "cub", "imagenet", "folder")
 _DEFAULT_SPLIT = object()
 
 

@@ -7,13 +7,7 @@ user typed (`--cam_threshold must be in [0, 1], got 2`).
 import dataclasses
 
 from tfcaf.errors import TfcafError
-
-METRICS = ("iou", "maxboxacc", "recall", "nmi", "sanity", "deletion", "insertion",
-           "average_drop", "pointing_game")
-# "wsolevaluation": boxes exactly as clovaai/wsolevaluation (the protocol of
-# the WSOL literature, docs/method.md §5); "tfcaf": 8-connected components of
-# the map at image size, exclusive box maxima.
-BOX_PROTOCOLS = ("wsolevaluation", "tfcaf")
+from tfcaf.names import BOX_PROTOCOLS, METRICS
 
 
 def _sequence(value):

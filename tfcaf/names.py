@@ -1,0 +1,20 @@
+"""Names that the library's registries accept and the binaries' flags offer.
+
+The binaries check flags and print `--help` before TensorFlow is imported
+(it takes seconds), but the packages these names belong to import it when
+loaded. So each name tuple is defined here, once, and its registry imports
+it: `FILTERS` (`tfcaf.caf.filters`), `DATASETS` (`tfcaf.data`), `METRICS`
+and `BOX_PROTOCOLS` (`tfcaf.evaluation.config`). Method names need no copy:
+`tfcaf.caf.methods` itself loads no TensorFlow.
+
+This module imports nothing.
+"""
+
+FILTERS = ("l2norm", "softmax", "gauss")
+DATASETS = ("digits", "cub", "imagenet", "folder")
+METRICS = ("iou", "maxboxacc", "recall", "nmi", "sanity", "deletion", "insertion",
+           "average_drop", "pointing_game")
+# "wsolevaluation": boxes exactly as clovaai/wsolevaluation (the protocol of
+# the WSOL literature, docs/method.md §5); "tfcaf": 8-connected components of
+# the map at image size, exclusive box maxima.
+BOX_PROTOCOLS = ("wsolevaluation", "tfcaf")
