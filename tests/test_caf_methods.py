@@ -123,3 +123,17 @@ def test_a_new_method_is_one_function_and_one_entry(monkeypatch):
 def test_method_entries_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         METHODS["cam"].iterative = True
+
+
+def test_iterative_methods_return_one_loss_per_snapshot():
+    explainer = Explainer(_model("gap", seed=3))
+    images = _images(2, seed=3)
+    options = dict(max_iterations=20, tolerance=0.0, snapshot_every=5)
+    for name, targets, lead in [("l2caf", None, (2,)),
+                                ("l2caf_specific", [[0, 1], [2, 3]], (2, 2))]:
+        result = explainer.explain(images, name, targets, **options)
+        assert result.snapshots.shape == lead + (4, H, W)
+        assert result.snapshot_losses.shape == lead + (4,)
+        assert np.isfinite(result.snapshot_losses).all()
+    assert explainer.explain(images, "l2caf", max_iterations=20).snapshot_losses is None
+    assert explainer.explain(images, "gradcam").snapshot_losses is None

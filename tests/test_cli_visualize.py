@@ -128,3 +128,33 @@ def test_rejected_before_any_output(workdir, args, message):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == f"visualize: error: {message}", proc.stderr
     assert not out.exists()
+
+
+def test_each_gif_frame_is_captioned_with_its_own_loss(workdir, monkeypatch, tmp_path):
+    from tfcaf import applications, render
+    from tfcaf.cli.heatmap_files import HeatmapWriter
+    gifs = []
+    monkeypatch.setattr(render, "write_gif",
+                        lambda path, image, frames, captions: gifs.append((frames, captions)))
+    writer = HeatmapWriter(applications.load_model(str(workdir / "tiny.keras")), "l2caf", None,
+                           (24, 24), gif_every=5, options=dict(max_iterations=40, tolerance=0.0))
+    explanations = []
+    explain = writer.explainer.explain
+
+    def explain_and_keep(*args, **kwargs):
+        explanations.append(explain(*args, **kwargs))
+        return explanations[-1]
+
+    monkeypatch.setattr(writer.explainer, "explain", explain_and_keep)
+    writer.write_batch([str(workdir / "img0.png"), str(workdir / "img1.png")],
+                       [str(tmp_path / "a"), str(tmp_path / "b")], None,
+                       lambda path, fn: fn(path))
+    (explanation,) = explanations
+    assert len(gifs) == 2
+    for (frames, captions), losses in zip(gifs, explanation.snapshot_losses):
+        assert len(frames) == len(captions) == 40 // 5 + 1
+        shown = [float(re.search(r"\| loss (\S+)$", c).group(1)) for c in captions]
+        np.testing.assert_allclose(shown[:-1], losses, rtol=1e-3)
+        assert len(set(shown)) > 2  # not one loss repeated on every frame
+        assert captions[3].startswith("l2caf | iteration 15 | loss ")
+        assert captions[-1].startswith("l2caf | iteration 40 (final) | loss ")

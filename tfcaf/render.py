@@ -110,7 +110,7 @@ def write_gif(path, image, frames, captions, duration_ms=80):
     Args:
         image: (H, W, 3) uint8 RGB.
         frames: (S, H, W) heatmaps in [0, 1].
-        captions: S lines (e.g. "iteration 40/300").
+        captions: S lines, one per frame (e.g. "l2caf | iteration 40 | loss -3.2").
         duration_ms: time per frame; the last frame stays 1 s.
     """
     pictures = [Image.fromarray(captioned(overlay(image, f), c))

@@ -32,6 +32,7 @@ class Explanation:
             per problem, shaped like `targets` (or (B,)).
         snapshots: iterative methods with `snapshot_every`: (B[, T], S, h, w)
             maps.
+        snapshot_losses: (B[, T], S) loss of each snapshot, with `snapshots`.
     """
     heatmaps: np.ndarray
     maps: np.ndarray
@@ -41,6 +42,7 @@ class Explanation:
     iterations: np.ndarray | None = None
     losses: np.ndarray | None = None
     snapshots: np.ndarray | None = None
+    snapshot_losses: np.ndarray | None = None
 
 
 def _output_kind(model):
@@ -229,6 +231,7 @@ class Explainer:
                           losses=reshape(solution.losses))
             if solution.snapshots is not None:
                 extras["snapshots"] = reshape(solution.snapshots)
+                extras["snapshot_losses"] = reshape(solution.snapshot_losses)
         return Explanation(
             heatmaps=reshape(image_maps), maps=reshape(maps),
             targets=None if targets is None else (targets[:, 0] if squeeze else targets),

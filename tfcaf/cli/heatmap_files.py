@@ -4,6 +4,7 @@ figure (.png), the raw map (.npy) and the convergence animation (.gif)."""
 import json
 import logging
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -96,21 +97,22 @@ class HeatmapWriter:
                 self._write_problem(stem + suffix, shown, problem, scores, write)
 
     def _write_problem(self, stem, shown, problem, scores, write):
-        raw, snapshots, target, iterations, loss = problem
         size = shown.shape[:2]
-        heatmap = to_image_size(raw[None], size)[0].numpy()
-        title = self._title(target, scores, iterations, loss)
+        heatmap = to_image_size(problem.raw[None], size)[0].numpy()
+        title = self._title(problem.target, scores, problem.iterations, problem.loss)
         write(stem + ".png", lambda p: render.write_png(p, render.figure(shown, heatmap, title)))
-        write(stem + ".npy", lambda p: np.save(p, raw))
-        if snapshots is None:
+        write(stem + ".npy", lambda p: np.save(p, problem.raw))
+        if problem.snapshots is None:
             return
         # The batch records frames until its slowest problem stops; this
         # one's map no longer changes after its own last iteration.
-        used = -(-int(iterations) // self.gif_every)
-        frames = to_image_size(np.concatenate([snapshots[:used], raw[None]]), size).numpy()
-        captions = [f"{self.method} | iteration {k * self.gif_every}" for k in range(used)]
-        captions.append(f"{self.method} | iteration {int(iterations)} (final) | "
-                        f"loss {float(loss):.4g}")
+        used = -(-int(problem.iterations) // self.gif_every)
+        frames = to_image_size(np.concatenate([problem.snapshots[:used], problem.raw[None]]),
+                               size).numpy()
+        captions = [f"{self.method} | iteration {k * self.gif_every} | loss {float(loss):.4g}"
+                    for k, loss in enumerate(problem.snapshot_losses[:used])]
+        captions.append(f"{self.method} | iteration {int(problem.iterations)} (final) | "
+                        f"loss {float(problem.loss):.4g}")
         write(stem + ".gif", lambda p: render.write_gif(p, shown, frames, captions))
 
     def _title(self, target, scores, iterations, loss):
@@ -129,17 +131,27 @@ class HeatmapWriter:
         return " | ".join(parts)
 
 
+class _Problem(NamedTuple):
+    """One explained (image, target) of an `Explanation`; the solver's
+    fields are None for methods without iterations."""
+    raw: np.ndarray
+    target: int | None
+    iterations: int | None
+    loss: float | None
+    snapshots: np.ndarray | None
+    snapshot_losses: np.ndarray | None
+
+
 def _problems(explanation, index, targets):
-    """[(suffix, (raw map, snapshots, target, iterations, loss))] for image
-    `index`: one per explained target."""
-    def pick(array, *key):
-        return None if array is None else array[(index,) + key]
+    """[(file suffix, `_Problem`)] for image `index`: one per explained target."""
+    def problem(target, *key):
+        def pick(array):
+            return None if array is None else array[(index,) + key]
+        return _Problem(pick(explanation.maps), target, pick(explanation.iterations),
+                        pick(explanation.losses), pick(explanation.snapshots),
+                        pick(explanation.snapshot_losses))
     if explanation.targets is None or np.ndim(explanation.targets) == 1:
         target = None if explanation.targets is None or targets is None \
             else explanation.targets[index]
-        suffix = "" if target is None else f"_t{target}"
-        return [(suffix, (explanation.maps[index], pick(explanation.snapshots), target,
-                          pick(explanation.iterations), pick(explanation.losses)))]
-    return [(f"_t{t}", (explanation.maps[index][j], pick(explanation.snapshots, j), t,
-                        pick(explanation.iterations, j), pick(explanation.losses, j)))
-            for j, t in enumerate(targets)]
+        return [("" if target is None else f"_t{target}", problem(target))]
+    return [(f"_t{t}", problem(t, j)) for j, t in enumerate(targets)]
