@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import tree
 
 from tfcaf import graph
+from tfcaf.caf.head_runner import run_head
 
 
 @dataclass(frozen=True)
@@ -184,5 +185,4 @@ def filtered_outputs(folded, terms, c, filtered_map=None):
         outputs.append(tf.cast(layer.activation(linear), layer.compute_dtype))
     if folded.reads_filtered_map:
         outputs.insert(0, filtered_map)
-    feed = outputs[0] if len(outputs) == 1 else outputs
-    return tf.cast(folded.tail(feed, training=False), tf.float32)
+    return tf.cast(run_head(folded.tail, outputs), tf.float32)

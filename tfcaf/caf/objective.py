@@ -4,6 +4,7 @@ how each head is evaluated inside the solver loop."""
 import tensorflow as tf
 
 from tfcaf.caf import folding
+from tfcaf.caf.head_runner import run_head
 from tfcaf.caf.solver import solve
 
 
@@ -34,8 +35,8 @@ def filtered_outputs(split, feature_maps, fold=True):
             "bp,bpk->bk", tf.reshape(c, (-1, h * w)), _rows_of(g, rows)) + bias
     folded = folding.fold_head(split.head) if fold else None
     if folded is None:
-        return lambda c, rows: tf.cast(split.head(
-            _rows_of(feature_maps, rows) * c[..., None], training=False), tf.float32)
+        return lambda c, rows: tf.cast(run_head(
+            split.head, _rows_of(feature_maps, rows) * c[..., None]), tf.float32)
     terms = folding.precompute(folded, feature_maps)
 
     def outputs(c, rows):

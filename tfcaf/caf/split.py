@@ -30,6 +30,26 @@ class SplitModel:
     dense: keras.layers.Dense | None = None
 
 
+class DenseLogits(keras.layers.Layer):
+    """The logits of a softmax Dense layer: its kernel and bias, no
+    activation. Lives only in split heads (never saved).
+
+    Args:
+        logits_of: the softmax `keras.layers.Dense` whose weights it uses.
+    """
+
+    def __init__(self, logits_of, **kwargs):
+        super().__init__(name=f"{logits_of.name}_logits", **kwargs)
+        self.logits_of = logits_of
+
+    def call(self, inputs):
+        x = keras.ops.matmul(inputs, self.logits_of.kernel)
+        return x + self.logits_of.bias if self.logits_of.use_bias else x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.logits_of.units,)
+
+
 def _call_output_layer(layer, args, kwargs, logits, unnormalized):
     """Calls the model's last layer, leaving out a final softmax (`logits`)
     or a final L2 normalisation (`unnormalized`)."""
@@ -41,8 +61,7 @@ def _call_output_layer(layer, args, kwargs, logits, unnormalized):
             if isinstance(layer, keras.layers.Activation):
                 return args[0]
             if isinstance(layer, keras.layers.Dense):
-                x = keras.ops.matmul(args[0], layer.kernel)
-                return x + layer.bias if layer.use_bias else x
+                return DenseLogits(layer)(args[0])
     return layer(*args, **kwargs)
 
 
