@@ -139,3 +139,24 @@ def test_each_snapshot_carries_the_loss_of_its_own_filter(optimizer):
         v = np.einsum("pc,pck,k->p", image.reshape(H * W, C), kernel, signs)
         expected = maps.reshape(len(maps), H * W) @ v + signs @ dense.bias.numpy()
         np.testing.assert_allclose(losses, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_runs_adam_in_closed_form_and_lbfgs_on_other_heads():
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((H, W, C))
+    features = keras.layers.Conv2D(C, 1, name="features")(inputs)
+    gap_dense = keras.Model(
+        inputs, keras.layers.Dense(K)(keras.layers.GlobalAveragePooling2D()(features)))
+    closed_form = Explainer(gap_dense, "features")
+    folded = Explainer(_linear_flatten_model(seed=4), "features")
+    assert closed_form.split.dense is not None and folded.split.dense is None
+    images = np.random.default_rng(4).normal(size=(2, H, W, C)).astype("float32")
+    for explainer, chosen, other in ((closed_form, "adam", "lbfgs"),
+                                     (folded, "lbfgs", "adam")):
+        feature_maps, _ = explainer.forward(images)
+        solve = lambda optimizer: explainer.solve(  # noqa: E731
+            feature_maps, None, SolverConfig(optimizer=optimizer))
+        auto, expected, unexpected = solve("auto"), solve(chosen), solve(other)
+        np.testing.assert_array_equal(auto.iterations, expected.iterations)
+        np.testing.assert_allclose(auto.maps, expected.maps, atol=1e-6)
+        assert (auto.iterations.numpy() != unexpected.iterations.numpy()).any()

@@ -11,20 +11,23 @@ from tfcaf.caf import filters, lbfgs, snapshots
 from tfcaf.errors import TfcafError
 
 
+OPTIMIZERS = ("auto", "adam", "sgd", "lbfgs")
+
+
 @dataclass(frozen=True)
 class SolverConfig:
     """Optimisation settings (docs/method.md §1).
 
-    The defaults are the authors' TF settings (`SolverConfig.authors()`):
-    on ReLU heads, L-BFGS ("lbfgs") needs a tenth of the head evaluations
-    but stops at a slightly higher objective (about 1e-4 relative) with
-    maps that may differ more than the authors' run to run (README, "L2-CAF
-    speed"), so it is an option, not the default.
+    The default optimizer, "auto", runs the authors' Adam settings
+    (`SolverConfig.authors()`) where an iteration costs next to nothing (a
+    Dense(GAP) head, solved in closed form) and batched L-BFGS on every
+    other head, where it needs a tenth of the head evaluations (README,
+    "L2-CAF speed").
 
     Attributes:
         filter: "l2norm" | "softmax" | "gauss".
-        optimizer: "adam" (default, the authors' TF code), "sgd" (their
-            PyTorch code) or "lbfgs" (batched L-BFGS, `lbfgs`).
+        optimizer: "auto" (see above), "adam" (the authors' TF code),
+            "sgd" (their PyTorch code) or "lbfgs" (batched L-BFGS, `lbfgs`).
         learning_rate: Adam/SGD: initial rate, decayed linearly over
             `max_iterations`.
         end_learning_rate: Adam/SGD: rate reached at `max_iterations`; None
@@ -54,7 +57,7 @@ class SolverConfig:
             (0: no snapshots).
     """
     filter: str = "l2norm"
-    optimizer: str = "adam"
+    optimizer: str = "auto"
     learning_rate: float = 0.5
     end_learning_rate: float | None = None
     max_iterations: int = 1000
@@ -87,9 +90,9 @@ class SolverConfig:
 
     def validate(self):
         filters.check_filter(self.filter)
-        if self.optimizer not in ("lbfgs", "adam", "sgd"):
+        if self.optimizer not in OPTIMIZERS:
             raise TfcafError(
-                f"unknown optimizer '{self.optimizer}'; use 'lbfgs', 'adam' or 'sgd'")
+                f"unknown optimizer '{self.optimizer}'; use one of {', '.join(OPTIMIZERS)}")
         if self.init not in ("normal", "ones"):
             raise TfcafError(f"unknown init '{self.init}'; use 'normal' or 'ones'")
         if self.max_iterations < 1 or self.check_every < 1 or self.history < 1:
@@ -97,6 +100,13 @@ class SolverConfig:
         if self.internal_batch_size < 0:
             raise TfcafError(
                 f"internal_batch_size must be >= 0, got {self.internal_batch_size}")
+
+    def for_head(self, closed_form):
+        """This config with "auto" resolved for a head that is (or is not)
+        solved in closed form."""
+        if self.optimizer != "auto":
+            return self
+        return replace(self, optimizer="adam" if closed_form else "lbfgs")
 
     @property
     def final_rate(self):
@@ -172,6 +182,8 @@ def solve(loss_fn, params, height, width, config, compact=True):
         A `Solution`. Call inside `tf.function` for speed: the loop is a
         `tf.while_loop`.
     """
+    if config.optimizer == "auto":
+        raise TfcafError("resolve optimizer='auto' with SolverConfig.for_head first")
     if config.optimizer == "lbfgs":
         warmup = 0
         if config.warmup_iterations:
