@@ -7,7 +7,7 @@ the binaries read `METHODS` to check flags and list `--help` choices, and
 TensorFlow is imported.
 """
 
-import importlib
+from tfcaf import lazy
 
 # Public name -> the submodule that defines it.
 _SOURCES = {
@@ -17,17 +17,6 @@ _SOURCES = {
     "SplitModel": "split", "split_model": "split",
 }
 
-__all__ = ["METHODS", "Explainer", "Explanation", "Method", "Solution", "SolverConfig",
-           "SplitModel", "explain", "method", "split_model"]
+__all__ = sorted(_SOURCES)
 
-
-def __getattr__(name):
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy.attach(__name__, _SOURCES)

@@ -54,14 +54,13 @@ def _cam(explainer, feature_maps, targets):
     return baselines.cam(feature_maps, explainer.split.dense, targets)
 
 
-def _gradcam(explainer, feature_maps, targets):
-    from tfcaf.caf import baselines
-    return baselines.gradcam(explainer.gradient_head, feature_maps, targets)
-
-
-def _gradcampp(explainer, feature_maps, targets):
-    from tfcaf.caf import baselines
-    return baselines.gradcampp(explainer.gradient_head, feature_maps, targets)
+def _gradient_baseline(function_name):
+    """compute function of a gradient baseline (`baselines.<function_name>`),
+    importing TensorFlow only when called."""
+    def compute(explainer, feature_maps, targets):
+        from tfcaf.caf import baselines
+        return getattr(baselines, function_name)(explainer.gradient_head, feature_maps, targets)
+    return compute
 
 
 METHODS = collections.OrderedDict((m.name, m) for m in (
@@ -75,10 +74,10 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            needs_dense_gap_head=True, compute=_cam,
            description="class activation maps, Zhou et al. 2016 (docs/method.md §2)"),
     Method("gradcam", needs_logits=False, uses_targets=True, iterative=False,
-           needs_dense_gap_head=False, compute=_gradcam,
+           needs_dense_gap_head=False, compute=_gradient_baseline("gradcam"),
            description="Grad-CAM, Selvaraju et al. 2017 (docs/method.md §2)"),
     Method("gradcampp", needs_logits=False, uses_targets=True, iterative=False,
-           needs_dense_gap_head=False, compute=_gradcampp,
+           needs_dense_gap_head=False, compute=_gradient_baseline("gradcampp"),
            description="Grad-CAM++, Chattopadhay et al. 2018 (docs/method.md §2)"),
 ))
 

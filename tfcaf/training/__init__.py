@@ -5,7 +5,7 @@ bin/train's flags are defined from `tfcaf.training.config`, which loads no
 TensorFlow, so a bad flag or `--help` answers before TensorFlow is imported.
 """
 
-import importlib
+from tfcaf import lazy
 
 # Public name -> the submodule that defines it.
 _SOURCES = {
@@ -14,17 +14,6 @@ _SOURCES = {
     "ModelDirInUse": "model_dir", "RunLock": "model_dir",
 }
 
-__all__ = ["ModelDirInUse", "RunLock", "TrainConfig", "Trainer", "TrainingInterrupted",
-           "train", "validate"]
+__all__ = sorted(_SOURCES)
 
-
-def __getattr__(name):
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy.attach(__name__, _SOURCES)
