@@ -95,6 +95,23 @@ def test_faithfulness_metrics_columns_and_curves(trained, tmp_path):
     assert (tmp_path / "curves.png").exists()
 
 
+def test_pointing_tolerance_reaches_the_metric_and_is_recorded(trained, tmp_path):
+    model, dataset = trained
+    images, labels, boxes = next(iter(dataset.evenly_spaced(12, 12)))
+    adapter = KerasAdapter(model)
+    heatmaps = adapter.heatmaps(images.numpy(), labels.numpy(), "gradcam")
+    for tolerance in (0, SIZE):
+        summary = evaluate(adapter, dataset, str(tmp_path / str(tolerance)),
+                           _config(metrics=("pointing_game",), methods=("gradcam",),
+                                   max_images=12, pointing_tolerance=tolerance))
+        expected = fm.pointing_game(heatmaps, list(boxes.numpy()), tolerance=tolerance)
+        assert summary["settings"]["pointing_tolerance_px"] == tolerance
+        assert summary["methods"]["gradcam"]["pointing_game"] == expected["pointing_game"]
+    assert expected["pointing_game"] == 1.0  # a box grown by the image size holds every pixel
+    with pytest.raises(TfcafError, match="--pointing_tolerance"):
+        _config(pointing_tolerance=-1).validate()
+
+
 def _oracle_and_noise(dataset, count):
     images, labels, boxes = next(iter(dataset.evenly_spaced(count, count)))
     images, labels, boxes = images.numpy(), labels.numpy(), boxes.numpy()

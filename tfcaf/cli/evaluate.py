@@ -36,6 +36,8 @@ flags.DEFINE_integer("nmi_inits", 10, "K-means initialisations of NMI (seed fixe
                      lower_bound=1)
 flags.DEFINE_integer("faithfulness_step", None, "Pixels removed/inserted per deletion/"
                      "insertion step (default: the image width).", lower_bound=1)
+flags.DEFINE_integer("pointing_tolerance", 15, "Pixels added to every side of a ground-truth "
+                     "box in the pointing game (Zhang et al.: 15).", lower_bound=0)
 flags.DEFINE_integer("sanity_images", 16, "Images of the sanity check.", lower_bound=1)
 flags.DEFINE_integer("sanity_stages", 6, "Layers randomised, from the output down.",
                      lower_bound=1)
@@ -51,7 +53,7 @@ FLAG_GROUPS = (
     ("Model", ("model", "image_size", "iterations")),
     ("Data", ("dataset", "data_dir", "split", "max_images", "batch_size")),
     ("Metrics", ("metric", "methods", "cam_threshold", "iou_threshold", "box_protocol",
-                 "nmi_inits", "faithfulness_step")),
+                 "nmi_inits", "faithfulness_step", "pointing_tolerance")),
     ("Sanity checks", ("sanity_images", "sanity_stages", "sanity_mode", "seed")),
     ("Output", ("out_dir",)),
 )
@@ -64,7 +66,8 @@ def eval_config():
         metrics=FLAGS.metric, methods=FLAGS.methods, cam_threshold=FLAGS.cam_threshold,
         iou_threshold=FLAGS.iou_threshold, box_protocol=FLAGS.box_protocol,
         max_images=FLAGS.max_images, batch_size=FLAGS.batch_size, nmi_inits=FLAGS.nmi_inits,
-        faithfulness_step=FLAGS.faithfulness_step, sanity_images=FLAGS.sanity_images,
+        faithfulness_step=FLAGS.faithfulness_step,
+        pointing_tolerance=FLAGS.pointing_tolerance, sanity_images=FLAGS.sanity_images,
         sanity_stages=FLAGS.sanity_stages, sanity_cascading=FLAGS.sanity_mode == "cascading",
         seed=FLAGS.seed).validate()
 

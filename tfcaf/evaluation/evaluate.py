@@ -80,7 +80,7 @@ def _settings(config, adapter):
         settings.update(faithfulness_step=config.faithfulness_step or "image width",
                         substrate_rgb=[float(v) for v in adapter.scores_input()[1]],
                         blur={"kernel": fm.BLUR_SIZE, "sigma": fm.BLUR_SIGMA},
-                        pointing_tolerance_px=fm.POINTING_TOLERANCE)
+                        pointing_tolerance_px=config.pointing_tolerance)
     return settings
 
 

@@ -82,7 +82,8 @@ def _faithfulness_values(adapter, images, labels, heatmaps, boxes, metrics, conf
         drop = fm.average_drop_increase(predict, images, heatmaps, labels, **options)
         values.update(drop=drop["drop"], increase=drop["increase"])
     if "pointing_game" in metrics:
-        values["pointing"] = fm.pointing_game(heatmaps, boxes)["hits"]
+        values["pointing"] = fm.pointing_game(
+            heatmaps, boxes, tolerance=config.pointing_tolerance)["hits"]
     return values
 
 
@@ -171,8 +172,10 @@ def faithfulness_metrics(result):
         if "pointing" in values:
             row["pointing_game"] = float(values["pointing"].mean())
         table[method] = row
-        curves[method] = {k: values[f"{k}_curve"].mean(axis=0)
-                          for k in ("deletion", "insertion") if f"{k}_curve" in values}
+        method_curves = {k: values[f"{k}_curve"].mean(axis=0)
+                         for k in ("deletion", "insertion") if f"{k}_curve" in values}
+        if method_curves:  # none without deletion/insertion: no curves.png
+            curves[method] = method_curves
     return table, curves
 
 
