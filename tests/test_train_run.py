@@ -88,7 +88,7 @@ def _start_waiting_run(model_dir, data_dir, step, *extra):
     return proc
 
 
-@pytest.mark.parametrize("head", ["classifier", "adl"])
+@pytest.mark.parametrize("head", ["classifier", pytest.param("adl", marks=pytest.mark.slow)])
 def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir, head):
     # ADL's random drop/importance choice is part of the checkpoint too.
     steps = ["--train_steps=12", "--checkpoint_every=4", f"--head={head}"]
@@ -169,6 +169,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_with_two_local_processes(tmp_path, data_dir):
     model_dir = tmp_path / "multi"
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
