@@ -123,6 +123,18 @@ def _running(done, internal_batch_size):
     return running
 
 
+def _initial_state(x0, history):
+    """The loop state of (B, n) starting points x0: nothing evaluated yet."""
+    batch, size = tf.shape(x0)[0], x0.shape[1]
+    zeros, empty = tf.zeros_like(x0), tf.zeros([batch, history, size])
+    return dict(
+        x=x0, fx=tf.zeros([batch]), gx=zeros, d=zeros, alpha=tf.zeros([batch]),
+        started=tf.zeros([batch], tf.bool), steepest=tf.ones([batch], tf.bool),
+        history=(empty, empty),
+        count=tf.zeros([batch], tf.int32), evaluations=tf.zeros([batch], tf.int32),
+        done=tf.zeros([batch], tf.bool))
+
+
 def minimize(loss_fn, params, height, width, config, compact):
     """Minimises B independent filter problems with L-BFGS.
 
@@ -143,16 +155,7 @@ def minimize(loss_fn, params, height, width, config, compact):
     size = 1
     for dim in shape:
         size *= dim
-    batch = tf.shape(params)[0]
-    x0 = tf.reshape(params, (-1, size))
-    zeros = tf.zeros_like(x0)
-    empty = tf.zeros([batch, config.history, size])
-    state = dict(
-        x=x0, fx=tf.zeros([batch]), gx=zeros, d=zeros, alpha=tf.zeros([batch]),
-        started=tf.zeros([batch], tf.bool), steepest=tf.ones([batch], tf.bool),
-        history=(empty, empty),
-        count=tf.zeros([batch], tf.int32), evaluations=tf.zeros([batch], tf.int32),
-        done=tf.zeros([batch], tf.bool))
+    state = _initial_state(tf.reshape(params, (-1, size)), config.history)
 
     def evaluate(x, rows):
         with tf.GradientTape() as tape:
