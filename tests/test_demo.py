@@ -27,11 +27,11 @@ def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
         assert title in report
     # A second run reuses the trained models (its evaluation, the same as
     # the first run's, is left out to keep the suite short).
-    script = ("import logging; from tfcaf.cli import demo; logging.basicConfig(level='INFO'); "
-              "[demo.train_network(demo.network_config(n, OUT, DATA, True), False) "
-              "for n in demo.NETWORKS]").replace("OUT", repr(str(out))).replace(
-                  "DATA", repr(digits_dir))
-    again = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                           text=True, timeout=300)
+    script = ("import logging, sys; from tfcaf.cli import demo; "
+              "logging.basicConfig(level='INFO'); "
+              "[demo.train_network(demo.network_config(n, *sys.argv[1:], True), False) "
+              "for n in demo.NETWORKS]")
+    again = subprocess.run([sys.executable, "-c", script, str(out), digits_dir], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("reusing") == 3 and "training" not in again.stderr

@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import tree
 
 from tfcaf import graph
-from tfcaf.caf.head_runner import run_head
+from tfcaf.caf.head_runner import plain_dense, run_head
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,6 @@ def fold_head(head):
     return _CACHE[head]
 
 
-def _linear_dense(layer):
-    return type(layer) is keras.layers.Dense and \
-        getattr(layer, "quantization_mode", None) is None and \
-        not getattr(layer, "lora_enabled", False)
-
-
 def _rule_for(layer, readers_of):
     """The FoldRule for `layer` reading A directly, or None."""
     if type(layer) is keras.layers.Conv2D and tuple(layer.kernel_size) == (1, 1) and \
@@ -87,7 +81,7 @@ def _rule_for(layer, readers_of):
             layer.data_format == "channels_last":
         kind = "gap_dense"
     readers = readers_of(layer)
-    if kind and len(readers) == 1 and _linear_dense(readers[0]):
+    if kind and len(readers) == 1 and plain_dense(readers[0]):
         return FoldRule(kind, readers[0])
     return None
 

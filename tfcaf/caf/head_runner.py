@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from tfcaf import graph
+from tfcaf.caf.split import DenseLogits
 
 
 @tf.custom_gradient
@@ -26,15 +27,21 @@ def _matmul(x, kernel):
     return tf.matmul(x, kernel), gradient
 
 
+def plain_dense(layer):
+    """Whether `layer` is a Dense layer computing x·W + b exactly (not a
+    subclass, not quantized, no LoRA)."""
+    return type(layer) is keras.layers.Dense and \
+        getattr(layer, "quantization_mode", None) is None and \
+        not getattr(layer, "lora_enabled", False)
+
+
 def _dense_parts(layer):
     """(kernel, bias or None, activation) of a plain Dense layer (or of the
     logits layer `split_model` puts in place of a softmax Dense), else None."""
-    if type(layer) is keras.layers.Dense and \
-            getattr(layer, "quantization_mode", None) is None and \
-            not getattr(layer, "lora_enabled", False):
+    if plain_dense(layer):
         return layer.kernel, layer.bias if layer.use_bias else None, layer.activation
-    dense = getattr(layer, "logits_of", None)
-    if dense is not None:
+    if isinstance(layer, DenseLogits):
+        dense = layer.logits_of
         return dense.kernel, dense.bias if dense.use_bias else None, None
     return None
 

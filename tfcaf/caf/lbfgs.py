@@ -185,7 +185,8 @@ def minimize(loss_fn, params, height, width, config, compact):
             state = tf.nest.map_structure(put, new, state)
         # Recorded after the evaluation, so that each frame's loss is known:
         # frame k is the accepted point after k·snapshot_every + 1 evaluations.
-        recorded = snapshots.record(recorded, step, config, heatmaps(state["x"]), state["fx"])
+        recorded = snapshots.record(recorded, step, config, lambda: heatmaps(state["x"]),
+                                    state["fx"])
         return step + 1, state, recorded
 
     _, final, recorded = tf.while_loop(

@@ -19,12 +19,13 @@ def empty():
     return tuple(tf.TensorArray(tf.float32, size=0, dynamic_size=True) for _ in range(2))
 
 
-def record(arrays, step, config, maps, losses):
-    """`arrays` with (maps (B, h, w), losses (B,)) written at index
-    step // snapshot_every when `step` is a multiple of it."""
+def record(arrays, step, config, heatmaps, losses):
+    """`arrays` with (heatmaps() (B, h, w), losses (B,)) written at index
+    step // snapshot_every when `step` is a multiple of it; `heatmaps` is
+    called only then, keeping its work out of the other iterations."""
     if not config.snapshot_every:
         return arrays
     index = step // config.snapshot_every
     return tf.cond(step % config.snapshot_every == 0,
-                   lambda: tuple(a.write(index, v) for a, v in zip(arrays, (maps, losses))),
+                   lambda: (arrays[0].write(index, heatmaps()), arrays[1].write(index, losses)),
                    lambda: arrays)

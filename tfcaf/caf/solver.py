@@ -112,7 +112,7 @@ class SolverConfig:
     def final_rate(self):
         if self.end_learning_rate is not None:
             return self.end_learning_rate
-        return 0.0 if self.optimizer == "adam" else 1e-5
+        return 1e-5 if self.optimizer == "sgd" else 0.0
 
 
 class Solution(NamedTuple):
@@ -237,7 +237,7 @@ def _first_order(loss_fn, params, height, width, config, compact):
                                              width, config.filter, compact)
         recorded = snapshots.record(
             s["snapshots"], s["step"], config,
-            filters.heatmap(config.filter, s["params"], height, width),
+            lambda: filters.heatmap(config.filter, s["params"], height, width),
             tf.where(s["active"], losses, s["losses"]))
         params, slots = _update(config, s["step"], s["params"], grad,
                                 s["slots"], s["active"])

@@ -76,17 +76,14 @@ class EvalConfig:
         if not 0.0 < self.iou_threshold <= 1.0:
             raise TfcafError(f"--iou_threshold must be in (0, 1], got {self.iou_threshold:g}")
         for name in ("batch_size", "nmi_inits", "sanity_images", "sanity_stages"):
-            _check_positive(name, getattr(self, name))
+            _check_integer(name, getattr(self, name))
         for name in ("max_images", "faithfulness_step"):
             if getattr(self, name) is not None:
-                _check_positive(name, getattr(self, name))
-        if isinstance(self.pointing_tolerance, bool) or \
-                not isinstance(self.pointing_tolerance, int) or self.pointing_tolerance < 0:
-            raise TfcafError(f"--pointing_tolerance must be an integer >= 0, "
-                             f"got {self.pointing_tolerance!r}")
+                _check_integer(name, getattr(self, name))
+        _check_integer("pointing_tolerance", self.pointing_tolerance, minimum=0)
         return self
 
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TfcafError(f"--{name} must be an integer >= 1, got {value!r}")
+def _check_integer(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TfcafError(f"--{name} must be an integer >= {minimum}, got {value!r}")
