@@ -1,6 +1,7 @@
 """The package as a user installs it: a wheel built from the sources,
 installed offline into a fresh virtualenv, its console scripts and
-`python -m tfcaf.cli.X` run from a folder outside the repository."""
+`python -m tfcaf.cli.X` run from a folder outside the repository; and
+`import tfcaf`, which loads no TensorFlow."""
 
 import os
 import shutil
@@ -68,3 +69,12 @@ def test_console_scripts_and_python_m_work_without_the_repository(installed, tmp
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("tfcaf-visualize: error: flag --image_size=0: "
                                    "0 is not a positive integer")
+
+
+def test_import_tfcaf_lists_its_names_and_loads_no_tensorflow():
+    code = ("import sys, tfcaf; print(*(n for n in dir(tfcaf) if not n.startswith('_'))); "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    names, loaded = _check([sys.executable, "-c", code], cwd=REPO).stdout.splitlines()
+    assert {"explain", "applications", "caf", "cli", "data", "evaluation", "export", "losses",
+            "metrics", "models", "training"} <= set(names.split())
+    assert loaded == "[]"
