@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcaf.caf.head_runner import run_head
+from tfcaf.caf.head_runner import HeadRunner
 from tfcaf.caf.split import split_model
 
 
@@ -33,11 +33,11 @@ def test_dense_heads_give_keras_values_and_autodiff_input_gradients():
     weights = tf.constant(np.random.default_rng(1).normal(size=(3, 6)), tf.float32)
     expected, expected_grad = _value_and_input_gradient(
         lambda t: head(t, training=False), a, weights)
-    got, grad = _value_and_input_gradient(lambda t: run_head(head, t), a, weights)
+    got, grad = _value_and_input_gradient(HeadRunner(head), a, weights)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-6)
     # The head returns logits: their softmax is the full model's output.
     images = tf.constant(np.random.default_rng(2).normal(size=(2, 4, 4, 3)), tf.float32)
     split = split_model(model, "features")
-    np.testing.assert_allclose(tf.nn.softmax(run_head(split.head, split.features(images))),
+    np.testing.assert_allclose(tf.nn.softmax(HeadRunner(split.head)(split.features(images))),
                                model(images), rtol=1e-5, atol=1e-6)

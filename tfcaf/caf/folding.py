@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import tree
 
 from tfcaf import graph
-from tfcaf.caf.head_runner import plain_dense, run_head
+from tfcaf.caf.head_runner import HeadRunner, plain_dense
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def precompute(folded, feature_maps):
     return terms
 
 
-def filtered_outputs(folded, terms, c, filtered_map=None):
+def filtered_outputs(folded, terms, c, filtered_map=None, tail=None):
     """The head's output for filters c (P, h, w), float32 (P, K).
 
     Args:
@@ -165,6 +165,8 @@ def filtered_outputs(folded, terms, c, filtered_map=None):
         c: (P, h, w) filters.
         filtered_map: A ⊙ c (P, h, w, C), needed when
             `folded.reads_filtered_map`.
+        tail: the `HeadRunner` of `folded.tail` (built before a loop that
+            calls this; None: built here).
     """
     outputs = []
     for rule, term in zip(folded.rules, terms):
@@ -179,4 +181,5 @@ def filtered_outputs(folded, terms, c, filtered_map=None):
         outputs.append(tf.cast(layer.activation(linear), layer.compute_dtype))
     if folded.reads_filtered_map:
         outputs.insert(0, filtered_map)
-    return tf.cast(run_head(folded.tail, outputs), tf.float32)
+    tail = tail or HeadRunner(folded.tail)
+    return tf.cast(tail(outputs), tf.float32)

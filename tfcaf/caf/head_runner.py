@@ -1,14 +1,17 @@
 """Running a head (or a folded head's tail) inside the solver loop.
 
-The solver differentiates the head with respect to its input only, once per
-iteration. For a Dense layer that gradient is dy·Wᵀ, which TensorFlow's
-CPU MatMul kernel computes several times slower as
-`matmul(dy, W, transpose_b=True)` (what autodiff emits) than as
-`transpose(matmul(W, dy, transpose_b=True))` at the solver's small batch
-sizes: 44 ms against 9 ms for 8 × 4096 by 4096 × 4096 on 2 CPU cores,
-which made VGG16's fc2 most of an iteration. The layers are therefore
-replayed with that gradient; everything else runs as Keras calls it, and
-the forward values are unchanged.
+The solver evaluates the head hundreds of times at the solver's small batch
+sizes and differentiates it with respect to its input only. For a Dense
+layer, TensorFlow's CPU MatMul kernel is several times faster as
+`transpose(matmul(M, v, transpose_b=True))` with M the row-major matrix
+than in the forms Keras and autodiff emit (2 CPU cores, 8 × 4096 by
+4096 × 4096): the forward x·W takes 19 ms as `matmul(x, W)` and 9.5 ms as
+(Wᵀ·xᵀ)ᵀ with Wᵀ stored; the input gradient dy·Wᵀ takes 43 ms as
+`matmul(dy, W, transpose_b=True)` and 8 ms as (W·dyᵀ)ᵀ. Together that was
+most of a VGG16 iteration. `HeadRunner` therefore transposes each Dense
+kernel once, outside the loop, and replays Dense layers with both fast
+forms; everything else runs as Keras calls it, and the values are those of
+the Keras call up to float rounding.
 """
 
 import keras
@@ -19,12 +22,13 @@ from tfcaf.caf.split import DenseLogits
 
 
 @tf.custom_gradient
-def _matmul(x, kernel):
-    """x (B, n) · kernel (n, k), with the input gradient taken as
-    (kernel · dyᵀ)ᵀ; no kernel gradient (the solver never needs it)."""
+def _matmul(x, kernel, kernel_t):
+    """x (B, n) · kernel (n, k), given kernel_t = kernelᵀ, computed and
+    differentiated (for x only: the solver never needs the kernel's
+    gradient) in the fast forms."""
     def gradient(dy):
-        return tf.transpose(tf.matmul(kernel, dy, transpose_b=True)), None
-    return tf.matmul(x, kernel), gradient
+        return tf.transpose(tf.matmul(kernel, dy, transpose_b=True)), None, None
+    return tf.transpose(tf.matmul(kernel_t, x, transpose_b=True)), gradient
 
 
 def plain_dense(layer):
@@ -46,21 +50,42 @@ def _dense_parts(layer):
     return None
 
 
-def _call(layer, args, kwargs):
-    parts = _dense_parts(layer)
-    if parts is None or len(args) != 1 or kwargs or len(args[0].shape) != 2:
-        return layer(*args, **kwargs)
-    kernel, bias, activation = parts
-    dtype = layer.compute_dtype
-    y = _matmul(tf.cast(args[0], dtype), tf.cast(kernel, dtype))
-    if bias is not None:
-        y = y + tf.cast(bias, dtype)
-    return y if activation is None else activation(y)
+class HeadRunner:
+    """Calls a one-output model whose value is differentiated with respect
+    to its inputs, many times.
 
+    Build it where the loop that calls it is built (inside the same
+    `tf.function`, before the `tf.while_loop`): the transposed kernels are
+    computed here, once, and cost as much memory again as the head's Dense
+    kernels.
 
-def run_head(model, inputs):
-    """`model(inputs, training=False)` for a one-output model whose value
-    is differentiated with respect to `inputs` (a tensor or a list)."""
-    feeds = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-    (output,) = graph.replay(model, list(feeds), call=_call)
-    return output
+    Args:
+        model: a functional or Sequential Keras model (a head or a tail).
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._transposed = {}
+        for layer in model._flatten_layers(include_self=False):
+            parts = _dense_parts(layer)
+            if parts is not None:
+                self._transposed[id(layer)] = tf.transpose(
+                    tf.cast(parts[0], layer.compute_dtype))
+
+    def __call__(self, inputs):
+        """`model(inputs, training=False)` for a tensor or a list of them."""
+        feeds = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        (output,) = graph.replay(self.model, list(feeds), call=self._call)
+        return output
+
+    def _call(self, layer, args, kwargs):
+        parts = _dense_parts(layer)
+        if parts is None or id(layer) not in self._transposed or len(args) != 1 or \
+                kwargs or len(args[0].shape) != 2:
+            return layer(*args, **kwargs)
+        kernel, bias, activation = parts
+        dtype = layer.compute_dtype
+        y = _matmul(tf.cast(args[0], dtype), tf.cast(kernel, dtype), self._transposed[id(layer)])
+        if bias is not None:
+            y = y + tf.cast(bias, dtype)
+        return y if activation is None else activation(y)

@@ -4,7 +4,7 @@ how each head is evaluated inside the solver loop."""
 import tensorflow as tf
 
 from tfcaf.caf import folding
-from tfcaf.caf.head_runner import run_head
+from tfcaf.caf.head_runner import HeadRunner
 from tfcaf.caf.solver import solve
 
 
@@ -35,16 +35,18 @@ def filtered_outputs(split, feature_maps, fold=True):
             "bp,bpk->bk", tf.reshape(c, (-1, h * w)), _rows_of(g, rows)) + bias
     folded = folding.fold_head(split.head) if fold else None
     if folded is None:
-        return lambda c, rows: tf.cast(run_head(
-            split.head, _rows_of(feature_maps, rows) * c[..., None]), tf.float32)
+        head = HeadRunner(split.head)
+        return lambda c, rows: tf.cast(
+            head(_rows_of(feature_maps, rows) * c[..., None]), tf.float32)
     terms = folding.precompute(folded, feature_maps)
+    tail = HeadRunner(folded.tail)
 
     def outputs(c, rows):
         filtered = None
         if folded.reads_filtered_map:
             filtered = _rows_of(feature_maps, rows) * c[..., None]
         return folding.filtered_outputs(
-            folded, [_rows_of(t, rows) for t in terms], c, filtered)
+            folded, [_rows_of(t, rows) for t in terms], c, filtered, tail)
     return outputs
 
 
