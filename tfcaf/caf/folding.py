@@ -24,7 +24,7 @@ import tensorflow as tf
 from keras import tree
 
 from tfcaf import graph
-from tfcaf.caf.head_runner import HeadRunner, plain_dense
+from tfcaf.caf.head_runner import HeadRunner, activate, plain_dense
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def precompute(folded, feature_maps):
     return terms
 
 
-def filtered_outputs(folded, terms, c, filtered_map=None, tail=None):
+def filtered_outputs(folded, terms, c, filtered_map=None, tail=None, smoothing=None):
     """The head's output for filters c (P, h, w), float32 (P, K).
 
     Args:
@@ -167,6 +167,7 @@ def filtered_outputs(folded, terms, c, filtered_map=None, tail=None):
             `folded.reads_filtered_map`.
         tail: the `HeadRunner` of `folded.tail` (built before a loop that
             calls this; None: built here).
+        smoothing: a `smoothing.Smoothing` for the head's ReLUs, or None.
     """
     outputs = []
     for rule, term in zip(folded.rules, terms):
@@ -178,8 +179,9 @@ def filtered_outputs(folded, terms, c, filtered_map=None, tail=None):
             linear = tf.einsum("bhw,bhwk->bk", c, term)
         if layer.use_bias:
             linear = linear + tf.cast(layer.bias, tf.float32)
-        outputs.append(tf.cast(layer.activation(linear), layer.compute_dtype))
+        outputs.append(tf.cast(activate(layer, layer.activation, linear, smoothing),
+                               layer.compute_dtype))
     if folded.reads_filtered_map:
         outputs.insert(0, filtered_map)
     tail = tail or HeadRunner(folded.tail)
-    return tf.cast(tail(outputs), tf.float32)
+    return tf.cast(tail(outputs, smoothing), tf.float32)

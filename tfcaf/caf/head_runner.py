@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from tfcaf import graph
+from tfcaf.caf.smoothing import is_relu, relu_input
 from tfcaf.caf.split import DenseLogits
 
 
@@ -72,13 +73,19 @@ class HeadRunner:
                 self._transposed[id(layer)] = tf.transpose(
                     tf.cast(parts[0], layer.compute_dtype))
 
-    def __call__(self, inputs):
-        """`model(inputs, training=False)` for a tensor or a list of them."""
+    def __call__(self, inputs, smoothing=None):
+        """`model(inputs, training=False)` for a tensor or a list of them;
+        with a `smoothing.Smoothing`, its ReLUs go through it."""
         feeds = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        (output,) = graph.replay(self.model, list(feeds), call=self._call)
+        call = lambda layer, args, kwargs: self._call(layer, args, kwargs, smoothing)  # noqa: E731
+        (output,) = graph.replay(self.model, list(feeds), call=call)
         return output
 
-    def _call(self, layer, args, kwargs):
+    def _call(self, layer, args, kwargs, smoothing):
+        if smoothing is not None:
+            pre_activation = relu_input(layer, args, kwargs)
+            if pre_activation is not None:
+                return smoothing.relu(id(layer), pre_activation)
         parts = _dense_parts(layer)
         if parts is None or id(layer) not in self._transposed or len(args) != 1 or \
                 kwargs or len(args[0].shape) != 2:
@@ -88,4 +95,14 @@ class HeadRunner:
         y = _matmul(tf.cast(args[0], dtype), tf.cast(kernel, dtype), self._transposed[id(layer)])
         if bias is not None:
             y = y + tf.cast(bias, dtype)
-        return y if activation is None else activation(y)
+        return activate(layer, activation, y, smoothing)
+
+
+def activate(layer, activation, x, smoothing):
+    """`activation(x)` for `layer`'s built-in activation (None: linear),
+    through `smoothing` when it is a ReLU and smoothing is on."""
+    if activation is None:
+        return x
+    if smoothing is not None and is_relu(activation):
+        return smoothing.relu(id(layer), x)
+    return activation(x)

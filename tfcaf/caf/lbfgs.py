@@ -135,7 +135,8 @@ def _initial_state(x0, history):
         done=tf.zeros([batch], tf.bool))
 
 
-def minimize(loss_fn, params, height, width, config, compact):
+def minimize(loss_fn, params, height, width, config, compact, recording=None,
+             snapshot_loss_fn=None):
     """Minimises B independent filter problems with L-BFGS.
 
     Args:
@@ -145,28 +146,39 @@ def minimize(loss_fn, params, height, width, config, compact):
         config: `SolverConfig` (history, relative_tolerance,
             max_iterations, internal_batch_size, snapshot_every, filter).
         compact: evaluate only the running problems (dynamic shapes).
+        recording: (loop step, snapshot TensorArrays) of an earlier phase
+            to continue, or None to start at step 0 with none.
+        snapshot_loss_fn: the loss the snapshots report, when `loss_fn` is
+            a stand-in for it (`(c, rows)` as `loss_fn`; evaluated only at
+            snapshot steps); None: `loss_fn`'s own values.
 
     Returns:
-        (maps (B, h, w), evaluations (B,) int32, losses (B,), (snapshots
-        (B, S, h, w), snapshot losses (B, S)) or (None, None)): the fields
-        of `solver.Solution`.
+        (params (B, ...) final parameters, evaluations (B,) int32 head
+        evaluations, losses (B,) final losses, recording (loop step,
+        snapshot TensorArrays)).
     """
     shape = tuple(params.shape[1:])
     size = 1
     for dim in shape:
         size *= dim
     state = _initial_state(tf.reshape(params, (-1, size)), config.history)
+    constrain = lambda x: filters.constrain(  # noqa: E731
+        config.filter, tf.reshape(x, (-1,) + shape), height, width)
 
     def evaluate(x, rows):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            c = filters.constrain(config.filter, tf.reshape(x, (-1,) + shape), height, width)
-            losses = loss_fn(c, rows)
+            losses = loss_fn(constrain(x), rows)
             total = tf.reduce_sum(losses)
         return losses, tape.gradient(total, x)
 
-    def heatmaps(x):
-        return filters.heatmap(config.filter, tf.reshape(x, (-1,) + shape), height, width)
+    def snapshot(state):
+        x = state["x"]
+        heatmaps = lambda: filters.heatmap(  # noqa: E731
+            config.filter, tf.reshape(x, (-1,) + shape), height, width)
+        if snapshot_loss_fn is None:
+            return heatmaps, lambda: state["fx"]
+        return heatmaps, lambda: snapshot_loss_fn(constrain(x), None)
 
     def body(step, state, recorded):
         running = _running(state["done"], config.internal_batch_size)
@@ -185,12 +197,12 @@ def minimize(loss_fn, params, height, width, config, compact):
             state = tf.nest.map_structure(put, new, state)
         # Recorded after the evaluation, so that each frame's loss is known:
         # frame k is the accepted point after k·snapshot_every + 1 evaluations.
-        recorded = snapshots.record(recorded, step, config, lambda: heatmaps(state["x"]),
-                                    state["fx"])
+        recorded = snapshots.record(recorded, step, config, *snapshot(state))
         return step + 1, state, recorded
 
-    _, final, recorded = tf.while_loop(
+    recording = recording or (tf.constant(0), snapshots.empty())
+    step, final, recorded = tf.while_loop(
         lambda step, state, recorded: tf.reduce_any(~state["done"]), body,
-        (tf.constant(0), state, snapshots.empty()))
-    return (heatmaps(final["x"]), final["evaluations"], final["fx"],
-            snapshots.stack(recorded, config))
+        (recording[0], state, recording[1]))
+    return (tf.reshape(final["x"], (-1,) + shape), final["evaluations"], final["fx"],
+            (step, recorded))

@@ -3,8 +3,9 @@ how each head is evaluated inside the solver loop."""
 
 import tensorflow as tf
 
-from tfcaf.caf import folding
+from tfcaf.caf import filters, folding
 from tfcaf.caf.head_runner import HeadRunner
+from tfcaf.caf.smoothing import Smoothing
 from tfcaf.caf.solver import solve
 
 
@@ -14,9 +15,10 @@ def _rows_of(tensor, rows):
 
 
 def filtered_outputs(split, feature_maps, fold=True):
-    """Function (c (R, h, w), rows) -> filtered head outputs FT (R, K)
-    float32 of problems `rows` ((R,) int32 indices into the (P, h, w, C)
-    feature maps, or None for all P).
+    """Function (c (R, h, w), rows, smoothing=None) -> filtered head
+    outputs FT (R, K) float32 of problems `rows` ((R,) int32 indices into
+    the (P, h, w, C) feature maps, or None for all P), with the head's
+    ReLUs through `smoothing` (a `smoothing.Smoothing`) if given.
 
     Dense(GAP) heads run in closed form; heads whose first layers are
     linear in A are folded (`folding`, unless `fold` is False); other heads
@@ -31,22 +33,22 @@ def filtered_outputs(split, feature_maps, fold=True):
         g = tf.einsum("bhwc,ck->bhwk", feature_maps, kernel) / float(h * w)
         g = tf.reshape(g, (-1, h * w, kernel.shape[-1]))
         bias = tf.cast(dense.bias, tf.float32) if dense.use_bias else 0.0
-        return lambda c, rows: tf.einsum(
+        return lambda c, rows, smoothing=None: tf.einsum(
             "bp,bpk->bk", tf.reshape(c, (-1, h * w)), _rows_of(g, rows)) + bias
     folded = folding.fold_head(split.head) if fold else None
     if folded is None:
         head = HeadRunner(split.head)
-        return lambda c, rows: tf.cast(
-            head(_rows_of(feature_maps, rows) * c[..., None]), tf.float32)
+        return lambda c, rows, smoothing=None: tf.cast(
+            head(_rows_of(feature_maps, rows) * c[..., None], smoothing), tf.float32)
     terms = folding.precompute(folded, feature_maps)
     tail = HeadRunner(folded.tail)
 
-    def outputs(c, rows):
+    def outputs(c, rows, smoothing=None):
         filtered = None
         if folded.reads_filtered_map:
             filtered = _rows_of(feature_maps, rows) * c[..., None]
         return folding.filtered_outputs(
-            folded, [_rows_of(t, rows) for t in terms], c, filtered, tail)
+            folded, [_rows_of(t, rows) for t in terms], c, filtered, tail, smoothing)
     return outputs
 
 
@@ -85,13 +87,29 @@ def solve_l2caf(split, feature_maps, targets, params, config):
     if targets is None:
         unfiltered = outputs(tf.ones_like(feature_maps[..., 0]), None)
 
-        def loss(c, rows):
-            return tf.reduce_mean(tf.square(_rows_of(unfiltered, rows) - outputs(c, rows)), -1)
+        def loss(c, rows, smoothing=None):
+            return tf.reduce_mean(tf.square(
+                _rows_of(unfiltered, rows) - outputs(c, rows, smoothing)), -1)
     else:
         num_classes = split.head.output.shape[-1]
         signs = 1.0 - 2.0 * tf.one_hot(targets, num_classes)
 
-        def loss(c, rows):
-            return tf.reduce_sum(_rows_of(signs, rows) * outputs(c, rows), -1)
+        def loss(c, rows, smoothing=None):
+            return tf.reduce_sum(_rows_of(signs, rows) * outputs(c, rows, smoothing), -1)
     compact = not compiles_with_xla(split, config)
-    return solve(loss, params, h, w, config, compact=compact)
+    return solve(loss, params, h, w, config, compact=compact,
+                 smoothed_loss_fn=_smoothed(loss, params, h, w, config))
+
+
+def _smoothed(loss, params, height, width, config):
+    """`loss` with the head's ReLUs smoothed (`smoothing`), calibrated at
+    the initial filters; None when L-BFGS does not smooth or the head has
+    no ReLU that tfcaf runs."""
+    if config.optimizer != "lbfgs" or not config.smoothing:
+        return None
+    relus = Smoothing(config.smoothing)
+    loss(filters.constrain(config.filter, params, height, width), None, relus)
+    relus.calibrating = False
+    if not relus.calibrated:
+        return None
+    return lambda c, rows: loss(c, rows, relus)

@@ -20,12 +20,12 @@ def empty():
 
 
 def record(arrays, step, config, heatmaps, losses):
-    """`arrays` with (heatmaps() (B, h, w), losses (B,)) written at index
-    step // snapshot_every when `step` is a multiple of it; `heatmaps` is
-    called only then, keeping its work out of the other iterations."""
+    """`arrays` with (heatmaps() (B, h, w), losses() (B,)) written at index
+    step // snapshot_every when `step` is a multiple of it; both callables
+    are called only then, keeping their work out of the other iterations."""
     if not config.snapshot_every:
         return arrays
     index = step // config.snapshot_every
     return tf.cond(step % config.snapshot_every == 0,
-                   lambda: (arrays[0].write(index, heatmaps()), arrays[1].write(index, losses)),
+                   lambda: (arrays[0].write(index, heatmaps()), arrays[1].write(index, losses())),
                    lambda: arrays)

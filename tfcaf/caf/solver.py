@@ -42,6 +42,11 @@ class SolverConfig:
             lowers its loss by less than this fraction of |loss|. 0
             disables early stopping.
         history: L-BFGS: number of curvature pairs kept.
+        smoothing: L-BFGS on a head with ReLUs: a first phase minimises the
+            objective with every ReLU replaced by a softplus of this
+            sharpness (β times the std of the ReLU's inputs, `smoothing`
+            module), the second the exact objective from there. 0: one
+            exact phase. `max_iterations` bounds each phase.
         warmup_iterations: L-BFGS: this many iterations of the authors'
             Adam step rule (lr `learning_rate` decayed to 0 over them) come
             first; counted in `Solution.iterations`.
@@ -65,6 +70,7 @@ class SolverConfig:
     tolerance: float = 1e-6
     relative_tolerance: float = 1e-6
     history: int = 10
+    smoothing: float = 25.0
     warmup_iterations: int = 0
     internal_batch_size: int = 0
     fold: bool = True
@@ -97,6 +103,8 @@ class SolverConfig:
             raise TfcafError(f"unknown init '{self.init}'; use 'normal' or 'ones'")
         if self.max_iterations < 1 or self.check_every < 1 or self.history < 1:
             raise TfcafError("max_iterations, check_every and history must be >= 1")
+        if self.smoothing < 0:
+            raise TfcafError(f"smoothing must be >= 0, got {self.smoothing}")
         if self.internal_batch_size < 0:
             raise TfcafError(
                 f"internal_batch_size must be >= 0, got {self.internal_batch_size}")
@@ -163,7 +171,7 @@ def _update(config, step, params, grad, slots, active):
     return new_params, (tf.where(keep, new_m, m), tf.where(keep, new_v, v))
 
 
-def solve(loss_fn, params, height, width, config, compact=True):
+def solve(loss_fn, params, height, width, config, compact=True, smoothed_loss_fn=None):
     """Minimises `loss_fn(c(f))` for B independent filters.
 
     Args:
@@ -177,6 +185,8 @@ def solve(loss_fn, params, height, width, config, compact=True):
         config: a `SolverConfig`.
         compact: evaluate only the still-running problems (dynamic shapes:
             not under XLA).
+        smoothed_loss_fn: L-BFGS: `loss_fn` with the head's ReLUs smoothed
+            (as `loss_fn`), minimised first; None: no smoothing phase.
 
     Returns:
         A `Solution`. Call inside `tf.function` for speed: the loop is a
@@ -185,22 +195,35 @@ def solve(loss_fn, params, height, width, config, compact=True):
     if config.optimizer == "auto":
         raise TfcafError("resolve optimizer='auto' with SolverConfig.for_head first")
     if config.optimizer == "lbfgs":
-        warmup = 0
-        if config.warmup_iterations:
-            # A short run with the authors' Adam step rule first: its large
-            # early steps pick the basin the authors' run ends in, which
-            # L-BFGS alone (from the initial filter) often misses.
-            warm = replace(config, optimizer="adam", max_iterations=config.warmup_iterations,
-                           tolerance=0.0, snapshot_every=0, end_learning_rate=0.0)
-            params = _first_order(loss_fn, params, height, width, warm, compact)["params"]
-            warmup = config.warmup_iterations
-        maps, evaluations, losses, recorded = lbfgs.minimize(
-            loss_fn, params, height, width, config, compact)
-        return Solution(maps, evaluations + warmup, losses, *recorded)
+        return _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fn)
     final = _first_order(loss_fn, params, height, width, config, compact)
     maps = filters.heatmap(config.filter, final["params"], height, width)
     return Solution(maps, final["iterations"], final["losses"],
                     *snapshots.stack(final["snapshots"], config))
+
+
+def _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fn):
+    """L-BFGS, after the optional Adam warm-up and smoothed phase."""
+    evaluations = 0
+    if config.warmup_iterations:
+        # A short run with the authors' Adam step rule first: its large
+        # early steps pick the basin the authors' run ends in, which
+        # L-BFGS alone (from the initial filter) often misses.
+        warm = replace(config, optimizer="adam", max_iterations=config.warmup_iterations,
+                       tolerance=0.0, snapshot_every=0, end_learning_rate=0.0)
+        params = _first_order(loss_fn, params, height, width, warm, compact)["params"]
+        evaluations = config.warmup_iterations
+    recording = None
+    if smoothed_loss_fn is not None:
+        params, smoothed_evaluations, _, recording = lbfgs.minimize(
+            smoothed_loss_fn, params, height, width, config, compact,
+            snapshot_loss_fn=loss_fn)
+        evaluations += smoothed_evaluations
+    params, exact_evaluations, losses, (_, recorded) = lbfgs.minimize(
+        loss_fn, params, height, width, config, compact, recording)
+    return Solution(filters.heatmap(config.filter, params, height, width),
+                    evaluations + exact_evaluations, losses,
+                    *snapshots.stack(recorded, config))
 
 
 def _losses_and_gradients(loss_fn, params, active, height, width, filter_name, compact):
@@ -238,7 +261,7 @@ def _first_order(loss_fn, params, height, width, config, compact):
         recorded = snapshots.record(
             s["snapshots"], s["step"], config,
             lambda: filters.heatmap(config.filter, s["params"], height, width),
-            tf.where(s["active"], losses, s["losses"]))
+            lambda: tf.where(s["active"], losses, s["losses"]))
         params, slots = _update(config, s["step"], s["params"], grad,
                                 s["slots"], s["active"])
         check = s["step"] % config.check_every == 0
