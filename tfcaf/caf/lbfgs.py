@@ -93,6 +93,8 @@ def _step(state, f, g, trial, config):
     count = tf.where(moved & ~descent, 0, count)
     x_norm, g_norm = tf.norm(x_new, axis=-1), tf.norm(g_new, axis=-1)
     first_alpha = _FIRST_STEP * x_norm / tf.maximum(g_norm, 1e-30)
+    # A warm start (from a nearby minimum) takes a restart-sized first step.
+    first_step = tf.where(started, first_alpha, state["first_scale"] * first_alpha)
     backtrack = _backtrack(f, fx, slope, alpha, finite)
     # Kinks of a ReLU head make gradient changes y large and the quasi-
     # Newton steps tiny, so a small decrease (or a failed line search)
@@ -107,11 +109,11 @@ def _step(state, f, g, trial, config):
         (~started & ~finite) | (evaluations >= config.max_iterations)
     direction = tf.where(restart[:, None], -g_new, tf.where(moved[:, None], direction, d))
     alpha = tf.where(restart, _RESTART_STEP * first_alpha, tf.where(
-        moved, tf.where(count > 0, 1.0, first_alpha), backtrack))
+        moved, tf.where(count > 0, 1.0, first_step), backtrack))
     steepest = restart | tf.where(moved, count == 0, state["steepest"])
     return dict(
         x=x_new, fx=tf.where(moved, f, fx), gx=g_new, d=direction, alpha=alpha,
-        started=tf.ones_like(started), steepest=steepest, history=history,
+        first_scale=state["first_scale"], started=tf.ones_like(started), steepest=steepest, history=history,
         count=count, evaluations=evaluations, done=done)
 
 
@@ -123,12 +125,13 @@ def _running(done, internal_batch_size):
     return running
 
 
-def _initial_state(x0, history):
+def _initial_state(x0, history, warm):
     """The loop state of (B, n) starting points x0: nothing evaluated yet."""
     batch, size = tf.shape(x0)[0], x0.shape[1]
     zeros, empty = tf.zeros_like(x0), tf.zeros([batch, history, size])
     return dict(
         x=x0, fx=tf.zeros([batch]), gx=zeros, d=zeros, alpha=tf.zeros([batch]),
+        first_scale=tf.fill([batch], _RESTART_STEP if warm else 1.0),
         started=tf.zeros([batch], tf.bool), steepest=tf.ones([batch], tf.bool),
         history=(empty, empty),
         count=tf.zeros([batch], tf.int32), evaluations=tf.zeros([batch], tf.int32),
@@ -136,7 +139,7 @@ def _initial_state(x0, history):
 
 
 def minimize(loss_fn, params, height, width, config, compact, recording=None,
-             snapshot_loss_fn=None):
+             snapshot_loss_fn=None, warm=False):
     """Minimises B independent filter problems with L-BFGS.
 
     Args:
@@ -151,6 +154,8 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
         snapshot_loss_fn: the loss the snapshots report, when `loss_fn` is
             a stand-in for it (`(c, rows)` as `loss_fn`; evaluated only at
             snapshot steps); None: `loss_fn`'s own values.
+        warm: `params` is a nearby minimum (of a smoothed phase): the
+            first step is as short as a restart's.
 
     Returns:
         (params (B, ...) final parameters, evaluations (B,) int32 head
@@ -161,7 +166,7 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
     size = 1
     for dim in shape:
         size *= dim
-    state = _initial_state(tf.reshape(params, (-1, size)), config.history)
+    state = _initial_state(tf.reshape(params, (-1, size)), config.history, warm)
     constrain = lambda x: filters.constrain(  # noqa: E731
         config.filter, tf.reshape(x, (-1,) + shape), height, width)
 

@@ -213,14 +213,14 @@ def _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fn):
                        tolerance=0.0, snapshot_every=0, end_learning_rate=0.0)
         params = _first_order(loss_fn, params, height, width, warm, compact)["params"]
         evaluations = config.warmup_iterations
-    recording = None
-    if smoothed_loss_fn is not None:
+    recording, smoothed = None, smoothed_loss_fn is not None
+    if smoothed:
         params, smoothed_evaluations, _, recording = lbfgs.minimize(
             smoothed_loss_fn, params, height, width, config, compact,
             snapshot_loss_fn=loss_fn)
         evaluations += smoothed_evaluations
     params, exact_evaluations, losses, (_, recorded) = lbfgs.minimize(
-        loss_fn, params, height, width, config, compact, recording)
+        loss_fn, params, height, width, config, compact, recording, warm=smoothed)
     return Solution(filters.heatmap(config.filter, params, height, width),
                     evaluations + exact_evaluations, losses,
                     *snapshots.stack(recorded, config))

@@ -1,0 +1,89 @@
+"""The smoothed first L-BFGS phase: its softplus stand-ins against a numpy
+computation, and its snapshots against the exact head."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcaf.caf import Explainer, SolverConfig, objective
+from tfcaf.caf.smoothing import Smoothing
+from tfcaf.errors import TfcafError
+
+H, W, C = 5, 5, 3
+
+
+def _relu_model(seed):
+    """Identity 'features' -> Flatten -> Dense(8, relu) -> Dense(6) ->
+    Activation('relu') -> Dense(5) -> ReLU() -> Dense(4): every ReLU kind
+    tfcaf smooths, the first inside a folded layer."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((H, W, C))
+    identity = lambda shape, dtype=None: tf.reshape(tf.eye(C, dtype=dtype), shape)  # noqa: E731
+    x = keras.layers.Conv2D(C, 1, use_bias=False, name="features",
+                            kernel_initializer=identity)(inputs)
+    x = keras.layers.Dense(8, activation="relu", name="d1")(keras.layers.Flatten()(x))
+    x = keras.layers.Activation("relu")(keras.layers.Dense(6, name="d2")(x))
+    x = keras.layers.ReLU()(keras.layers.Dense(5, name="d3")(x))
+    return keras.Model(inputs, keras.layers.Dense(4, name="d4")(x))
+
+
+def _numpy_outputs(model, maps, c0, c, sharpness):
+    """The head on maps ⊙ c with each ReLU replaced by softplus(β·x)/β,
+    β = sharpness / std of that ReLU's inputs on maps ⊙ c0 (exact ReLUs)."""
+    weights = [(model.get_layer(n).kernel.numpy(), model.get_layer(n).bias.numpy())
+               for n in ("d1", "d2", "d3", "d4")]
+    betas, x = [], (maps * c0[..., None]).reshape(len(maps), -1)
+    for kernel, bias in weights[:3]:
+        pre = x @ kernel + bias
+        betas.append(sharpness / pre.std())
+        x = np.maximum(pre, 0.0)
+    x = (maps * c[..., None]).reshape(len(maps), -1)
+    for (kernel, bias), beta in zip(weights[:3], betas):
+        x = np.logaddexp(0.0, beta * (x @ kernel + bias)) / beta
+    return x @ weights[3][0] + weights[3][1]
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_stand_ins_are_softplus_with_beta_from_the_calibration_spread(fold):
+    model = _relu_model(seed=0)
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=(3, H, W, C)).astype("float32")
+    c0, c = (rng.uniform(0.1, 1.0, size=(2, 3, H, W))).astype("float32")
+    split = Explainer(model, "features").split
+    outputs = objective.filtered_outputs(split, tf.constant(maps), fold)
+    relus = Smoothing(2.0)
+    calibration = outputs(tf.constant(c0), None, relus)
+    # Calibrating runs the exact head.
+    np.testing.assert_allclose(calibration, split.head(maps * c0[..., None]),
+                               rtol=1e-5, atol=1e-5)
+    relus.calibrating = False
+    np.testing.assert_allclose(outputs(tf.constant(c), None, relus),
+                               _numpy_outputs(model, maps, c0, c, 2.0), rtol=1e-4, atol=1e-5)
+    assert relus.calibrated
+
+
+def test_every_snapshot_of_both_phases_carries_the_exact_loss():
+    # With the softmax filter a snapshot is the filter c itself, so its
+    # loss follows from one Keras call of the head on A ⊙ c, also for the
+    # frames of the smoothed phase.
+    model = _relu_model(seed=1)
+    images = np.random.default_rng(1).normal(size=(2, H, W, C)).astype("float32")
+    targets = np.array([1, 3], np.int32)
+    explainer = Explainer(model, "features")
+    feature_maps, _ = explainer.forward(images)
+    solution = explainer.solve(feature_maps, targets, SolverConfig(
+        optimizer="lbfgs", filter="softmax", snapshot_every=2, max_iterations=15))
+    signs = 1.0 - 2.0 * np.eye(4)[targets]
+    frames = solution.snapshots.numpy()
+    assert frames.shape[1] > 8  # more frames than one phase of 15 evaluations gives
+    for image, sign, maps, losses in zip(images, signs, frames, solution.snapshot_losses.numpy()):
+        logits = explainer.split.head(image[None] * maps[..., None])
+        np.testing.assert_allclose(losses, logits.numpy() @ sign, rtol=1e-4, atol=1e-5)
+    final = explainer.split.head(images * solution.maps.numpy()[..., None]).numpy()
+    np.testing.assert_allclose(solution.losses, (final * signs).sum(-1), rtol=1e-4, atol=1e-5)
+
+
+def test_negative_smoothing_is_rejected():
+    with pytest.raises(TfcafError, match="smoothing must be >= 0"):
+        SolverConfig(smoothing=-1.0).validate()
