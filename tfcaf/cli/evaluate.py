@@ -7,8 +7,12 @@ Average Drop, pointing game) and randomisation sanity checks
 from absl import app, flags
 
 from tfcaf.cli import choices
+from tfcaf.evaluation.config import EvalConfig
 
 FLAGS = flags.FLAGS
+# Flags that set an `EvalConfig` field take its default, so each is written once
+# (`tfcaf.evaluation.config` loads no TensorFlow).
+_DEFAULT = EvalConfig()
 flags.DEFINE_string("model", None, "Model: a .keras file or an exported SavedModel folder.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels (default: the model's; 224 "
                      "if open).", lower_bound=1)
@@ -17,33 +21,38 @@ flags.DEFINE_enum("dataset", "digits", choices.DATASETS, "Dataset.")
 flags.DEFINE_string("data_dir", None, "Dataset root (digits: cache folder).")
 flags.DEFINE_string("split", None, "Split (default: test, val for imagenet, or "
                     "retrieval_test for retrieval nets).")
-flags.DEFINE_integer("max_images", None, "Evaluate an evenly spaced subset of this size.",
-                     lower_bound=1)
-flags.DEFINE_integer("batch_size", 32, "Images per batch.", lower_bound=1)
-flags.DEFINE_list("metric", ["iou"], "Metrics, comma separated: " + ", ".join(choices.METRICS))
+flags.DEFINE_integer("max_images", _DEFAULT.max_images,
+                     "Evaluate an evenly spaced subset of this size.", lower_bound=1)
+flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Images per batch.", lower_bound=1)
+flags.DEFINE_list("metric", list(_DEFAULT.metrics),
+                  "Metrics, comma separated: " + ", ".join(choices.METRICS))
 flags.DEFINE_list("methods", ["cam", "gradcam", "l2caf", "l2caf_specific"],
                   "Heatmap methods, comma separated: " + ", ".join(choices.METHODS) +
                   "; those that do not apply to the model are skipped with a warning.")
-flags.DEFINE_float("cam_threshold", 0.2, "τ: heatmap threshold of the box at a fixed "
-                   "threshold (top-1 / GT-known localization).", lower_bound=0.0,
+flags.DEFINE_float("cam_threshold", _DEFAULT.cam_threshold, "τ: heatmap threshold of the box "
+                   "at a fixed threshold (top-1 / GT-known localization).", lower_bound=0.0,
                    upper_bound=1.0)
-flags.DEFINE_float("iou_threshold", 0.5, "δ: IoU of a correct localization.",
+flags.DEFINE_float("iou_threshold", _DEFAULT.iou_threshold, "δ: IoU of a correct localization.",
                    lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_enum("box_protocol", "wsolevaluation", choices.BOX_PROTOCOLS,
+flags.DEFINE_enum("box_protocol", _DEFAULT.box_protocol, choices.BOX_PROTOCOLS,
                   "How a heatmap becomes boxes: wsolevaluation (clovaai/wsolevaluation, the "
                   "WSOL literature's protocol) or tfcaf (8-connected components at image size).")
-flags.DEFINE_integer("nmi_inits", 10, "K-means initialisations of NMI (seed fixed).",
+flags.DEFINE_integer("nmi_inits", _DEFAULT.nmi_inits,
+                     "K-means initialisations of NMI (seed fixed).", lower_bound=1)
+flags.DEFINE_integer("faithfulness_step", _DEFAULT.faithfulness_step, "Pixels removed/inserted "
+                     "per deletion/insertion step (default: the image width).", lower_bound=1)
+flags.DEFINE_integer("pointing_tolerance", _DEFAULT.pointing_tolerance, "Pixels added to every "
+                     "side of a ground-truth box in the pointing game (Zhang et al.: 15).",
+                     lower_bound=0)
+flags.DEFINE_integer("sanity_images", _DEFAULT.sanity_images, "Images of the sanity check.",
                      lower_bound=1)
-flags.DEFINE_integer("faithfulness_step", None, "Pixels removed/inserted per deletion/"
-                     "insertion step (default: the image width).", lower_bound=1)
-flags.DEFINE_integer("pointing_tolerance", 15, "Pixels added to every side of a ground-truth "
-                     "box in the pointing game (Zhang et al.: 15).", lower_bound=0)
-flags.DEFINE_integer("sanity_images", 16, "Images of the sanity check.", lower_bound=1)
-flags.DEFINE_integer("sanity_stages", 6, "Layers randomised, from the output down.",
-                     lower_bound=1)
-flags.DEFINE_enum("sanity_mode", "cascading", ["cascading", "independent"],
+flags.DEFINE_integer("sanity_stages", _DEFAULT.sanity_stages,
+                     "Layers randomised, from the output down.", lower_bound=1)
+flags.DEFINE_enum("sanity_mode", "cascading" if _DEFAULT.sanity_cascading else "independent",
+                  ["cascading", "independent"],
                   "Randomise layers cumulatively from the output down, or one at a time.")
-flags.DEFINE_integer("seed", 0, "Seed of K-means, of the randomisation and of noise baselines.")
+flags.DEFINE_integer("seed", _DEFAULT.seed,
+                     "Seed of K-means, of the randomisation and of noise baselines.")
 flags.DEFINE_string("out_dir", "eval_out", "Where metrics.json, report.md and PNGs go.")
 
 flags.register_validator("metric", lambda v: choices.check_names(v, choices.METRICS))
@@ -61,7 +70,6 @@ FLAG_GROUPS = (
 
 def eval_config():
     """The `EvalConfig` the parsed flags describe."""
-    from tfcaf.evaluation import EvalConfig
     return EvalConfig(
         metrics=FLAGS.metric, methods=FLAGS.methods, cam_threshold=FLAGS.cam_threshold,
         iou_threshold=FLAGS.iou_threshold, box_protocol=FLAGS.box_protocol,

@@ -1,8 +1,20 @@
-"""Localization, retrieval, faithfulness and sanity-check evaluation (`bin/evaluate`)."""
+"""Localization, retrieval, faithfulness and sanity-check evaluation (`bin/evaluate`).
 
-from tfcaf.evaluation.adapters import METHODS, KerasAdapter, SavedModelAdapter, load_adapter
-from tfcaf.evaluation.config import BOX_PROTOCOLS, METRICS, EvalConfig
-from tfcaf.evaluation.evaluate import evaluate
+Each public name is imported on first use (PEP 562 module `__getattr__`):
+bin/evaluate's flag defaults are `tfcaf.evaluation.config`'s, which loads no
+TensorFlow, so a bad flag or `--help` answers before TensorFlow is imported.
+"""
 
-__all__ = ["BOX_PROTOCOLS", "METHODS", "METRICS", "EvalConfig", "KerasAdapter",
-           "SavedModelAdapter", "evaluate", "load_adapter"]
+from tfcaf import lazy
+
+# Public name -> the submodule that defines it.
+_SOURCES = {
+    "BOX_PROTOCOLS": "config", "METRICS": "config", "EvalConfig": "config",
+    "METHODS": "adapters", "KerasAdapter": "adapters", "SavedModelAdapter": "adapters",
+    "load_adapter": "adapters",
+    "evaluate": "pipeline",
+}
+
+__all__ = sorted(_SOURCES)
+
+__getattr__, __dir__ = lazy.attach(__name__, _SOURCES)

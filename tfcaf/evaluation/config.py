@@ -9,6 +9,10 @@ import dataclasses
 from tfcaf.errors import TfcafError
 from tfcaf.names import BOX_PROTOCOLS, METRICS
 
+# Zhang et al.'s pointing-game tolerance, here (not in the TensorFlow-bound
+# `tfcaf.metrics.faithfulness`) so that bin/evaluate's flag reads it unloaded.
+POINTING_TOLERANCE = 15
+
 
 def _sequence(value):
     return (value,) if isinstance(value, str) else tuple(value)
@@ -49,7 +53,7 @@ class EvalConfig:
     batch_size: int = 32
     nmi_inits: int = 10
     faithfulness_step: int | None = None
-    pointing_tolerance: int = 15
+    pointing_tolerance: int = POINTING_TOLERANCE
     sanity_images: int = 16
     sanity_stages: int = 6
     sanity_cascading: bool = True

@@ -25,11 +25,11 @@ import tensorflow as tf
 
 from tfcaf import graph
 from tfcaf.errors import TfcafError
+from tfcaf.evaluation.config import POINTING_TOLERANCE
 from tfcaf.models.layers import ImagePreprocessing
 from tfcaf.models.preprocessing import CAFFE_BGR_MEAN, TORCH_RGB_MEAN
 
 BLUR_SIZE, BLUR_SIGMA = 11, 5.0
-POINTING_TOLERANCE = 15
 
 _SUBSTRATES = {
     "caffe": tuple(reversed(CAFFE_BGR_MEAN)),
