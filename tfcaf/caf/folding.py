@@ -167,7 +167,8 @@ def filtered_outputs(folded, terms, c, filtered_map=None, tail=None, smoothing=N
             `folded.reads_filtered_map`.
         tail: the `HeadRunner` of `folded.tail` (built before a loop that
             calls this; None: built here).
-        smoothing: a `smoothing.Smoothing` for the head's ReLUs, or None.
+        smoothing: a `smoothing.Smoothing` (calibrating) or
+            `smoothing.StandIns` for the head's ReLUs, or None.
     """
     outputs = []
     for rule, term in zip(folded.rules, terms):

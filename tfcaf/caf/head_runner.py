@@ -75,7 +75,8 @@ class HeadRunner:
 
     def __call__(self, inputs, smoothing=None):
         """`model(inputs, training=False)` for a tensor or a list of them;
-        with a `smoothing.Smoothing`, its ReLUs go through it."""
+        with a `smoothing.Smoothing` or `StandIns`, its ReLUs go
+        through it."""
         feeds = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         call = lambda layer, args, kwargs: self._call(layer, args, kwargs, smoothing)  # noqa: E731
         (output,) = graph.replay(self.model, list(feeds), call=call)

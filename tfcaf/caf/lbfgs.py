@@ -113,8 +113,8 @@ def _step(state, f, g, trial, config):
     steepest = restart | tf.where(moved, count == 0, state["steepest"])
     return dict(
         x=x_new, fx=tf.where(moved, f, fx), gx=g_new, d=direction, alpha=alpha,
-        first_scale=state["first_scale"], started=tf.ones_like(started), steepest=steepest, history=history,
-        count=count, evaluations=evaluations, done=done)
+        first_scale=state["first_scale"], started=tf.ones_like(started), steepest=steepest,
+        history=history, count=count, evaluations=evaluations, done=done)
 
 
 def _running(done, internal_batch_size):

@@ -18,7 +18,8 @@ def filtered_outputs(split, feature_maps, fold=True):
     """Function (c (R, h, w), rows, smoothing=None) -> filtered head
     outputs FT (R, K) float32 of problems `rows` ((R,) int32 indices into
     the (P, h, w, C) feature maps, or None for all P), with the head's
-    ReLUs through `smoothing` (a `smoothing.Smoothing`) if given.
+    ReLUs through `smoothing` (`smoothing.Smoothing` or `StandIns`) if
+    given.
 
     Dense(GAP) heads run in closed form; heads whose first layers are
     linear in A are folded (`folding`, unless `fold` is False); other heads
@@ -109,7 +110,6 @@ def _smoothed(loss, params, height, width, config):
         return None
     relus = Smoothing(config.smoothing)
     loss(filters.constrain(config.filter, params, height, width), None, relus)
-    relus.calibrating = False
     if not relus.calibrated:
         return None
-    return lambda c, rows: loss(c, rows, relus)
+    return lambda c, rows: loss(c, rows, relus.for_rows(rows))

@@ -9,9 +9,9 @@ as low as Adam does, at L-BFGS's cost (README, "L2-CAF speed"). This is
 the smoothing method for nonsmooth optimisation (Chen, Math. Program.
 134, 2012) with one smoothing step.
 
-β is set per ReLU from the spread of its inputs: β = sharpness / std of
-the pre-activations at the initial filters, so the stand-in is equally
-close to the ReLU whatever the layer's scale.
+β is set per ReLU and problem from the spread of its inputs: β =
+sharpness / std of the problem's pre-activations at its initial filter, so
+the stand-in is equally close to the ReLU whatever the layer's scale.
 """
 
 import keras
@@ -36,11 +36,12 @@ def is_relu(activation):
 
 
 class Smoothing:
-    """The β of every ReLU of one solve, set by a calibration call.
+    """Calibration of the softplus stand-ins of one solve: called as the
+    head's ReLUs on all P problems at their initial filters, it records
+    each ReLU's (P,) β and returns the exact ReLU.
 
-    While `calibrating`, `relu` records each ReLU's β from its inputs and
-    returns the exact ReLU; afterwards it returns the softplus stand-in for
-    every ReLU seen during calibration.
+    Each problem's β comes from its own inputs, so that a result does not
+    depend on the rest of its batch.
 
     Args:
         sharpness: β times the std of a ReLU's pre-activations (> 0).
@@ -48,7 +49,6 @@ class Smoothing:
 
     def __init__(self, sharpness):
         self.sharpness = sharpness
-        self.calibrating = True
         self._betas = {}
 
     @property
@@ -57,10 +57,30 @@ class Smoothing:
         return bool(self._betas)
 
     def relu(self, key, x):
-        """ReLU (or its stand-in) of x for the ReLU identified by `key`."""
-        if self.calibrating:
-            spread = tf.math.reduce_std(tf.cast(x, tf.float32))
-            self._betas[key] = self.sharpness / tf.maximum(spread, 1e-12)
-            return tf.nn.relu(x)
-        beta = tf.cast(self._betas[key], x.dtype)
+        """The exact ReLU of x (P, ...) for the ReLU identified by `key`,
+        recording its β."""
+        spread = tf.math.reduce_std(tf.cast(x, tf.float32), axis=list(range(1, len(x.shape))))
+        self._betas[key] = self.sharpness / tf.maximum(spread, 1e-12)
+        return tf.nn.relu(x)
+
+    def for_rows(self, rows):
+        """The stand-ins for calls on the problems `rows` ((R,) int32;
+        None: all P)."""
+        return StandIns(self._betas, rows)
+
+
+class StandIns:
+    """softplus(β·x)/β in place of each calibrated ReLU, for calls on the
+    problems `rows` of the calibration."""
+
+    def __init__(self, betas, rows):
+        self._betas = betas
+        self._rows = rows
+
+    def relu(self, key, x):
+        """The stand-in for the ReLU `key` of x (R, ...)."""
+        beta = self._betas[key]
+        if self._rows is not None:
+            beta = tf.gather(beta, self._rows)
+        beta = tf.reshape(tf.cast(beta, x.dtype), [-1] + [1] * (len(x.shape) - 1))
         return tf.nn.softplus(beta * x) / beta
