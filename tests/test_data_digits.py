@@ -155,6 +155,7 @@ def _arrays(data):
     return np.concatenate(images), np.concatenate(labels)
 
 
+@pytest.mark.slow
 def test_small_cnn_reaches_90_percent(default_set):
     """Budget: 4 epochs over the 4,312 training canvases, batch 64 (272
     steps), about 25-40 s on 2 shared CPU cores."""

@@ -88,7 +88,8 @@ def _start_waiting_run(model_dir, data_dir, step, *extra):
     return proc
 
 
-@pytest.mark.parametrize("head", ["classifier", pytest.param("adl", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("head", ["classifier", "adl"])
 def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir, head):
     # ADL's random drop/importance choice is part of the checkpoint too.
     steps = ["--train_steps=12", "--checkpoint_every=4", f"--head={head}"]
@@ -106,6 +107,7 @@ def test_killed_run_resumes_to_the_exact_step_and_weights(tmp_path, data_dir, he
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_second_run_is_refused_and_ctrl_c_says_how_to_resume(tmp_path, data_dir):
     model_dir = tmp_path / "busy"
     steps = ["--train_steps=8", "--checkpoint_every=2"]
@@ -149,6 +151,7 @@ def test_bad_flags_fail_before_any_work(tmp_path, data_dir):
     assert not (tmp_path / "bad").exists()  # a failed start leaves no folder
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus(tmp_path, data_dir):
     model_dir = tmp_path / "mirrored"
     proc = _run(_command(model_dir, data_dir, "--strategy=mirrored", "--logical_cpus=2",
