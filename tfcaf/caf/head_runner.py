@@ -66,12 +66,14 @@ class HeadRunner:
 
     def __init__(self, model):
         self.model = model
-        self._transposed = {}
+        # id(layer) -> (kernel, kernelᵀ, bias or None, activation or None)
+        self._dense = {}
         for layer in model._flatten_layers(include_self=False):
             parts = _dense_parts(layer)
             if parts is not None:
-                self._transposed[id(layer)] = tf.transpose(
-                    tf.cast(parts[0], layer.compute_dtype))
+                kernel, bias, activation = parts
+                self._dense[id(layer)] = (kernel, tf.transpose(
+                    tf.cast(kernel, layer.compute_dtype)), bias, activation)
 
     def __call__(self, inputs, smoothing=None):
         """`model(inputs, training=False)` for a tensor or a list of them;
@@ -87,13 +89,12 @@ class HeadRunner:
             pre_activation = relu_input(layer, args, kwargs)
             if pre_activation is not None:
                 return smoothing.relu(id(layer), pre_activation)
-        parts = _dense_parts(layer)
-        if parts is None or id(layer) not in self._transposed or len(args) != 1 or \
-                kwargs or len(args[0].shape) != 2:
+        dense = self._dense.get(id(layer))
+        if dense is None or len(args) != 1 or kwargs or len(args[0].shape) != 2:
             return layer(*args, **kwargs)
-        kernel, bias, activation = parts
+        kernel, kernel_t, bias, activation = dense
         dtype = layer.compute_dtype
-        y = _matmul(tf.cast(args[0], dtype), tf.cast(kernel, dtype), self._transposed[id(layer)])
+        y = _matmul(tf.cast(args[0], dtype), tf.cast(kernel, dtype), kernel_t)
         if bias is not None:
             y = y + tf.cast(bias, dtype)
         return activate(layer, activation, y, smoothing)

@@ -73,10 +73,11 @@ def _backtrack(f, fx, slope, alpha, finite):
     return tf.clip_by_value(tf.where(finite, interpolated, 0.0), 0.1 * alpha, 0.5 * alpha)
 
 
-def _step(state, f, g, trial, config):
+def _step(state, f, g, trial, config, warm):
     """The new per-row state after evaluating (f (R,), g (R, n)) at the
     rows' trial points: accept or backtrack, update history, pick the next
-    direction and step, and decide which rows stop."""
+    direction and step, and decide which rows stop. `warm` (Python bool):
+    the starting points are a nearby minimum (see `minimize`)."""
     x, fx, gx, d, alpha = (state[k] for k in ("x", "fx", "gx", "d", "alpha"))
     started = state["started"]
     finite = tf.math.is_finite(f) & tf.reduce_all(tf.math.is_finite(g), -1)
@@ -94,7 +95,8 @@ def _step(state, f, g, trial, config):
     x_norm, g_norm = tf.norm(x_new, axis=-1), tf.norm(g_new, axis=-1)
     first_alpha = _FIRST_STEP * x_norm / tf.maximum(g_norm, 1e-30)
     # A warm start (from a nearby minimum) takes a restart-sized first step.
-    first_step = tf.where(started, first_alpha, state["first_scale"] * first_alpha)
+    first_step = first_alpha if not warm else tf.where(
+        started, first_alpha, _RESTART_STEP * first_alpha)
     backtrack = _backtrack(f, fx, slope, alpha, finite)
     # Kinks of a ReLU head make gradient changes y large and the quasi-
     # Newton steps tiny, so a small decrease (or a failed line search)
@@ -113,8 +115,8 @@ def _step(state, f, g, trial, config):
     steepest = restart | tf.where(moved, count == 0, state["steepest"])
     return dict(
         x=x_new, fx=tf.where(moved, f, fx), gx=g_new, d=direction, alpha=alpha,
-        first_scale=state["first_scale"], started=tf.ones_like(started), steepest=steepest,
-        history=history, count=count, evaluations=evaluations, done=done)
+        started=tf.ones_like(started), steepest=steepest, history=history,
+        count=count, evaluations=evaluations, done=done)
 
 
 def _running(done, internal_batch_size):
@@ -125,13 +127,12 @@ def _running(done, internal_batch_size):
     return running
 
 
-def _initial_state(x0, history, warm):
+def _initial_state(x0, history):
     """The loop state of (B, n) starting points x0: nothing evaluated yet."""
     batch, size = tf.shape(x0)[0], x0.shape[1]
     zeros, empty = tf.zeros_like(x0), tf.zeros([batch, history, size])
     return dict(
         x=x0, fx=tf.zeros([batch]), gx=zeros, d=zeros, alpha=tf.zeros([batch]),
-        first_scale=tf.fill([batch], _RESTART_STEP if warm else 1.0),
         started=tf.zeros([batch], tf.bool), steepest=tf.ones([batch], tf.bool),
         history=(empty, empty),
         count=tf.zeros([batch], tf.int32), evaluations=tf.zeros([batch], tf.int32),
@@ -166,7 +167,7 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
     size = 1
     for dim in shape:
         size *= dim
-    state = _initial_state(tf.reshape(params, (-1, size)), config.history, warm)
+    state = _initial_state(tf.reshape(params, (-1, size)), config.history)
     constrain = lambda x: filters.constrain(  # noqa: E731
         config.filter, tf.reshape(x, (-1,) + shape), height, width)
 
@@ -192,7 +193,7 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
         part = tf.nest.map_structure(take, state)
         trial = part["x"] + tf.where(part["started"], part["alpha"], 0.0)[:, None] * part["d"]
         f, g = evaluate(trial, rows)
-        new = _step(part, f, g, trial, config)
+        new = _step(part, f, g, trial, config, warm)
         if rows is None:
             keep = lambda n, o: tf.where(
                 tf.reshape(running, [-1] + [1] * (len(o.shape) - 1)), n, o)
