@@ -115,3 +115,36 @@ def test_each_problem_is_independent_of_its_batch():
         alone = explainer.solve(feature_maps[i:i + 1], None, config)
         np.testing.assert_allclose(alone.maps, whole.maps[i:i + 1], atol=1e-3)
         np.testing.assert_allclose(alone.losses, whole.losses[i:i + 1], rtol=1e-5, atol=1e-7)
+
+
+def _conv_head_model(separate_relu):
+    """'features' -> Conv2D(4, 3) with its ReLU built in (VGG's form) or as
+    a separate ReLU() layer -> Flatten -> Dense(3); same weights."""
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((H, W, C))
+    x = keras.layers.Conv2D(C, 1, name="features")(inputs)
+    conv = keras.layers.Conv2D(4, 3, padding="same", name="conv",
+                               activation=None if separate_relu else "relu",
+                               bias_initializer=keras.initializers.RandomNormal(stddev=0.5))
+    x = conv(x)
+    if separate_relu:
+        x = keras.layers.ReLU()(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="out")(keras.layers.Flatten()(x)))
+
+
+def test_a_convolutions_built_in_relu_is_smoothed_as_a_separate_relu():
+    built_in, separate = _conv_head_model(False), _conv_head_model(True)
+    rng = np.random.default_rng(6)
+    maps = tf.constant(rng.normal(size=(2, H, W, C)).astype("float32"))
+    c0, c = tf.constant(rng.uniform(0.1, 1.0, size=(2, 2, H, W)).astype("float32"))
+    results = []
+    for model in (built_in, separate):
+        outputs = objective.filtered_outputs(Explainer(model, "features").split, maps, False)
+        relus = Smoothing(2.0)
+        exact = outputs(c0, None, relus)
+        assert relus.calibrated
+        results.append((exact, outputs(c, None, relus.for_rows(None)), outputs(c, None)))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # The stand-in differs from the exact head (it is smoothed at all).
+    assert np.abs(results[0][1] - results[0][2]).max() > 1e-3

@@ -127,7 +127,7 @@ def test_each_snapshot_carries_the_loss_of_its_own_filter(optimizer):
     feature_maps, _ = explainer.forward(images)
     solution = explainer.solve(feature_maps, targets, SolverConfig(
         optimizer=optimizer, filter="softmax", snapshot_every=3, max_iterations=20,
-        tolerance=0.0))
+        **{"tolerance" if optimizer == "adam" else "relative_tolerance": 0.0}))
     dense = model.get_layer("logits")
     kernel = dense.kernel.numpy().reshape(H * W, C, K)
     frames = solution.snapshots.numpy()

@@ -7,6 +7,8 @@ Nested functional and Sequential models are walked into, so a layer inside a
 backbone that is itself a layer of an outer model can be addressed by name.
 """
 
+from typing import NamedTuple
+
 import keras
 from keras import tree
 
@@ -98,21 +100,44 @@ def _replay_node(node, values, overrides, call):
     return call(op, args, kwargs)
 
 
+class LeafCall(NamedTuple):
+    """One leaf layer call of a replay: `output = layer(*args, **kwargs)`,
+    all symbolic."""
+    layer: keras.layers.Layer
+    args: tuple
+    kwargs: dict
+    output: object
+
+
+def leaf_calls(model):
+    """Every leaf layer call of a fresh replay of `model`, in execution
+    order, as `LeafCall`s; nested models are expanded into their own calls.
+
+    The last one computes the model's output (for a one-output model):
+    replay runs the output's node last.
+    """
+    calls = []
+    replay(model, fresh_inputs(model), call=recorder(calls))
+    return calls
+
+
+def recorder(calls):
+    """A `call` for `replay` that calls each leaf layer and appends the
+    call to the list `calls` as a `LeafCall`."""
+    def record(layer, args, kwargs):
+        out = layer(*args, **kwargs)
+        calls.append(LeafCall(layer, tuple(args), dict(kwargs), out))
+        return out
+    return record
+
+
 def leaf_layers(model):
     """All (layer, output) pairs of a replay of `model`, in execution order.
 
     Outputs are symbolic tensors of a fresh replay; nested models are
     expanded into their own layers.
     """
-    calls = []
-
-    def record(layer, args, kwargs):
-        out = layer(*args, **kwargs)
-        calls.append((layer, out))
-        return out
-
-    replay(model, fresh_inputs(model), call=record)
-    return calls
+    return [(call.layer, call.output) for call in leaf_calls(model)]
 
 
 def fresh_inputs(model):

@@ -3,7 +3,8 @@
 The binaries check flags and print `--help` before TensorFlow is imported
 (it takes seconds), but the packages these names belong to import it when
 loaded. So each name tuple is defined here, once, and its registry imports
-it: `FILTERS` (`tfcaf.caf.filters`), `DATASETS` (`tfcaf.data`), `METRICS`
+it: `FILTERS` (`tfcaf.caf.filters`), `SOLVER_OPTIMIZERS`, `SOLVER_PRESETS` and
+`OUTPUTS` (`tfcaf.caf.solver_config`, `tfcaf.caf.explainer`), `DATASETS` (`tfcaf.data`), `METRICS`
 and `BOX_PROTOCOLS` (`tfcaf.evaluation.config`). Method names need no copy:
 `tfcaf.caf.methods` itself loads no TensorFlow.
 
@@ -11,6 +12,13 @@ This module imports nothing.
 """
 
 FILTERS = ("l2norm", "softmax", "gauss")
+# "auto": the default solver of each kind of head (docs/method.md §1).
+SOLVER_OPTIMIZERS = ("auto", "adam", "sgd", "lbfgs")
+# "default": tfcaf's defaults; "authors": the authors' TF code (Adam);
+# "authors_pytorch": the authors' PyTorch code (SGD). `SolverConfig.preset`.
+SOLVER_PRESETS = ("default", "authors", "authors_pytorch")
+# What a model's output is: class logits, or an embedding (retrieval nets).
+OUTPUTS = ("logits", "embedding")
 DATASETS = ("digits", "cub", "imagenet", "folder")
 METRICS = ("iou", "maxboxacc", "recall", "nmi", "sanity", "deletion", "insertion",
            "average_drop", "pointing_game")

@@ -13,7 +13,7 @@ from tfcaf import lazy
 _SOURCES = {
     "Explainer": "explainer", "Explanation": "explainer", "explain": "explainer",
     "METHODS": "methods", "Method": "methods", "method": "methods",
-    "Solution": "solver", "SolverConfig": "solver",
+    "Solution": "solver", "SolverConfig": "solver_config",
     "SplitModel": "split", "split_model": "split",
 }
 

@@ -3,13 +3,12 @@
 import weakref
 from dataclasses import dataclass, fields
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcaf.caf import filters, heatmaps, objective
+from tfcaf.caf import filters, heatmaps, objective, output_kind
 from tfcaf.caf.methods import METHODS, method as lookup_method
-from tfcaf.caf.solver import SolverConfig
+from tfcaf.caf.solver import Solution, SolverConfig
 from tfcaf.caf.split import split_model
 from tfcaf.errors import TfcafError
 
@@ -33,6 +32,8 @@ class Explanation:
         snapshots: iterative methods with `snapshot_every`: (B[, T], S, h, w)
             maps.
         snapshot_losses: (B[, T], S) loss of each snapshot, with `snapshots`.
+        solver: iterative methods: the settings every problem was solved
+            with, "auto" resolved (`SolverConfig.describe()`); else None.
     """
     heatmaps: np.ndarray
     maps: np.ndarray
@@ -43,16 +44,7 @@ class Explanation:
     losses: np.ndarray | None = None
     snapshots: np.ndarray | None = None
     snapshot_losses: np.ndarray | None = None
-
-
-def _output_kind(model):
-    """"embedding" for retrieval nets (final layer named like one), else
-    "logits"."""
-    last = model.layers[-1]
-    name = last.name.lower()
-    if "embedding" in name or type(last).__name__ == "UnitNormalization":
-        return "embedding"
-    return "logits"
+    solver: dict | None = None
 
 
 class Explainer:
@@ -67,22 +59,23 @@ class Explainer:
         model: functional/Sequential Keras model taking (B, H, W, C) images
             as it expects them (preprocessed as the model needs).
         layer: layer to split at; default the last 4-D layer that allows it.
-        output: "logits" or "embedding"; default guessed from the final
-            layer's name ("embedding" -> embedding).
+        output: "logits" or "embedding"; default guessed: "embedding"
+            when the final leaf layer is an L2 normalisation, whatever
+            layer computes it, or is named like an embedding
+            (`output_kind`); the guess is logged.
     """
 
     def __init__(self, model, layer=None, output=None):
-        if output not in (None, "logits", "embedding"):
-            raise TfcafError(f"output must be 'logits' or 'embedding', not {output!r}")
+        output_kind.validate(output)
         self.split = split_model(model, layer)
-        self.output = output or _output_kind(model)
+        self.output = output_kind.resolve(model, output, self.split.final)
         self.input_shape = tuple(model.input_shape)
         # The head whose output gradients Grad-CAM(++) explain. Through a
         # final L2 normalisation e·stop_gradient(e) has zero gradient, so
         # there it is the head up to the embedding before the normalisation.
         self.gradient_head = self.split.head
         if self.output == "embedding" and \
-                isinstance(model.layers[-1], keras.layers.UnitNormalization):
+                self.split.final.computes == output_kind.L2_NORMALIZE:
             self.gradient_head = split_model(model, self.split.layer, unnormalized=True).head
         self._forward = tf.function(self._forward_graph, reduce_retracing=True)
         self._solvers = {
@@ -123,8 +116,19 @@ class Explainer:
         feature_maps = tf.cast(self.split.features(images, training=False), tf.float32)
         return feature_maps, self.split.head(feature_maps, training=False)
 
+    def resolve(self, config):
+        """`config` validated, with optimizer="auto" resolved for this
+        head; `TfcafError` for bad values or options the resolved
+        optimizer does not read."""
+        config.validate()
+        return config.for_head(objective.closed_form(self.split, config))
+
     def solve(self, feature_maps, targets=None, config=SolverConfig()):
         """Solves the L2-CAF filter problem of each row of `feature_maps`.
+
+        With `config.restarts` = k > 1, each problem is solved from k
+        initial filters as k rows of one batch, and the start with the
+        lowest final objective is kept.
 
         Args:
             feature_maps: (P, h, w, C) float32 (from `forward`, repeated per
@@ -133,17 +137,23 @@ class Explainer:
             config: `SolverConfig`.
 
         Returns:
-            `solver.Solution` (maps (P, h, w), iterations, losses, snapshots).
+            `solver.Solution` (maps (P, h, w), iterations, losses, snapshots)
+            of the kept starts.
         """
-        config.validate()
+        config = self.resolve(config)
         # tf.function keys Python arguments by identity: equal configs must
         # be the same object, or every call would trace the solver again.
         config = self._configs.setdefault(config, config)
         if targets is not None:
             targets = tf.cast(targets, tf.int32)
+        restarts = config.restarts
+        if restarts > 1:
+            feature_maps = tf.repeat(feature_maps, restarts, axis=0)
+            targets = None if targets is None else tf.repeat(targets, restarts)
         params = self.initial_filters(feature_maps, config)
         solver = self._solvers[objective.compiles_with_xla(self.split, config)]
-        return solver(feature_maps, targets, params, config)
+        solution = solver(feature_maps, targets, params, config)
+        return solution if restarts == 1 else _best_start(solution, restarts)
 
     def _solve_graph(self, feature_maps, targets, params, config):
         return objective.solve_l2caf(self.split, feature_maps, targets, params, config)
@@ -173,10 +183,11 @@ class Explainer:
 
     @staticmethod
     def initial_filters(feature_maps, config):
-        """Initial filter parameters for the (B, h, w, C) feature maps."""
+        """Initial filter parameters for the (B, h, w, C) feature maps: row
+        b starts from draw b mod `config.restarts`."""
         _, h, w, _ = feature_maps.shape
         return filters.initial_parameters(config.filter, tf.shape(feature_maps)[0], h, w,
-                                          config.init, config.seed)
+                                          config.init, config.seed, config.restarts)
 
     def explain(self, images, method="l2caf", targets=None, **options):
         """Heatmaps for a batch of images; see `tfcaf.explain`."""
@@ -188,6 +199,8 @@ class Explainer:
         if targets is not None and not takes_targets:
             raise TfcafError(f"method '{method}' on this model takes no targets")
         config = _solver_config(spec, options)
+        if config is not None:
+            config = self.resolve(config)
         images = self._checked_images(images)
         feature_maps, outputs = self.forward(images)
         target_matrix, squeeze, flat_targets = None, True, None
@@ -200,7 +213,10 @@ class Explainer:
             maps = solution.maps
         else:
             solution, maps = None, self.raw_maps(feature_maps, method, flat_targets)
-        return self._package(maps, solution, target_matrix, squeeze, images.shape[1:3], method)
+        explanation = self._package(maps, solution, target_matrix, squeeze, images.shape[1:3],
+                                    method)
+        explanation.solver = None if config is None else config.describe()
+        return explanation
 
     def _checked_images(self, images):
         """`images` as a float32 tensor; `TfcafError` unless it is a
@@ -238,6 +254,24 @@ class Explainer:
             layer=self.layer, method=method, **extras)
 
 
+# Starts whose final losses are this close (relative) count as tied, and
+# the first of them is kept: float rounding, which changes with the batch's
+# size, must not pick another of two equally good minima.
+_TIE = 1e-5
+
+
+def _best_start(solution, restarts):
+    """The `Solution` of P problems from one of (P·k) rows, k = `restarts`
+    starts per problem (rows p·k .. p·k + k − 1): each problem's start with
+    the lowest final loss (the first one among ties)."""
+    losses = tf.reshape(solution.losses, (-1, restarts))
+    lowest = tf.reduce_min(losses, axis=1, keepdims=True)
+    tied = losses <= lowest + _TIE * tf.abs(lowest) + 1e-12
+    rows = tf.range(tf.shape(losses)[0]) * restarts + tf.cast(
+        tf.argmax(tf.cast(tied, tf.int32), axis=1), tf.int32)
+    return Solution(*(None if part is None else tf.gather(part, rows) for part in solution))
+
+
 def _solver_config(method, options):
     """The `SolverConfig` of `options`; `TfcafError` for options the method
     does not take."""
@@ -258,6 +292,9 @@ def _target_matrix(targets, outputs):
     if targets is None:
         return np.argmax(outputs.numpy(), axis=-1)[:, None].astype(np.int32), True
     array = np.asarray(targets)
+    # Checked first: int() would turn a float 0.5 into class 0.
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TfcafError(f"targets must be integer class ids; got {array.tolist()!r}")
     if array.ndim == 0:
         array = np.full((batch, 1), int(array))
         squeeze = True
@@ -269,8 +306,6 @@ def _target_matrix(targets, outputs):
         raise TfcafError(
             f"targets must be an int, (B,) or (B, T) with B={batch}, T >= 1; got shape "
             f"{np.asarray(targets).shape}")
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TfcafError(f"targets must be integer class ids; got {np.asarray(targets).tolist()}")
     outside = (array < 0) | (array >= num_classes)
     if outside.any():
         bad = ", ".join(str(t) for t in sorted(set(array[outside].tolist())))

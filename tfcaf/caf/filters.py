@@ -17,7 +17,7 @@ def check_filter(name):
             f"unknown filter '{name}'; choose one of {', '.join(FILTERS)}")
 
 
-def initial_parameters(name, batch, height, width, init, seed):
+def initial_parameters(name, batch, height, width, init, seed, restarts=1):
     """Initial filter parameters for `batch` independent problems.
 
     Args:
@@ -28,6 +28,8 @@ def initial_parameters(name, batch, height, width, init, seed):
         seed: integer seed of the "normal" draw. Every problem starts from
             the same draw, so a result does not depend on the batch it is
             solved in.
+        restarts: k draws, seeds [seed, 0] .. [seed, k - 1]; row b takes
+            draw b mod k (the rows of one problem's k starts are adjacent).
 
     Returns:
         float32 tensor: (B, h, w) for l2norm/softmax; (B, 2) for gauss, the
@@ -38,8 +40,9 @@ def initial_parameters(name, batch, height, width, init, seed):
     if init == "ones":
         params = tf.ones((batch,) + shape)
     elif init == "normal":
-        draw = tf.random.stateless_normal(shape, seed=[seed, 0])
-        params = tf.tile(draw[None], [batch] + [1] * len(shape))
+        draws = tf.stack([tf.random.stateless_normal(shape, seed=[seed, r])
+                          for r in range(restarts)])
+        params = tf.tile(draws, [batch // restarts] + [1] * len(shape))
     else:
         raise TfcafError(f"unknown init '{init}'; use 'normal' or 'ones'")
     if name == "gauss":

@@ -10,8 +10,9 @@ than in the forms Keras and autodiff emit (2 CPU cores, 8 × 4096 by
 `matmul(dy, W, transpose_b=True)` and 8 ms as (W·dyᵀ)ᵀ. Together that was
 most of a VGG16 iteration. `HeadRunner` therefore transposes each Dense
 kernel once, outside the loop, and replays Dense layers with both fast
-forms; everything else runs as Keras calls it, and the values are those of
-the Keras call up to float rounding.
+forms; everything else runs as Keras calls it (a Conv2D with a built-in
+ReLU is split into convolution and ReLU when the ReLU is smoothed), and
+the values are those of the Keras call up to float rounding.
 """
 
 import keras
@@ -89,6 +90,8 @@ class HeadRunner:
             pre_activation = relu_input(layer, args, kwargs)
             if pre_activation is not None:
                 return smoothing.relu(id(layer), pre_activation)
+            if _relu_conv(layer) and len(args) == 1 and not kwargs:
+                return smoothing.relu(id(layer), _convolve(layer, args[0]))
         dense = self._dense.get(id(layer))
         if dense is None or len(args) != 1 or kwargs or len(args[0].shape) != 2:
             return layer(*args, **kwargs)
@@ -98,6 +101,22 @@ class HeadRunner:
         if bias is not None:
             y = y + tf.cast(bias, dtype)
         return activate(layer, activation, y, smoothing)
+
+
+def _relu_conv(layer):
+    """Whether `layer` is a plain channels-last Conv2D with a built-in ReLU
+    (VGG's convolutions), whose ReLU the smoothing phase replaces."""
+    return type(layer) is keras.layers.Conv2D and is_relu(layer.activation) and \
+        layer.data_format == "channels_last" and \
+        getattr(layer, "quantization_mode", None) is None and \
+        not getattr(layer, "lora_enabled", False)
+
+
+def _convolve(layer, x):
+    """A Conv2D layer's pre-activation output: convolution plus bias."""
+    dtype = layer.compute_dtype
+    y = layer.convolution_op(tf.cast(x, dtype), tf.cast(layer.kernel, dtype))
+    return y + tf.cast(layer.bias, dtype) if layer.use_bias else y
 
 
 def activate(layer, activation, x, smoothing):

@@ -140,7 +140,7 @@ def _initial_state(x0, history):
 
 
 def minimize(loss_fn, params, height, width, config, compact, recording=None,
-             snapshot_loss_fn=None, warm=False):
+             snapshot_loss_fn=None, warm=False, offset=None):
     """Minimises B independent filter problems with L-BFGS.
 
     Args:
@@ -150,24 +150,27 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
         config: `SolverConfig` (history, relative_tolerance,
             max_iterations, internal_batch_size, snapshot_every, filter).
         compact: evaluate only the running problems (dynamic shapes).
-        recording: (loop step, snapshot TensorArrays) of an earlier phase
-            to continue, or None to start at step 0 with none.
+        recording: `snapshots.Frames` to write into (with
+            `config.snapshot_every`), or None.
         snapshot_loss_fn: the loss the snapshots report, when `loss_fn` is
-            a stand-in for it (`(c, rows)` as `loss_fn`; evaluated only at
-            snapshot steps); None: `loss_fn`'s own values.
+            a stand-in for it (`(c, rows)` as `loss_fn`; evaluated only for
+            problems at a snapshot); None: `loss_fn`'s own values.
         warm: `params` is a nearby minimum (of a smoothed phase): the
             first step is as short as a restart's.
+        offset: (B,) int32 evaluations each problem made before this phase
+            (earlier phases), so that its frame k is the point after its
+            own k·snapshot_every + 1 evaluations; None: zeros.
 
     Returns:
         (params (B, ...) final parameters, evaluations (B,) int32 head
-        evaluations, losses (B,) final losses, recording (loop step,
-        snapshot TensorArrays)).
+        evaluations of this phase, losses (B,) final losses, recording).
     """
     shape = tuple(params.shape[1:])
     size = 1
     for dim in shape:
         size *= dim
     state = _initial_state(tf.reshape(params, (-1, size)), config.history)
+    offset = tf.zeros_like(state["evaluations"]) if offset is None else offset
     constrain = lambda x: filters.constrain(  # noqa: E731
         config.filter, tf.reshape(x, (-1,) + shape), height, width)
 
@@ -178,15 +181,20 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
             total = tf.reduce_sum(losses)
         return losses, tape.gradient(total, x)
 
-    def snapshot(state):
-        x = state["x"]
-        heatmaps = lambda: filters.heatmap(  # noqa: E731
-            config.filter, tf.reshape(x, (-1,) + shape), height, width)
-        if snapshot_loss_fn is None:
-            return heatmaps, lambda: state["fx"]
-        return heatmaps, lambda: snapshot_loss_fn(constrain(x), None)
+    def record(frames, new, rows, running):
+        # A problem's frame k is its accepted point after its own
+        # k·snapshot_every + 1 evaluations, counted over all phases.
+        counts = tf.gather(offset, rows) + new["evaluations"]
+        due = tf.cast(tf.where(running & ((counts - 1) % config.snapshot_every == 0))[:, 0],
+                      tf.int32)
+        due_rows, x = tf.gather(rows, due), tf.gather(new["x"], due)
+        losses = tf.gather(new["fx"], due) if snapshot_loss_fn is None else \
+            snapshot_loss_fn(constrain(x), due_rows)
+        maps = filters.heatmap(config.filter, tf.reshape(x, (-1,) + shape), height, width)
+        return snapshots.write(frames, due_rows, (tf.gather(counts, due) - 1) //
+                               config.snapshot_every, maps, losses)
 
-    def body(step, state, recorded):
+    def body(state, frames):
         running = _running(state["done"], config.internal_batch_size)
         rows = tf.cast(tf.where(running)[:, 0], tf.int32) if compact else None
         take = (lambda t: t) if rows is None else (lambda t: tf.gather(t, rows))
@@ -194,6 +202,10 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
         trial = part["x"] + tf.where(part["started"], part["alpha"], 0.0)[:, None] * part["d"]
         f, g = evaluate(trial, rows)
         new = _step(part, f, g, trial, config, warm)
+        if frames is not None:
+            every_row = tf.range(tf.shape(running)[0])
+            frames = record(frames, new, every_row if rows is None else rows,
+                            running if rows is None else tf.ones_like(rows, tf.bool))
         if rows is None:
             keep = lambda n, o: tf.where(
                 tf.reshape(running, [-1] + [1] * (len(o.shape) - 1)), n, o)
@@ -201,14 +213,13 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
         else:
             put = lambda n, o: tf.tensor_scatter_nd_update(o, rows[:, None], n)
             state = tf.nest.map_structure(put, new, state)
-        # Recorded after the evaluation, so that each frame's loss is known:
-        # frame k is the accepted point after k·snapshot_every + 1 evaluations.
-        recorded = snapshots.record(recorded, step, config, *snapshot(state))
-        return step + 1, state, recorded
+        return state, frames
 
-    recording = recording or (tf.constant(0), snapshots.empty())
-    step, final, recorded = tf.while_loop(
-        lambda step, state, recorded: tf.reduce_any(~state["done"]), body,
-        (recording[0], state, recording[1]))
+    if recording is None:
+        final = tf.while_loop(lambda state: tf.reduce_any(~state["done"]),
+                              lambda state: (body(state, None)[0],), (state,))[0]
+    else:
+        final, recording = tf.while_loop(
+            lambda state, frames: tf.reduce_any(~state["done"]), body, (state, recording))
     return (tf.reshape(final["x"], (-1,) + shape), final["evaluations"], final["fx"],
-            (step, recorded))
+            recording)

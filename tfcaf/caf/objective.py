@@ -21,12 +21,12 @@ def filtered_outputs(split, feature_maps, fold=True):
     ReLUs through `smoothing` (`smoothing.Smoothing` or `StandIns`) if
     given.
 
-    Dense(GAP) heads run in closed form; heads whose first layers are
-    linear in A are folded (`folding`, unless `fold` is False); other heads
+    Dense(GAP) heads run in closed form and heads whose first layers are
+    linear in A are folded (`folding`), unless `fold` is False; other heads
     are re-run on A ⊙ c.
     """
     dense = split.dense
-    if dense is not None:
+    if dense is not None and fold:
         _, h, w, _ = feature_maps.shape
         kernel = tf.cast(dense.kernel, tf.float32)
         # Dense(GAP(A * c)) = Σ_ij c_ij G_ij + b: G is computed once, so an
@@ -53,6 +53,12 @@ def filtered_outputs(split, feature_maps, fold=True):
     return outputs
 
 
+def closed_form(split, config):
+    """Whether `config` solves this split's head in closed form (a
+    Dense(GAP) head, folded)."""
+    return split.dense is not None and config.fold
+
+
 def compiles_with_xla(split, config):
     """Whether the solver loop for this head runs under XLA.
 
@@ -65,7 +71,7 @@ def compiles_with_xla(split, config):
     507 ms vs 471 ms). XLA has no dynamically sized TensorArray, so
     snapshots run un-compiled.
     """
-    return split.dense is not None and not config.snapshot_every
+    return closed_form(split, config) and not config.snapshot_every
 
 
 def solve_l2caf(split, feature_maps, targets, params, config):
@@ -83,7 +89,7 @@ def solve_l2caf(split, feature_maps, targets, params, config):
         `solver.Solution`.
     """
     _, h, w, _ = feature_maps.shape
-    config = config.for_head(closed_form=split.dense is not None)
+    config = config.for_head(closed_form(split, config))
     outputs = filtered_outputs(split, feature_maps, config.fold)
     if targets is None:
         unfiltered = outputs(tf.ones_like(feature_maps[..., 0]), None)

@@ -82,5 +82,8 @@ class StandIns:
         beta = self._betas[key]
         if self._rows is not None:
             beta = tf.gather(beta, self._rows)
-        beta = tf.reshape(tf.cast(beta, x.dtype), [-1] + [1] * (len(x.shape) - 1))
-        return tf.nn.softplus(beta * x) / beta
+        beta = tf.reshape(beta, [-1] + [1] * (len(x.shape) - 1))
+        # In float32 whatever x's dtype: β = sharpness / std overflows
+        # float16 for inputs of small spread (mixed precision heads).
+        smooth = tf.nn.softplus(beta * tf.cast(x, tf.float32)) / beta
+        return tf.cast(smooth, x.dtype)

@@ -2,125 +2,16 @@
 one `tf.while_loop`, each stopping on its own rule. Adam/SGD (the authors'
 optimisers) live here, L-BFGS in `lbfgs`."""
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import NamedTuple
 
 import tensorflow as tf
 
 from tfcaf.caf import filters, lbfgs, snapshots
+from tfcaf.caf.solver_config import SolverConfig
 from tfcaf.errors import TfcafError
 
-
-OPTIMIZERS = ("auto", "adam", "sgd", "lbfgs")
-
-
-@dataclass(frozen=True)
-class SolverConfig:
-    """Optimisation settings (docs/method.md §1).
-
-    The default optimizer, "auto", runs the authors' Adam settings
-    (`SolverConfig.authors()`) where an iteration costs next to nothing (a
-    Dense(GAP) head, solved in closed form) and batched L-BFGS on every
-    other head, where it needs a tenth of the head evaluations (README,
-    "L2-CAF speed").
-
-    Attributes:
-        filter: "l2norm" | "softmax" | "gauss".
-        optimizer: "auto" (see above), "adam" (the authors' TF code),
-            "sgd" (their PyTorch code) or "lbfgs" (batched L-BFGS, `lbfgs`).
-        learning_rate: Adam/SGD: initial rate, decayed linearly over
-            `max_iterations`.
-        end_learning_rate: Adam/SGD: rate reached at `max_iterations`; None
-            means 0 for Adam and 1e-5 for SGD, as the authors ran them.
-        max_iterations: cap on each problem's iterations (for L-BFGS: head
-            evaluations, line-search trials included).
-        check_every: Adam/SGD: the stopping rule is evaluated every this
-            many iterations (at iterations 0, 50, 100, ...).
-        tolerance: Adam/SGD: an image stops when its loss moved less than
-            this since the previous check. 0 disables early stopping.
-        relative_tolerance: L-BFGS: a problem stops when an accepted step
-            lowers its loss by less than this fraction of |loss|. 0
-            disables early stopping.
-        history: L-BFGS: number of curvature pairs kept.
-        smoothing: L-BFGS on a head with ReLUs: a first phase minimises the
-            objective with every ReLU replaced by a softplus of this
-            sharpness (β times the std of the ReLU's inputs, `smoothing`
-            module), the second the exact objective from there. 0: one
-            exact phase. `max_iterations` bounds each phase.
-        warmup_iterations: L-BFGS: this many iterations of the authors'
-            Adam step rule (lr `learning_rate` decayed to 0 over them) come
-            first; counted in `Solution.iterations`.
-        internal_batch_size: L-BFGS on a re-run or folded head: at most
-            this many problems are evaluated at once (the rest wait and
-            refill the batch as others stop), bounding memory; 0: all.
-        fold: fold a head's linear first layers (`folding`); False re-runs
-            the whole head (for measurements; the results agree to float
-            precision).
-        init: "normal" (seeded N(0, 1)) or "ones".
-        seed: seed of the "normal" initialisation.
-        snapshot_every: record the heatmap every this many iterations
-            (0: no snapshots).
-    """
-    filter: str = "l2norm"
-    optimizer: str = "auto"
-    learning_rate: float = 0.5
-    end_learning_rate: float | None = None
-    max_iterations: int = 1000
-    check_every: int = 50
-    tolerance: float = 1e-6
-    relative_tolerance: float = 1e-6
-    history: int = 10
-    smoothing: float = 25.0
-    warmup_iterations: int = 0
-    internal_batch_size: int = 0
-    fold: bool = True
-    init: str = "normal"
-    seed: int = 0
-    snapshot_every: int = 0
-
-    @classmethod
-    def authors(cls, framework="tf", **overrides):
-        """The authors' settings: "tf" (Adam, N(0, 1) init, decay to 0) or
-        "pytorch" (SGD, ones init, decay to 1e-5); both lr 0.5 decayed
-        linearly over 1000 iterations, stopping when the loss moved less
-        than 1e-6 over 50 iterations."""
-        if framework not in ("tf", "pytorch"):
-            raise TfcafError(f"unknown framework '{framework}'; use 'tf' or 'pytorch'")
-        tf_code = framework == "tf"
-        settings = dict(
-            optimizer="adam" if tf_code else "sgd", learning_rate=0.5,
-            end_learning_rate=0.0 if tf_code else 1e-5, max_iterations=1000,
-            check_every=50, tolerance=1e-6, init="normal" if tf_code else "ones")
-        settings.update(overrides)
-        return cls(**settings)
-
-    def validate(self):
-        filters.check_filter(self.filter)
-        if self.optimizer not in OPTIMIZERS:
-            raise TfcafError(
-                f"unknown optimizer '{self.optimizer}'; use one of {', '.join(OPTIMIZERS)}")
-        if self.init not in ("normal", "ones"):
-            raise TfcafError(f"unknown init '{self.init}'; use 'normal' or 'ones'")
-        if self.max_iterations < 1 or self.check_every < 1 or self.history < 1:
-            raise TfcafError("max_iterations, check_every and history must be >= 1")
-        if self.smoothing < 0:
-            raise TfcafError(f"smoothing must be >= 0, got {self.smoothing}")
-        if self.internal_batch_size < 0:
-            raise TfcafError(
-                f"internal_batch_size must be >= 0, got {self.internal_batch_size}")
-
-    def for_head(self, closed_form):
-        """This config with "auto" resolved for a head that is (or is not)
-        solved in closed form."""
-        if self.optimizer != "auto":
-            return self
-        return replace(self, optimizer="adam" if closed_form else "lbfgs")
-
-    @property
-    def final_rate(self):
-        if self.end_learning_rate is not None:
-            return self.end_learning_rate
-        return 1e-5 if self.optimizer == "sgd" else 0.0
+__all__ = ["Solution", "SolverConfig", "solve"]
 
 
 class Solution(NamedTuple):
@@ -204,7 +95,8 @@ def solve(loss_fn, params, height, width, config, compact=True, smoothed_loss_fn
 
 def _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fn):
     """L-BFGS, after the optional Adam warm-up and smoothed phase."""
-    evaluations = 0
+    batch = tf.shape(params)[0]
+    evaluations = tf.zeros([batch], tf.int32)
     if config.warmup_iterations:
         # A short run with the authors' Adam step rule first: its large
         # early steps pick the basin the authors' run ends in, which
@@ -212,18 +104,24 @@ def _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fn):
         warm = replace(config, optimizer="adam", max_iterations=config.warmup_iterations,
                        tolerance=0.0, snapshot_every=0, end_learning_rate=0.0)
         params = _first_order(loss_fn, params, height, width, warm, compact)["params"]
-        evaluations = config.warmup_iterations
-    recording, smoothed = None, smoothed_loss_fn is not None
+        evaluations += config.warmup_iterations
+    smoothed = smoothed_loss_fn is not None
+    recording = None
+    if config.snapshot_every:
+        phases = 2 if smoothed else 1
+        last = config.warmup_iterations + phases * config.max_iterations - 1
+        recording = snapshots.frames(batch, last // config.snapshot_every + 1, height, width)
     if smoothed:
         params, smoothed_evaluations, _, recording = lbfgs.minimize(
-            smoothed_loss_fn, params, height, width, config, compact,
-            snapshot_loss_fn=loss_fn)
+            smoothed_loss_fn, params, height, width, config, compact, recording,
+            snapshot_loss_fn=loss_fn, offset=evaluations)
         evaluations += smoothed_evaluations
-    params, exact_evaluations, losses, (_, recorded) = lbfgs.minimize(
-        loss_fn, params, height, width, config, compact, recording, warm=smoothed)
+    params, exact_evaluations, losses, recording = lbfgs.minimize(
+        loss_fn, params, height, width, config, compact, recording, warm=smoothed,
+        offset=evaluations)
+    frames = (None, None) if recording is None else snapshots.stack_frames(recording)
     return Solution(filters.heatmap(config.filter, params, height, width),
-                    evaluations + exact_evaluations, losses,
-                    *snapshots.stack(recorded, config))
+                    evaluations + exact_evaluations, losses, *frames)
 
 
 def _losses_and_gradients(loss_fn, params, active, height, width, filter_name, compact):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import keras
 
 from tfcaf import graph
+from tfcaf.caf import output_kind
 from tfcaf.errors import TfcafError
 
 
@@ -16,26 +17,32 @@ class SplitModel:
 
     Attributes:
         features: model images (B, H, W, 3) -> feature map A (B, h, w, C).
-        head: model A (B, h, w, C) -> output (B, K); logits when the
-            original output was a softmax and `logits=True` was asked.
+        head: model A (B, h, w, C) -> output (B, K); the logits before a
+            final softmax or sigmoid when `logits=True` was asked, the
+            embedding before a final L2 normalisation with `unnormalized`.
         layer: name of the layer whose output is A.
         dense: when the head is `Dense(GAP(A))` (inference-time identities
-            such as Dropout aside, and the Dense linear or a stripped
-            softmax), that Dense layer; CAM needs it, and L2-CAF uses it to
-            run each iteration in closed form (docs/method.md §1, algebra note).
+            such as Dropout aside, and the Dense linear once a final
+            softmax or sigmoid is left out), that Dense layer; CAM needs it,
+            and L2-CAF uses it to run each iteration in closed form
+            (docs/method.md §1, algebra note).
+        final: the `output_kind.FinalLayer` of the whole model: its last
+            leaf layer and what it computes.
     """
     features: keras.Model
     head: keras.Model
     layer: str
     dense: keras.layers.Dense | None = None
+    final: output_kind.FinalLayer | None = None
 
 
 class DenseLogits(keras.layers.Layer):
-    """The logits of a softmax Dense layer: its kernel and bias, no
-    activation. Lives only in split heads (never saved).
+    """The logits of a Dense layer with a softmax, sigmoid or L2
+    normalisation activation: its kernel and bias, no activation. Lives
+    only in split heads (never saved).
 
     Args:
-        logits_of: the softmax `keras.layers.Dense` whose weights it uses.
+        logits_of: the `keras.layers.Dense` whose weights it uses.
     """
 
     def __init__(self, logits_of, **kwargs):
@@ -50,19 +57,28 @@ class DenseLogits(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self.logits_of.units,)
 
 
-def _call_output_layer(layer, args, kwargs, logits, unnormalized):
-    """Calls the model's last layer, leaving out a final softmax (`logits`)
-    or a final L2 normalisation (`unnormalized`)."""
-    if unnormalized and isinstance(layer, keras.layers.UnitNormalization):
-        return args[0]
-    if logits:
-        activation = getattr(layer, "activation", None)
-        if activation is keras.activations.softmax:
-            if isinstance(layer, keras.layers.Activation):
-                return args[0]
-            if isinstance(layer, keras.layers.Dense):
-                return DenseLogits(layer)(args[0])
-    return layer(*args, **kwargs)
+def _leave_out(final, call, logits, unnormalized):
+    """The head's output once `final` is left out of the head's last call.
+
+    Args:
+        final: the model's `output_kind.FinalLayer`.
+        call: the head replay's last `graph.LeafCall`, a call of
+            `final.layer`.
+        logits, unnormalized: leave out a final softmax or sigmoid, or a
+            final L2 normalisation.
+
+    Returns:
+        (output tensor, the layer now computing it or None when the head
+        ends with the layer's input).
+    """
+    computes = final.computes
+    if not ((logits and computes in output_kind.PROBABILITIES) or
+            (unnormalized and computes == output_kind.L2_NORMALIZE)):
+        return call.output, call.layer
+    if final.dense:
+        logits_layer = DenseLogits(call.layer)
+        return logits_layer(call.args[0]), logits_layer
+    return call.args[0], None
 
 
 def split_model(model, layer=None, logits=True, unnormalized=False):
@@ -74,11 +90,14 @@ def split_model(model, layer=None, logits=True, unnormalized=False):
         layer: name of the layer whose output becomes the feature map A, at
             any depth of nesting. Default: the last layer with a 4-D
             (B, h, w, C) output from which the rest of the model can run.
-        logits: when the model ends in a softmax, the head returns the
-            pre-softmax logits instead (L2-CAF and Grad-CAM work on logits).
-        unnormalized: when the model ends in a `UnitNormalization`, the head
-            returns the embedding before it (embedding Grad-CAM needs it:
-            e·stop_gradient(e) has zero gradient through a normalisation).
+        logits: when the model ends in a softmax or a sigmoid (of any
+            layer type, or a Dense layer's activation), the head returns
+            the logits before it instead (L2-CAF, CAM and Grad-CAM work on
+            logits).
+        unnormalized: when the model ends in an L2 normalisation (of any
+            layer type: `output_kind`), the head returns the embedding
+            before it (embedding Grad-CAM needs it: e·stop_gradient(e) has
+            zero gradient through a normalisation).
 
     Returns:
         A `SplitModel`.
@@ -91,25 +110,26 @@ def split_model(model, layer=None, logits=True, unnormalized=False):
             len(getattr(model, "outputs", None) or []) != 1:
         raise TfcafError(
             f"model '{model.name}' must have exactly one input and one output")
-    calls = graph.leaf_layers(model)
-    last = calls[-1][0].name
+    calls = graph.leaf_calls(model)
+    strip = (output_kind.final_layer(calls[-1]), logits, unnormalized)
     if layer is None:
-        return _split_at_last_4d(model, calls, (logits, unnormalized), last)
-    for candidate, out in calls:
-        if candidate.name == layer:
-            return _split(model, layer, out, (logits, unnormalized), last)
-    names = [c.name for c, _ in calls]
+        return _split_at_last_4d(model, calls, strip)
+    for call in calls:
+        if call.layer.name == layer:
+            return _split(model, layer, call.output, strip)
+    names = [call.layer.name for call in calls]
     close = difflib.get_close_matches(layer, names, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise TfcafError(f"model '{model.name}' has no layer '{layer}'{hint}")
 
 
-def _split_at_last_4d(model, calls, strip, last):
-    for candidate, out in reversed(calls):
+def _split_at_last_4d(model, calls, strip):
+    for call in reversed(calls):
+        out = call.output
         if not keras.backend.is_keras_tensor(out) or len(out.shape) != 4:
             continue
         try:
-            return _split(model, candidate.name, out, strip, last)
+            return _split(model, call.layer.name, out, strip)
         except graph.GraphError:
             continue
     raise TfcafError(
@@ -117,7 +137,9 @@ def _split_at_last_4d(model, calls, strip, last):
         "after which the rest of the model can run on its own")
 
 
-def _split(model, name, symbolic_output, strip, last):
+def _split(model, name, symbolic_output, strip):
+    """`SplitModel` at layer `name` (output `symbolic_output`); `strip` is
+    (final layer, logits, unnormalized) for `_leave_out`."""
     if not keras.backend.is_keras_tensor(symbolic_output) or \
             len(symbolic_output.shape) != 4:
         raise TfcafError(
@@ -126,17 +148,10 @@ def _split(model, name, symbolic_output, strip, last):
             "(B, h, w, C) feature map")
     head_input = keras.Input(shape=symbolic_output.shape[1:],
                              dtype=symbolic_output.dtype)
-    head_layers = []
-
-    def call(layer, args, kwargs):
-        head_layers.append(layer)
-        if layer.name == last:
-            return _call_output_layer(layer, args, kwargs, *strip)
-        return layer(*args, **kwargs)
-
+    head_calls = []
     try:
-        (head_out,) = graph.replay(model, [graph.MISSING],
-                                   overrides={name: head_input}, call=call)
+        (head_out,) = graph.replay(model, [graph.MISSING], overrides={name: head_input},
+                                   call=graph.recorder(head_calls))
     except graph.GraphError as err:
         raise graph.GraphError(
             f"cannot split model '{model.name}' at layer '{name}': {err}"
@@ -145,6 +160,15 @@ def _split(model, name, symbolic_output, strip, last):
         raise graph.GraphError(
             f"cannot split model '{model.name}' at layer '{name}': the "
             "output does not depend on it")
+    head_layers = [call.layer for call in head_calls]
+    final = strip[0]
+    # The output is computed by the final leaf call (also in a nested
+    # model), so leaving its layer out only replaces the head's output; the
+    # call itself stays behind as a branch that the head model drops.
+    if head_calls and head_calls[-1].layer is final.layer and \
+            head_calls[-1].output is head_out:
+        head_out, kept = _leave_out(final, head_calls[-1], *strip[1:])
+        head_layers[-1:] = [] if kept is None else [kept]
     inputs = graph.fresh_inputs(model)
     captured = {}
 
@@ -159,23 +183,30 @@ def _split(model, name, symbolic_output, strip, last):
                            name=f"{model.name}_features")
     head = keras.Model(head_input, head_out, name=f"{model.name}_head")
     return SplitModel(features=features, head=head, layer=name,
-                      dense=_gap_dense(head_layers, strip[0]))
+                      dense=_gap_dense(head_layers), final=final)
 
 
 _INFERENCE_IDENTITIES = (keras.layers.Dropout, keras.layers.SpatialDropout2D,
                          keras.layers.GaussianNoise, keras.layers.Identity)
 
 
-def _gap_dense(head_layers, logits):
-    """The Dense layer of a `Dense(GAP(A))` head, else None."""
+def _gap_dense(head_layers):
+    """The Dense layer of a `Dense(GAP(A))` head, else None.
+
+    Args:
+        head_layers: the head's leaf layers in call order, a left-out final
+            layer removed and a Dense layer whose activation was left out
+            replaced by its `DenseLogits`.
+    """
     kept = [l for l in head_layers if not isinstance(l, _INFERENCE_IDENTITIES)]
     if len(kept) != 2:
         return None
     gap, dense = kept
     if not isinstance(gap, keras.layers.GlobalAveragePooling2D) or \
-            gap.keepdims or gap.data_format != "channels_last" or \
-            not isinstance(dense, keras.layers.Dense):
+            gap.keepdims or gap.data_format != "channels_last":
         return None
-    linear = dense.activation is keras.activations.linear or (
-        logits and dense.activation is keras.activations.softmax)
+    if isinstance(dense, DenseLogits):
+        return dense.logits_of
+    linear = isinstance(dense, keras.layers.Dense) and \
+        dense.activation is keras.activations.linear
     return dense if linear else None
