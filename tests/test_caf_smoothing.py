@@ -65,6 +65,9 @@ def test_stand_ins_are_softplus_with_beta_from_the_calibration_spread(fold):
     assert relus.calibrated
     np.testing.assert_allclose(outputs(tf.constant(c), None, relus.for_rows(None)),
                                _numpy_outputs(model, maps, c0, c, 2.0), rtol=1e-4, atol=1e-5)
+    # A later smoothing stage scales every β: sharpness 2 × 4.
+    np.testing.assert_allclose(outputs(tf.constant(c), None, relus.for_rows(None, 4.0)),
+                               _numpy_outputs(model, maps, c0, c, 8.0), rtol=1e-4, atol=1e-5)
     # On a subset of the problems, each keeps its own β.
     rows = tf.constant([2, 0])
     np.testing.assert_allclose(outputs(tf.constant(c[[2, 0]]), rows, relus.for_rows(rows)),

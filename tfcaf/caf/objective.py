@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfcaf.caf import filters, folding
 from tfcaf.caf.head_runner import HeadRunner
-from tfcaf.caf.smoothing import Smoothing
+from tfcaf.caf.smoothing import SMOOTHING_STEP, Smoothing
 from tfcaf.caf.solver import solve
 
 
@@ -105,17 +105,20 @@ def solve_l2caf(split, feature_maps, targets, params, config):
             return tf.reduce_sum(_rows_of(signs, rows) * outputs(c, rows, smoothing), -1)
     compact = not compiles_with_xla(split, config)
     return solve(loss, params, h, w, config, compact=compact,
-                 smoothed_loss_fn=_smoothed(loss, params, h, w, config))
+                 smoothed_loss_fns=_smoothed(loss, params, h, w, config))
 
 
 def _smoothed(loss, params, height, width, config):
     """`loss` with the head's ReLUs smoothed (`smoothing`), calibrated at
-    the initial filters; None when L-BFGS does not smooth or the head has
-    no ReLU that tfcaf runs."""
+    the initial filters, one function per smoothing stage (each
+    `SMOOTHING_STEP` times sharper than the one before); empty when L-BFGS
+    does not smooth or the head has no ReLU that tfcaf runs."""
     if config.optimizer != "lbfgs" or not config.smoothing:
-        return None
+        return ()
     relus = Smoothing(config.smoothing)
     loss(filters.constrain(config.filter, params, height, width), None, relus)
     if not relus.calibrated:
-        return None
-    return lambda c, rows: loss(c, rows, relus.for_rows(rows))
+        return ()
+    return tuple(
+        lambda c, rows, scale=SMOOTHING_STEP ** stage: loss(c, rows, relus.for_rows(rows, scale))
+        for stage in range(config.smoothing_stages))

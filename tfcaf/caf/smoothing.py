@@ -17,6 +17,9 @@ the stand-in is equally close to the ReLU whatever the layer's scale.
 import keras
 import tensorflow as tf
 
+# Each smoothing stage after the first is this many times sharper.
+SMOOTHING_STEP = 4.0
+
 
 def relu_input(layer, args, kwargs):
     """The pre-activation tensor of a standalone ReLU layer call (an
@@ -63,26 +66,27 @@ class Smoothing:
         self._betas[key] = self.sharpness / tf.maximum(spread, 1e-12)
         return tf.nn.relu(x)
 
-    def for_rows(self, rows):
+    def for_rows(self, rows, scale=1.0):
         """The stand-ins for calls on the problems `rows` ((R,) int32;
-        None: all P)."""
-        return StandIns(self._betas, rows)
+        None: all P), with every β multiplied by `scale`."""
+        return StandIns(self._betas, rows, scale)
 
 
 class StandIns:
     """softplus(β·x)/β in place of each calibrated ReLU, for calls on the
     problems `rows` of the calibration."""
 
-    def __init__(self, betas, rows):
+    def __init__(self, betas, rows, scale=1.0):
         self._betas = betas
         self._rows = rows
+        self._scale = scale
 
     def relu(self, key, x):
         """The stand-in for the ReLU `key` of x (R, ...)."""
         beta = self._betas[key]
         if self._rows is not None:
             beta = tf.gather(beta, self._rows)
-        beta = tf.reshape(beta, [-1] + [1] * (len(x.shape) - 1))
+        beta = tf.reshape(beta * self._scale, [-1] + [1] * (len(x.shape) - 1))
         # In float32 whatever x's dtype: β = sharpness / std overflows
         # float16 for inputs of small spread (mixed precision heads).
         smooth = tf.nn.softplus(beta * tf.cast(x, tf.float32)) / beta

@@ -62,7 +62,7 @@ def _update(config, step, params, grad, slots, active):
     return new_params, (tf.where(keep, new_m, m), tf.where(keep, new_v, v))
 
 
-def solve(loss_fn, params, height, width, config, compact=True, smoothed_loss_fn=None):
+def solve(loss_fn, params, height, width, config, compact=True, smoothed_loss_fns=()):
     """Minimises `loss_fn(c(f))` for B independent filters.
 
     Args:
@@ -76,8 +76,9 @@ def solve(loss_fn, params, height, width, config, compact=True, smoothed_loss_fn
         config: a `SolverConfig`.
         compact: evaluate only the still-running problems (dynamic shapes:
             not under XLA).
-        smoothed_loss_fn: L-BFGS: `loss_fn` with the head's ReLUs smoothed
-            (as `loss_fn`), minimised first; None: no smoothing phase.
+        smoothed_loss_fns: L-BFGS: `loss_fn` with the head's ReLUs
+            smoothed (as `loss_fn`), sharpest last, each minimised in turn
+            before `loss_fn`; empty: no smoothing phase.
 
     Returns:
         A `Solution`. Call inside `tf.function` for speed: the loop is a
@@ -86,15 +87,15 @@ def solve(loss_fn, params, height, width, config, compact=True, smoothed_loss_fn
     if config.optimizer == "auto":
         raise TfcafError("resolve optimizer='auto' with SolverConfig.for_head first")
     if config.optimizer == "lbfgs":
-        return _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fn)
+        return _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fns)
     final = _first_order(loss_fn, params, height, width, config, compact)
     maps = filters.heatmap(config.filter, final["params"], height, width)
     return Solution(maps, final["iterations"], final["losses"],
                     *snapshots.stack(final["snapshots"], config))
 
 
-def _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fn):
-    """L-BFGS, after the optional Adam warm-up and smoothed phase."""
+def _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fns):
+    """L-BFGS, after the optional Adam warm-up and smoothed phases."""
     batch = tf.shape(params)[0]
     evaluations = tf.zeros([batch], tf.int32)
     if config.warmup_iterations:
@@ -105,20 +106,19 @@ def _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fn):
                        tolerance=0.0, snapshot_every=0, end_learning_rate=0.0)
         params = _first_order(loss_fn, params, height, width, warm, compact)["params"]
         evaluations += config.warmup_iterations
-    smoothed = smoothed_loss_fn is not None
     recording = None
     if config.snapshot_every:
-        phases = 2 if smoothed else 1
+        phases = len(smoothed_loss_fns) + 1
         last = config.warmup_iterations + phases * config.max_iterations - 1
         recording = snapshots.frames(batch, last // config.snapshot_every + 1, height, width)
-    if smoothed:
+    for stage, smoothed_loss_fn in enumerate(smoothed_loss_fns):
         params, smoothed_evaluations, _, recording = lbfgs.minimize(
             smoothed_loss_fn, params, height, width, config, compact, recording,
-            snapshot_loss_fn=loss_fn, offset=evaluations)
+            snapshot_loss_fn=loss_fn, offset=evaluations, warm=stage > 0)
         evaluations += smoothed_evaluations
     params, exact_evaluations, losses, recording = lbfgs.minimize(
-        loss_fn, params, height, width, config, compact, recording, warm=smoothed,
-        offset=evaluations)
+        loss_fn, params, height, width, config, compact, recording,
+        warm=bool(smoothed_loss_fns), offset=evaluations)
     frames = (None, None) if recording is None else snapshots.stack_frames(recording)
     return Solution(filters.heatmap(config.filter, params, height, width),
                     evaluations + exact_evaluations, losses, *frames)

@@ -10,8 +10,8 @@ from tfcaf.names import FILTERS, SOLVER_OPTIMIZERS, SOLVER_PRESETS
 # The options each optimizer reads (beyond the shared ones); a non-default
 # value of an option the resolved optimizer does not read is refused.
 _FIRST_ORDER = frozenset({"learning_rate", "end_learning_rate", "check_every", "tolerance"})
-_LBFGS = frozenset({"relative_tolerance", "history", "smoothing", "warmup_iterations",
-                    "internal_batch_size"})
+_LBFGS = frozenset({"relative_tolerance", "history", "smoothing", "smoothing_stages",
+                    "warmup_iterations", "internal_batch_size"})
 OPTIONS_OF = {"adam": _FIRST_ORDER, "sgd": _FIRST_ORDER, "lbfgs": _LBFGS}
 # restarts=None: L-BFGS solves each problem from this many initial filters,
 # Adam/SGD from one (README, "L2-CAF quality": chosen on the choice images).
@@ -69,6 +69,8 @@ class SolverConfig:
             sharpness (β times the std of the ReLU's inputs, `smoothing`
             module), the second the exact objective from there. 0: one
             exact phase.
+        smoothing_stages: L-BFGS: smoothed phases before the exact one, each
+            4 times sharper than the one before (`smoothing.SMOOTHING_STEP`).
         warmup_iterations: L-BFGS: this many iterations of the authors'
             Adam step rule (lr `learning_rate` decayed to 0 over them) come
             first; counted in `Solution.iterations`.
@@ -97,6 +99,7 @@ class SolverConfig:
     relative_tolerance: float = 1e-6
     history: int = 10
     smoothing: float = 25.0
+    smoothing_stages: int = 3
     warmup_iterations: int = 0
     internal_batch_size: int = 0
     restarts: int | None = None
@@ -133,7 +136,8 @@ class SolverConfig:
                              f"{', '.join(SOLVER_OPTIMIZERS)}")
         if self.init not in ("normal", "ones"):
             raise TfcafError(f"unknown init '{self.init}'; use 'normal' or 'ones'")
-        for name in ("max_iterations", "check_every", "history", "restarts"):
+        for name in ("max_iterations", "check_every", "history", "restarts",
+                     "smoothing_stages"):
             value = getattr(self, name)
             if name == "restarts" and value is None:
                 continue
