@@ -41,9 +41,16 @@ def test_help_lists_every_flag_of_the_binary_with_defaults(binary):
     # train_flags, and the demo's (run as __main__) under its file name.
     module = {"demo": os.path.join(REPO, "tfcaf", "cli", "demo.py"),
               "train": "tfcaf.cli.train_flags"}.get(binary, f"tfcaf.cli.{binary}")
-    own = _module_flags(_run(binary, "--helpfull").stdout, module)
+    helpfull = _run(binary, "--helpfull").stdout
+    own = _module_flags(helpfull, module)
     assert len(own) >= 5
     assert own <= listed, own - listed
+    # The solver flags are defined by tfcaf.cli.solver_flags for every
+    # binary that explains.
+    solver = _module_flags(helpfull, "tfcaf.cli.solver_flags")
+    assert solver <= listed, solver - listed
+    if binary != "train":
+        assert {"solver", "optimizer", "restarts", "iterations"} <= solver
     assert proc.stdout.startswith(f"usage: {binary} [--flag=value ...]")
     assert "--verbosity=N, -v N, -v" in proc.stdout
     assert re.search(r"^  --\w+  \(default: \S+\)$", proc.stdout, re.M)

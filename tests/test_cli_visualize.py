@@ -132,12 +132,14 @@ def test_rejected_before_any_output(workdir, args, message):
 
 def test_each_gif_frame_is_captioned_with_its_own_loss(workdir, monkeypatch, tmp_path):
     from tfcaf import applications, render
+    from tfcaf.caf import SolverConfig
     from tfcaf.cli.heatmap_files import HeatmapWriter
     gifs = []
     monkeypatch.setattr(render, "write_gif",
                         lambda path, image, frames, captions: gifs.append((frames, captions)))
     writer = HeatmapWriter(applications.load_model(str(workdir / "tiny.keras")), "l2caf", None,
-                           (24, 24), gif_every=5, options=dict(max_iterations=40, tolerance=0.0))
+                           (24, 24), gif_every=5,
+                           solver=SolverConfig(max_iterations=40, tolerance=0.0))
     explanations = []
     explain = writer.explainer.explain
 
@@ -158,3 +160,35 @@ def test_each_gif_frame_is_captioned_with_its_own_loss(workdir, monkeypatch, tmp
         assert len(set(shown)) > 2  # not one loss repeated on every frame
         assert captions[3].startswith("l2caf | iteration 15 | loss ")
         assert captions[-1].startswith("l2caf | iteration 40 (final) | loss ")
+
+
+def test_solver_flags_reach_the_engine(workdir):
+    from PIL import Image
+    out = workdir / "solver"
+    proc = _run(workdir, f"--images={workdir}/img0.png", f"--out_dir={out}", "--solver=authors",
+                "--restarts=2", "--seed=3", "--iterations=7", "--gif", "--gif_every=1")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [l for l in proc.stderr.splitlines() if "solver " in l]
+    for setting in ("optimizer=adam", "restarts=2", "seed=3", "max_iterations=7", "horizon=7",
+                    "init=normal", "end_learning_rate=0.0"):
+        assert setting in line, line
+    # The authors' rule checks every 50 iterations: all 7 run, 7 + 1 frames.
+    assert Image.open(out / "img0.gif").n_frames == 8
+
+
+def test_constant_maps_warn_once_with_their_count(workdir, tmp_path, caplog):
+    from tfcaf import applications
+    from tfcaf.cli.heatmap_files import HeatmapWriter
+    # Black pixels give zero feature maps (zero biases, ReLU): a zero CAM.
+    cv2.imwrite(str(tmp_path / "black.png"), np.zeros((30, 40, 3), np.uint8))
+    writer = HeatmapWriter(applications.load_model(str(workdir / "tiny.keras")), "cam", None,
+                           (24, 24), gif_every=0)
+    for paths in ([tmp_path / "black.png", workdir / "img0.png"], [tmp_path / "black.png"]):
+        writer.write_batch([str(p) for p in paths], [str(tmp_path / f"o{k}") for k in
+                                                      range(len(paths))],
+                           None, lambda path, fn: fn(path))
+    with caplog.at_level("WARNING", logger="tfcaf.visualize"):
+        writer.warn_degenerate()
+    assert [r.getMessage() for r in caplog.records if r.name == "tfcaf.visualize"] == [
+        "warning: cam: 2 of 3 maps are constant or non-finite (degenerate): their heatmaps "
+        "are all zeros"]

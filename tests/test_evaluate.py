@@ -2,22 +2,27 @@
 digits set, and the faithfulness metrics on it: a ground-truth-box oracle
 map must beat a uniform-noise map on all four."""
 
+import importlib.metadata
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
 from tfcaf import applications
+from tfcaf.caf import SolverConfig
 from tfcaf.data import load_dataset
 from tfcaf.errors import TfcafError
 from tfcaf.evaluation import EvalConfig, KerasAdapter, SavedModelAdapter, evaluate
-from tfcaf.export import export_savedmodel
+from tfcaf.export import export_savedmodel, read_settings
 from tfcaf.metrics import faithfulness as fm
 from tfcaf.training import TrainConfig, train
 
 SIZE = 48
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,8 @@ def test_report_reproduces_and_grid_shows_whole_labels_and_boxes(trained, tmp_pa
     runs = []
     for name in ("first", "second"):
         config = _config(metrics=("iou", "maxboxacc"), methods=methods)
-        evaluate(KerasAdapter(model, iterations=300), dataset, str(tmp_path / name), config)
+        evaluate(KerasAdapter(model, SolverConfig(max_iterations=300)), dataset,
+                 str(tmp_path / name), config)
         runs.append(json.loads((tmp_path / name / "metrics.json").read_text()))
     assert runs[0] == runs[1]
     assert set(runs[0]["methods"]) == set(methods)
@@ -67,7 +73,7 @@ def test_report_reproduces_and_grid_shows_whole_labels_and_boxes(trained, tmp_pa
 
 def test_each_box_protocol_is_recorded(trained, tmp_path):
     model, dataset = trained
-    adapter = KerasAdapter(model, iterations=100)
+    adapter = KerasAdapter(model, SolverConfig(max_iterations=100))
     results = {p: evaluate(adapter, dataset, str(tmp_path / p),
                            _config(metrics=("maxboxacc",), methods=("gradcam",),
                                    box_protocol=p))
@@ -172,6 +178,14 @@ def test_savedmodel_methods_and_errors(trained, tmp_path):
     summary = evaluate(adapter, dataset, str(tmp_path / "sm"),
                        _config(methods=("l2caf", "l2caf_specific", "gradcam")))
     assert set(summary["methods"]) == {"l2caf", "l2caf_specific"}
+    # The solver settings fixed at export are recorded, as the export wrote them.
+    recorded = read_settings(export)
+    expected = KerasAdapter(model, SolverConfig(max_iterations=100)).method_settings("l2caf")
+    assert recorded["solver"] == expected["solver"]
+    assert recorded["solver"]["max_iterations"] == 100
+    for method in ("l2caf", "l2caf_specific"):
+        assert summary["settings"]["methods"][method] == {**expected, "fixed_at_export": True}
+    assert summary["settings"]["model"]["export_versions"] == recorded["versions"]
     assert "not in this SavedModel" in adapter.supports("gradcam")
     failures = [(_config(metrics=("recall",)), "needs a retrieval net"),
                 (_config(metrics=("deletion",)), "need a .keras model"),
@@ -184,7 +198,7 @@ def test_savedmodel_methods_and_errors(trained, tmp_path):
 
 def test_sanity_check_table_and_plot(trained, tmp_path):
     model, dataset = trained
-    summary = evaluate(KerasAdapter(model, iterations=100), dataset, str(tmp_path),
+    summary = evaluate(KerasAdapter(model, SolverConfig(max_iterations=100)), dataset, str(tmp_path),
                        _config(metrics=("sanity",), methods=("cam", "l2caf"), sanity_images=4,
                                sanity_stages=2))
     rows = json.loads((tmp_path / "metrics.json").read_text())["sanity"]
@@ -194,3 +208,80 @@ def test_sanity_check_table_and_plot(trained, tmp_path):
         for method in ("cam", "l2caf"):
             assert -1.0 <= row[method]["spearman"] <= 1.0
     assert (tmp_path / "sanity.png").exists()
+
+
+def test_cli_solver_flags_layer_filter_and_versions_are_recorded(trained, tmp_path, digits_dir):
+    import tensorflow as tf
+    model, _ = trained
+    model.save(str(tmp_path / "adl.keras"))
+    env = dict(os.environ, TFCAF_NO_VENV_SWITCH="1")
+    out = tmp_path / "eval"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "bin", "evaluate"),
+         f"--model={tmp_path / 'adl.keras'}", f"--data_dir={digits_dir}", "--max_images=4", "--batch_size=4", "--metric=iou",
+         "--methods=l2caf,gradcam", "--solver=authors", "--restarts=2", "--iterations=7",
+         "--solver_seed=3", f"--out_dir={out}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "metrics.json").read_text())
+    settings = summary["settings"]
+    layer = KerasAdapter(model).explainer.layer
+    assert settings["methods"]["gradcam"] == {"layer": layer}
+    l2caf = settings["methods"]["l2caf"]
+    assert l2caf["layer"] == layer and l2caf["filter"] == "l2norm"
+    assert l2caf["solver"] == SolverConfig.preset(
+        "authors", restarts=2, max_iterations=7, seed=3).describe()
+    assert l2caf["solver"]["optimizer"] == "adam" and l2caf["solver"]["horizon"] == 7
+    assert settings["versions"]["tfcaf"] == importlib.metadata.version("tfcaf")
+    assert settings["versions"]["tensorflow"] == tf.__version__
+    assert settings["model"] == {"source": str(tmp_path / "adl.keras"), "format": "keras",
+                                 "output": "logits"}
+    assert set(summary["degenerate_maps"]) == {"l2caf", "gradcam"}
+    report = (out / "report.md").read_text()
+    assert f"- l2caf: layer `{layer}`; filter l2norm; solver " in report
+    assert "max_iterations=7" in report and "restarts=2" in report
+    assert f"tensorflow {tf.__version__}" in report
+
+
+class _Planted:
+    """A dataset of `images` with one box each (what `evaluate` reads)."""
+    name, split = "planted", "test"
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def evenly_spaced(self, count, batch_size):
+        import tensorflow as tf
+        images = self.images[:count]
+        boxes = np.tile(np.array([[[2.0, 2.0, 20.0, 20.0]]], np.float32), (len(images), 1, 1))
+        for start in range(0, len(images), batch_size):
+            part = slice(start, start + batch_size)
+            yield (tf.constant(images[part]), tf.zeros(len(images[part]), tf.int32),
+                   tf.constant(boxes[part]))
+
+
+def test_degenerate_maps_are_counted_and_warned_once(tmp_path, caplog):
+    import keras
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((24, 24, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    # Zero biases and a ReLU: a black image has all-zero feature maps, so
+    # its CAM and Grad-CAM maps are zero by construction.
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    images = np.random.default_rng(0).uniform(0, 255, (7, 24, 24, 3)).astype(np.float32)
+    images[[1, 4, 5]] = 0.0
+    with caplog.at_level("WARNING", logger="tfcaf.evaluate"):
+        summary = evaluate(KerasAdapter(model), _Planted(images), str(tmp_path),
+                           EvalConfig(metrics=("iou",), methods=("cam", "gradcam"),
+                                      batch_size=4))
+    assert summary["degenerate_maps"] == {"cam": 3, "gradcam": 3}
+    assert json.loads((tmp_path / "metrics.json").read_text())["degenerate_maps"] == \
+        {"cam": 3, "gradcam": 3}
+    assert [r.getMessage() for r in caplog.records if r.name == "tfcaf.evaluate"] == [
+        f"warning: {m}: 3 of 7 maps are constant or non-finite (degenerate): their heatmaps "
+        "are all zeros" for m in ("cam", "gradcam")]
+    assert "3 degenerate (constant or non-finite) maps" in (tmp_path / "report.md").read_text()

@@ -15,7 +15,8 @@ import tensorflow as tf
 from absl import logging as absl_logging
 
 import tfcaf
-from tfcaf.export import export_savedmodel, next_version
+from tfcaf.caf import Explainer, SolverConfig
+from tfcaf.export import export_savedmodel, next_version, read_settings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 24
@@ -180,3 +181,24 @@ def test_check_command_runs_every_signature(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = [l for l in proc.stdout.splitlines() if l.endswith(" ok")]
     assert [l.split(":")[0] for l in lines] == ["serving_default", "predict_image_bytes", "explain"]
+
+
+def test_export_records_its_solver_settings_and_explains_with_them(tmp_path):
+    model = _trained_model(True)
+    solver = SolverConfig.preset("authors", restarts=2, seed=5)
+    path = export_savedmodel(model, str(tmp_path), "net", solver=solver, iterations=ITERATIONS)
+    assert os.path.isfile(os.path.join(path, "assets.extra", "tfcaf_solver.json"))
+    settings = read_settings(path)
+    resolved = Explainer(model).resolve(
+        SolverConfig.preset("authors", restarts=2, seed=5, max_iterations=ITERATIONS))
+    assert settings["solver"] == resolved.describe()
+    assert settings["solver"]["horizon"] == ITERATIONS and settings["solver"]["restarts"] == 2
+    assert settings["layer"] == Explainer(model).layer and settings["output"] == "embedding"
+    assert settings["signatures"] == {"explain": "l2caf"}
+    assert settings["versions"]["tensorflow"] == tf.__version__
+    assert not [p for p in (tmp_path / "net").iterdir() if p.name.startswith(".tmp-")]
+    images = _sample_inputs()[0]["images"]
+    served = tf.saved_model.load(path).signatures["explain"](images=tf.constant(images))
+    reference = tfcaf.explain(model, images, restarts=2, seed=5, optimizer="adam",
+                              end_learning_rate=0.0, max_iterations=ITERATIONS)
+    np.testing.assert_allclose(served["maps"].numpy(), reference.maps, atol=1e-4)

@@ -19,7 +19,9 @@ import time
 
 from absl import flags
 
+from tfcaf.cli import solver_flags
 from tfcaf.cli.train_flags import parse_flagfile
+from tfcaf.export.settings import EXPORT_ITERATIONS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out_dir", "demo_out", "Where models, exports and the report go.")
@@ -33,10 +35,17 @@ flags.DEFINE_integer("faithfulness_images", 100,
 flags.DEFINE_integer("faithfulness_step", 256, "Pixels per deletion/insertion step "
                      "(256 = 4 rows of a 64-px image: 17 points per curve).", lower_bound=1)
 
+# No --output: each of the three networks' output is guessed right.
+SOLVER_FLAGS = solver_flags.define(
+    iterations_help="Default: the --solver preset's for the evaluation, bin/export's "
+    f"{EXPORT_ITERATIONS} for the exports; when given, both.", output=False)
+
 FLAG_GROUPS = (
     ("Run", ("out_dir", "data_dir", "force", "smoke")),
     ("Evaluation", ("max_images", "faithfulness_images", "faithfulness_step")),
+    ("Method", SOLVER_FLAGS),
 )
+check_flags = solver_flags.check
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NETWORKS = ("digits_triplet", "digits_npairs", "digits_adl")
@@ -69,15 +78,16 @@ def train_network(config, force):
     return path
 
 
-def export_network(model, name, out_dir, force, iterations):
-    """Exports version 1 unless it exists; returns its path."""
+def export_network(model, name, out_dir, force, solver):
+    """Exports version 1 (explain signatures solved with the `SolverConfig`
+    `solver`) unless it exists; returns its path."""
     from tfcaf.export import export_savedmodel
     path = os.path.join(out_dir, "exports", name, "1")
     if force:
         shutil.rmtree(path, ignore_errors=True)
     if not os.path.exists(path):
         export_savedmodel(model, os.path.join(out_dir, "exports"), name, version=1,
-                          iterations=iterations)
+                          solver=solver)
     return path
 
 
@@ -95,7 +105,7 @@ def evaluate_network(name, config, model_path, out_dir, options):
     from tfcaf.data import load_dataset
     from tfcaf.evaluation import EvalConfig, KerasAdapter, evaluate
     model = applications.load_model(model_path)
-    adapter = KerasAdapter(model, iterations=options["iterations"])
+    adapter = KerasAdapter(model, solver=options["solver"])
     split = "retrieval_test" if config.metric_learning else "test"
     dataset = load_dataset("digits", config.data_dir, split, image_size=config.image_size)
     retrieval = ("recall", "nmi") if config.metric_learning else ()
@@ -167,7 +177,11 @@ def write_report(out_dir, results, timings, smoke, options):
         f"faithfulness on {', '.join(map(str, sorted(faithful_images)))} with "
         f"{options['faithfulness_step']} pixels per deletion/insertion step. Numbers in %, "
         "deletion/insertion AUCs × 100; '–': the method does not apply (CAM and "
-        "class-specific L2-CAF need class logits).", "",
+        "class-specific L2-CAF need class logits). Each network's split layer, L2-CAF "
+        "solver (the optimizer resolved for its head: iteration cap "
+        f"{options['solver'].max_iterations}, restarts {options['solver'].restarts}, seed "
+        f"{options['solver'].seed}), degenerate-map counts and versions are recorded in "
+        "`eval/NAME/metrics.json` (\"settings\") and `eval/NAME/report.md`.", "",
         "## Retrieval", "", markdown_table(retrieval, ["recall@1", "nmi", "images"], "network"),
         "", "NMI: scikit-learn `KMeans(n_init=10, random_state=0)` and NMI with the geometric "
         "mean, as the metric-learning literature computes it (equal to scikit-learn's "
@@ -187,9 +201,22 @@ def write_report(out_dir, results, timings, smoke, options):
 
 
 def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
-             faithfulness_images=100, faithfulness_step=256):
-    """The whole job; returns the report path."""
-    options = {"iterations": 100 if smoke else 1000,
+             faithfulness_images=100, faithfulness_step=256, solver=None, iterations=None):
+    """The whole job; returns the report path.
+
+    Args:
+        solver: `SolverConfig` of the evaluation and of the exports' explain
+            signatures (default: the default one).
+        iterations: iteration cap of both; None: the solver's for the
+            evaluation and `EXPORT_ITERATIONS` for the exports (100 for both
+            in smoke runs).
+    """
+    from tfcaf.caf import SolverConfig
+    solver = SolverConfig() if solver is None else solver
+    caps = (iterations, iterations) if iterations is not None else \
+        (100, 100) if smoke else (solver.max_iterations, EXPORT_ITERATIONS)
+    solver, export_solver = (dataclasses.replace(solver, max_iterations=cap) for cap in caps)
+    options = {"solver": solver,
                "max_images": 24 if smoke else max_images,
                "faithfulness_images": 8 if smoke else faithfulness_images,
                "faithfulness_step": faithfulness_step}
@@ -204,7 +231,7 @@ def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
         results[name], model = evaluate_network(name, config, model_path, out_dir, options)
         timings[f"evaluate {name}"] = time.time() - clock
         clock = time.time()
-        export_network(model, name, out_dir, force, 100 if smoke else 300)
+        export_network(model, name, out_dir, force, export_solver)
         timings[f"export {name}"] = time.time() - clock
     timings["total"] = time.time() - started
     return write_report(out_dir, results, timings, smoke, options)
@@ -214,8 +241,10 @@ def main(argv):
     del argv
     if FLAGS.smoke:
         print("smoke run: a few training steps and images, to check the pipeline")
+    given = not FLAGS["iterations"].using_default_value
     path = run_demo(FLAGS.out_dir, FLAGS.data_dir, FLAGS.force, FLAGS.smoke,
-                    FLAGS.max_images, FLAGS.faithfulness_images, FLAGS.faithfulness_step)
+                    FLAGS.max_images, FLAGS.faithfulness_images, FLAGS.faithfulness_step,
+                    solver_flags.solver_config(), FLAGS.iterations if given else None)
     print(f"report: {os.path.abspath(path)}")
 
 

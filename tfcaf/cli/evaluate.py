@@ -4,9 +4,12 @@ Average Drop, pointing game) and randomisation sanity checks
 (docs/method.md §4-§7). Writes metrics.json, report.md and PNGs to --out_dir.
 """
 
+import os
+
 from absl import app, flags
 
-from tfcaf.cli import choices
+from tfcaf.cli import choices, solver_flags
+from tfcaf.errors import TfcafError
 from tfcaf.evaluation.config import EvalConfig
 
 FLAGS = flags.FLAGS
@@ -16,7 +19,8 @@ _DEFAULT = EvalConfig()
 flags.DEFINE_string("model", None, "Model: a .keras file or an exported SavedModel folder.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels (default: the model's; 224 "
                      "if open).", lower_bound=1)
-flags.DEFINE_integer("iterations", 1000, "L2-CAF iteration cap.", lower_bound=1)
+# --seed seeds K-means and the randomisation; the filters' seed is --solver_seed.
+SOLVER_FLAGS = solver_flags.define(seed="solver_seed")
 flags.DEFINE_enum("dataset", "digits", choices.DATASETS, "Dataset.")
 flags.DEFINE_string("data_dir", None, "Dataset root (digits: cache folder).")
 flags.DEFINE_string("split", None, "Split (default: test, val for imagenet, or "
@@ -59,7 +63,8 @@ flags.register_validator("metric", lambda v: choices.check_names(v, choices.METR
 flags.register_validator("methods", lambda v: choices.check_names(v, choices.METHODS))
 
 FLAG_GROUPS = (
-    ("Model", ("model", "image_size", "iterations")),
+    ("Model", ("model", "image_size")),
+    ("Method", SOLVER_FLAGS),
     ("Data", ("dataset", "data_dir", "split", "max_images", "batch_size")),
     ("Metrics", ("metric", "methods", "cam_threshold", "iou_threshold", "box_protocol",
                  "nmi_inits", "faithfulness_step", "pointing_tolerance")),
@@ -80,6 +85,16 @@ def eval_config():
         seed=FLAGS.seed).validate()
 
 
+def check_flags():
+    """Solver flags: valid together, and not given with a SavedModel (its
+    solver settings were fixed at export)."""
+    solver_flags.check()
+    given = solver_flags.given()
+    if given and FLAGS.model and os.path.isfile(os.path.join(FLAGS.model, "saved_model.pb")):
+        raise TfcafError(f"{' '.join(given)}: --model={FLAGS.model} is a SavedModel, whose "
+                         "solver settings were fixed at export (bin/export takes these flags)")
+
+
 def main(argv):
     del argv
     if not FLAGS.model:
@@ -87,7 +102,7 @@ def main(argv):
     from tfcaf.data import load_dataset
     from tfcaf.evaluation import evaluate, load_adapter
     config = eval_config()
-    adapter = load_adapter(FLAGS.model, FLAGS.iterations)
+    adapter = load_adapter(FLAGS.model, solver_flags.solver_config(), output=FLAGS.output)
     default_split = "val" if FLAGS.dataset == "imagenet" else "test"
     split = FLAGS.split or ("retrieval_test" if adapter.embedding else default_split)
     size = (FLAGS.image_size, FLAGS.image_size) if FLAGS.image_size else adapter.image_size

@@ -9,7 +9,9 @@ import sys
 
 from absl import app, flags
 
+from tfcaf.cli import solver_flags
 from tfcaf.errors import TfcafError
+from tfcaf.export.settings import EXPORT_ITERATIONS
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Trained .keras model, or a keras.applications name "
@@ -22,18 +24,23 @@ flags.DEFINE_string("export_base", "exports", "TF Serving model base folder.")
 flags.DEFINE_string("name", None, "Model name: the export goes to EXPORT_BASE/NAME/VERSION.")
 flags.DEFINE_integer("version", None, "Version number (default: the next free one).",
                      lower_bound=0)
-flags.DEFINE_integer("iterations", 300, "L2-CAF iterations of the explain signatures.",
-                     lower_bound=1)
 flags.DEFINE_integer("top_k", 5, "Classes returned by serving_default.", lower_bound=1)
 flags.DEFINE_string("layer", None, "Layer L2-CAF splits at (default: the last 4-D layer).")
+SOLVER_FLAGS = solver_flags.define(
+    iterations=EXPORT_ITERATIONS, iterations_help="Default: bin/export's own, for a bounded "
+    "latency of the explain signatures.")
 flags.DEFINE_string("check", None, "Instead of exporting: load this export with plain "
                     "TensorFlow in a subprocess, list and run its signatures.")
 
 FLAG_GROUPS = (
     ("Model", ("model", "weights", "image_size", "layer")),
-    ("Export", ("export_base", "name", "version", "iterations", "top_k")),
+    ("Method", SOLVER_FLAGS),
+    ("Export", ("export_base", "name", "version", "top_k")),
     ("Check", ("check",)),
 )
+
+
+check_flags = solver_flags.check
 
 
 def check_export(path):
@@ -66,8 +73,9 @@ def main(argv):
     from tfcaf.export import export_savedmodel
     model = applications.load_model(FLAGS.model, FLAGS.weights)
     path = export_savedmodel(model, FLAGS.export_base, FLAGS.name, version=FLAGS.version,
-                             iterations=FLAGS.iterations, top_k=FLAGS.top_k,
-                             layer=FLAGS.layer, image_size=_export_size(model))
+                             solver=solver_flags.solver_config(), top_k=FLAGS.top_k,
+                             layer=FLAGS.layer, output=FLAGS.output,
+                             image_size=_export_size(model))
     print(f"exported {FLAGS.model} to {path}")
 
 

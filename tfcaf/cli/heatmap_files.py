@@ -1,6 +1,7 @@
 """`bin/visualize`'s work on one batch of files: read, explain, write the
 figure (.png), the raw map (.npy) and the convergence animation (.gif)."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -9,10 +10,11 @@ from typing import NamedTuple
 import numpy as np
 
 from tfcaf import render
-from tfcaf.caf import Explainer
+from tfcaf.caf import Explainer, SolverConfig, method as lookup_method
 from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.data import read_image
 from tfcaf.errors import TfcafError
+from tfcaf.metrics.degenerate import degenerate_maps, degenerate_warning
 
 log = logging.getLogger("tfcaf.visualize")
 
@@ -44,18 +46,33 @@ class HeatmapWriter:
         layer: layer to split at (None: the last 4-D layer).
         input_size: (H, W) the images are resized to for the model.
         gif_every: iterations between animation frames (0: no animation).
-        options: `SolverConfig` fields for iterative methods.
+        solver: `SolverConfig` of iterative methods (ignored by the others).
+        output: "logits" | "embedding" (None: guessed, see `Explainer`).
+
+    Attributes:
+        solver: the resolved solver's settings (`SolverConfig.describe()`),
+            None for methods without iterations.
+        degenerate, explained: constant or non-finite raw maps so far, and
+            maps written so far (`warn_degenerate`).
     """
 
-    def __init__(self, model, method, layer, input_size, gif_every, options):
-        self.explainer = Explainer(model, layer=layer)
+    def __init__(self, model, method, layer, input_size, gif_every, solver=SolverConfig(),
+                 output=None):
+        self.explainer = Explainer(model, layer=layer, output=output)
         reason = self.explainer.supports(method)
         if reason:
             raise TfcafError(f"--method={method} does not apply to this model: {reason}")
-        self.method, self.input_size = method, input_size
-        self.gif_every, self.options = gif_every, dict(options)
-        if gif_every:
-            self.options["snapshot_every"] = gif_every
+        self.method, self.input_size, self.gif_every = method, input_size, gif_every
+        self.options, self.solver = {}, None
+        if lookup_method(method).iterative:
+            # Resolved now, so that a refused option fails before any file.
+            resolved = self.explainer.resolve(solver)
+            self.solver = resolved.describe()
+            self.options = dataclasses.asdict(
+                dataclasses.replace(solver, snapshot_every=gif_every or solver.snapshot_every))
+            log.info("%s at layer '%s', solver %s", method, self.layer,
+                     ", ".join(f"{k}={v}" for k, v in sorted(self.solver.items())))
+        self.degenerate = self.explained = 0
         num_classes = model.output_shape[-1]
         self.class_names = _imagenet_class_names() if num_classes == 1000 else None
 
@@ -87,6 +104,9 @@ class HeatmapWriter:
         batch_targets = None if targets is None else np.tile(np.asarray(targets)[None],
                                                              (len(paths), 1))
         explanation = self.explainer.explain(inputs, self.method, batch_targets, **self.options)
+        flagged = degenerate_maps(explanation.maps)
+        self.degenerate += int(flagged.sum())
+        self.explained += flagged.size
         probabilities = None
         if self.explainer.output == "logits":
             probabilities = _softmax(self.explainer.forward(inputs)[1].numpy())
@@ -95,6 +115,13 @@ class HeatmapWriter:
             scores = None if probabilities is None else probabilities[i]
             for suffix, problem in _problems(explanation, i, targets):
                 self._write_problem(stem + suffix, shown, problem, scores, write)
+
+    def warn_degenerate(self):
+        """Logs one warning line if any map so far was constant or
+        non-finite (its heatmap is all zeros)."""
+        if self.degenerate:
+            log.warning("warning: %s", degenerate_warning(self.method, self.degenerate,
+                                                          self.explained))
 
     def _write_problem(self, stem, shown, problem, scores, write):
         size = shown.shape[:2]

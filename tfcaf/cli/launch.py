@@ -54,12 +54,17 @@ def _flag_groups(module):
     return (("Flags", tuple(f.name for f in defined)),)
 
 
-def _parse_flags(program, argv):
-    """absl's parse, with a bad flag reported as one line (status 2)."""
+def _parse_flags(program, module, argv):
+    """absl's parse, then the module's `check_flags()` (checks across
+    flags, still before TensorFlow is imported); a bad flag or a
+    `TfcafError` of the check is reported as one line (status 2)."""
     from absl import flags
+    from tfcaf.errors import TfcafError
     try:
-        return flags.FLAGS(argv)
-    except flags.Error as err:
+        remaining = flags.FLAGS(argv)
+        getattr(module, "check_flags", lambda: None)()
+        return remaining
+    except (flags.Error, TfcafError) as err:
         errors.print_error(program, errors.one_line(err))
         sys.exit(errors.BAD_COMMAND_LINE)
 
@@ -106,7 +111,7 @@ def run(name, argv=None):
         print(usage.help_text(program, module.__doc__ or "", _flag_groups(module)))
         sys.exit(0)
     app.run(functools.partial(_main, module, program, verbose), argv=argv,
-            flags_parser=functools.partial(_parse_flags, program))
+            flags_parser=functools.partial(_parse_flags, program, module))
 
 
 def train():

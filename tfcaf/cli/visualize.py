@@ -6,6 +6,7 @@ the image's own aspect ratio), NAME.npy (the raw (h, w) map) and, with
 --gif, NAME.gif (the L2-CAF convergence).
 """
 
+import dataclasses
 import glob
 import logging
 import os
@@ -14,7 +15,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from tfcaf.cli import choices
+from tfcaf.cli import choices, solver_flags
 from tfcaf.cli.naming import output_stems
 from tfcaf.errors import TfcafError
 
@@ -30,7 +31,7 @@ flags.DEFINE_list("targets", None, "Class ids to explain, comma separated (defau
                   "image's top-1 class).")
 flags.DEFINE_enum("method", "l2caf", choices.METHODS, "Visualization method.")
 flags.DEFINE_enum("filter", "l2norm", choices.FILTERS, "L2-CAF filter constraint.")
-flags.DEFINE_integer("iterations", 1000, "L2-CAF iteration cap.", lower_bound=1)
+SOLVER_FLAGS = solver_flags.define()
 flags.DEFINE_string("out_dir", "visualize_out", "Output folder (created when the first file "
                     "is ready).")
 flags.DEFINE_boolean("gif", False, "Also write the L2-CAF convergence animation.")
@@ -46,10 +47,22 @@ def _targets_are_class_ids(values):
 FLAG_GROUPS = (
     ("Model", ("model", "weights", "layer", "image_size")),
     ("Input", ("images", "targets")),
-    ("Method", ("method", "filter", "iterations")),
+    ("Method", ("method", "filter") + SOLVER_FLAGS),
     ("Output", ("out_dir", "gif", "gif_every", "batch_size")),
 )
 log = logging.getLogger("tfcaf.visualize")
+
+
+def check_flags():
+    """The solver flags are valid together, and given only to a method
+    that has a solver."""
+    solver_flags.check()
+    from tfcaf.caf.methods import METHODS
+    unused = [f for f in solver_flags.given() if not f.startswith("--output=")]
+    if unused and not METHODS[FLAGS.method].iterative:
+        iterative = ", ".join(m.name for m in METHODS.values() if m.iterative)
+        raise TfcafError(f"{' '.join(unused)}: --method={FLAGS.method} has no solver "
+                         f"(methods with one: {iterative})")
 
 
 def expand_images(patterns):
@@ -98,11 +111,10 @@ def main(argv):
                          f"(methods with iterations: {animated})")
     paths = expand_images(FLAGS.images)
     model = applications.load_model(FLAGS.model, FLAGS.weights)
-    options = dict(filter=FLAGS.filter, max_iterations=FLAGS.iterations) \
-        if spec.iterative else {}
+    solver = dataclasses.replace(solver_flags.solver_config(), filter=FLAGS.filter)
     writer = HeatmapWriter(model, FLAGS.method, FLAGS.layer,
                            applications.input_size(model, FLAGS.image_size),
-                           FLAGS.gif_every if FLAGS.gif else 0, options)
+                           FLAGS.gif_every if FLAGS.gif else 0, solver, FLAGS.output)
     targets = None if FLAGS.targets is None else [int(t) for t in FLAGS.targets]
     stems = output_stems(paths)
     written = []
@@ -119,6 +131,7 @@ def main(argv):
             print(f"visualize: wrote {len(written)} files before the error: "
                   f"{', '.join(written)}", file=sys.stderr)
         raise
+    writer.warn_degenerate()
     print(f"wrote {len(written)} files to {FLAGS.out_dir}")
 
 

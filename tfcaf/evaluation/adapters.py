@@ -3,14 +3,19 @@ its outputs, a heatmap per method, and a scoring function for the
 faithfulness metrics. Which methods exist and what each needs comes from
 the engine's registry, `tfcaf.caf.METHODS`."""
 
+import dataclasses
+import logging
 import os
 
 import tensorflow as tf
 
 from tfcaf import applications, models
-from tfcaf.caf import METHODS, Explainer, method
+from tfcaf.caf import METHODS, Explainer, SolverConfig, method
 from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.errors import TfcafError
+from tfcaf.export.settings import read_settings
+
+log = logging.getLogger("tfcaf.evaluate")
 from tfcaf.metrics.faithfulness import model_substrate
 from tfcaf.metrics.retrieval import neighbour_hits
 
@@ -20,13 +25,22 @@ class KerasAdapter:
 
     Args:
         model: tfcaf model (raw pixels in, logits or embedding out).
-        iterations: L2-CAF iteration cap.
+        solver: `SolverConfig` of the iterative methods (L2-CAF).
         layer: split layer (default: the last 4-D layer).
+        output: "logits" | "embedding" (default: guessed, see `Explainer`).
+        source: what the model was loaded from, for the record (default:
+            the model's name).
+
+    Raises:
+        TfcafError: bad `solver` settings, or options its resolved
+            optimizer does not read (before any image is run).
     """
 
-    def __init__(self, model, iterations=1000, layer=None):
-        self.model, self.iterations = model, iterations
-        self.explainer = Explainer(model, layer=layer)
+    def __init__(self, model, solver=SolverConfig(), layer=None, output=None, source=None):
+        self.model, self.source = model, source or model.name
+        self.explainer = Explainer(model, layer=layer, output=output)
+        self.solver = solver
+        self.resolved = self.explainer.resolve(solver)
         self.embedding = self.explainer.output == "embedding"
         self._predict = tf.function(lambda x: model(x, training=False))
         # Logits even for a model ending in softmax: the faithfulness
@@ -50,6 +64,20 @@ class KerasAdapter:
         # what CAM means for them (docs/method.md §3).
         return method_name == "cam" and isinstance(self.model, models.ACoLModel)
 
+    def settings(self):
+        """What every method's numbers depend on, for metrics.json."""
+        return {"source": self.source, "format": "keras", "output": self.explainer.output}
+
+    def method_settings(self, method_name):
+        """The layer, filter and resolved solver (`SolverConfig.describe()`)
+        that `method_name`'s maps depend on."""
+        if self._acol_cam(method_name):
+            return {"map": "ACoL fused branch maps (docs/method.md §3)"}
+        if not method(method_name).iterative:
+            return {"layer": self.explainer.layer}
+        return {"layer": self.explainer.layer, "filter": self.resolved.filter,
+                "solver": self.resolved.describe()}
+
     def outputs(self, images):
         """(B, K) logits or (B, D) embeddings."""
         return self._predict(images).numpy()
@@ -69,7 +97,7 @@ class KerasAdapter:
             fused = models.acol_localization_map(self.model, images, labels)
             return fused.numpy(), to_image_size(fused, size).numpy()
         targets = labels if self.explainer.takes_targets(method_name) else None
-        options = {"max_iterations": self.iterations} if method(method_name).iterative else {}
+        options = dataclasses.asdict(self.solver) if method(method_name).iterative else {}
         result = self.explainer.explain(images, method_name, targets, **options)
         return result.maps, result.heatmaps
 
@@ -80,13 +108,20 @@ class KerasAdapter:
 
 class SavedModelAdapter:
     """An export of `tfcaf.export`: outputs from `serving_default`, L2-CAF
-    from the `explain` signatures (their iteration count was fixed at export
-    time). The export's signatures say which methods it has: `explain`
-    (class-specific L2-CAF on a classifier, class-oblivious on a retrieval
-    net) and, on classifiers, `explain_oblivious`."""
+    from the `explain` signatures (their solver settings were fixed at
+    export, and recorded in `assets.extra/tfcaf_solver.json`). The export's
+    signatures say which methods it has: `explain` (class-specific L2-CAF
+    on a classifier, class-oblivious on a retrieval net) and, on
+    classifiers, `explain_oblivious`."""
 
     def __init__(self, path):
+        self.path = path
         self.loaded = tf.saved_model.load(path)
+        self.export_settings = read_settings(path)
+        if self.export_settings is None:
+            log.warning("warning: %s records no solver settings (exported before tfcaf "
+                        "wrote assets.extra/tfcaf_solver.json); metrics.json cannot say "
+                        "which solver made its maps", path)
         self.signatures = self.loaded.signatures
         self.embedding = "explain_oblivious" not in self.signatures
         oblivious = "explain" if self.embedding else "explain_oblivious"
@@ -107,6 +142,22 @@ class SavedModelAdapter:
             return f"unknown method '{method_name}'; choose one of {', '.join(METHODS)}"
         return (f"not in this SavedModel, whose explain signatures give "
                 f"{', '.join(self.method_signatures)}")
+
+    def settings(self):
+        """What every method's numbers depend on, for metrics.json: the
+        export's recorded settings and the versions it was written with."""
+        recorded = self.export_settings or {}
+        return {"source": self.path, "format": "savedmodel",
+                "output": "embedding" if self.embedding else "logits",
+                "export_versions": recorded.get("versions")}
+
+    def method_settings(self, method_name):
+        """The layer, filter and solver fixed at export (None where the
+        export predates their record)."""
+        recorded = self.export_settings or {}
+        solver = recorded.get("solver")
+        return {"layer": recorded.get("layer"), "filter": solver and solver.get("filter"),
+                "solver": solver, "fixed_at_export": True}
 
     def outputs(self, images):
         result = self.signatures["serving_default"](images=tf.constant(images))
@@ -129,15 +180,16 @@ class SavedModelAdapter:
         return self.maps(images, labels, method_name)[1]
 
 
-def load_adapter(path, iterations=1000, layer=None):
-    """A `KerasAdapter` for a `.keras` file, a `SavedModelAdapter` for an
-    export folder; errors name the path."""
+def load_adapter(path, solver=SolverConfig(), layer=None, output=None):
+    """A `KerasAdapter` for a `.keras` file (solved with the `SolverConfig`
+    `solver`), a `SavedModelAdapter` for an export folder (whose solver was
+    fixed at export); errors name the path."""
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             raise TfcafError(f"'{path}' is neither a .keras file nor a SavedModel folder")
         return SavedModelAdapter(path)
     model = applications.load_model(path)
-    return KerasAdapter(model, iterations=iterations, layer=layer)
+    return KerasAdapter(model, solver=solver, layer=layer, output=output, source=path)
 
 
 def top1_correct(outputs, labels, embedding):

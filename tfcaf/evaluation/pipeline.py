@@ -9,6 +9,8 @@ from tfcaf.evaluation.adapters import KerasAdapter
 from tfcaf.evaluation.config import EvalConfig
 from tfcaf.metrics import faithfulness as fm
 from tfcaf.metrics import localization as loc
+from tfcaf.metrics.degenerate import degenerate_warning
+from tfcaf.versions import versions
 
 log = logging.getLogger("tfcaf.evaluate")
 _BOX_REFERENCE = {"wsolevaluation": "equal to clovaai/wsolevaluation@96f4b88",
@@ -49,7 +51,12 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
         config: an `EvalConfig`.
 
     Returns:
-        The metrics dict written to metrics.json.
+        The metrics dict written to metrics.json: "methods" (method ->
+        metric -> value), "settings" (everything a number depends on: the
+        metrics' settings, the model, per method its layer, filter and
+        resolved solver, and the tfcaf / TensorFlow versions), "protocols",
+        "degenerate_maps" (method -> constant or non-finite raw maps of the
+        pass) and, per metric, "retrieval", "top1_accuracy", "sanity".
     """
     config.validate()
     metrics = set(config.metrics)
@@ -59,9 +66,14 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
     if mapping and not methods:
         raise TfcafError("no --methods apply to this model")
     result = runner.run_pass(adapter, dataset, methods if mapping else [], config)
+    explained = methods if mapping or "sanity" in metrics else []
     summary = {"dataset": f"{dataset.name}/{dataset.split}", "images": int(len(result.labels)),
                "methods": {m: {} for m in (methods if mapping else [])},
-               "settings": _settings(config, adapter), "protocols": {}}
+               "settings": _settings(config, adapter, explained), "protocols": {},
+               "degenerate_maps": result.degenerate}
+    for method, count in result.degenerate.items():
+        if count:
+            log.warning("warning: %s", degenerate_warning(method, count, len(result.labels)))
     curves = _fill(summary, result, adapter, config)
     if "sanity" in metrics:
         summary["sanity_mode"] = "cascading" if config.sanity_cascading else "independent"
@@ -70,12 +82,19 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
     return summary
 
 
-def _settings(config, adapter):
-    """Everything a number depends on, for metrics.json."""
+def _settings(config, adapter, methods):
+    """Everything a number depends on, for metrics.json: the metrics'
+    settings, the model (`adapter.settings()`), each method's layer, filter
+    and resolved solver (`adapter.method_settings`), and the versions."""
     settings = {"box_protocol": config.box_protocol, "cam_threshold": config.cam_threshold,
                 "iou_threshold": config.iou_threshold, "seed": config.seed,
                 "maxboxacc_thresholds": "0, 0.01, ..., 0.99", "nmi_inits": config.nmi_inits,
-                "max_images": config.max_images}
+                "max_images": config.max_images, "model": adapter.settings(),
+                "methods": {m: adapter.method_settings(m) for m in methods},
+                "versions": versions()}
+    if "sanity" in config.metrics:
+        settings.update(sanity_images=config.sanity_images, sanity_stages=config.sanity_stages,
+                        sanity_mode="cascading" if config.sanity_cascading else "independent")
     if set(runner.FAITHFULNESS) & set(config.metrics):
         settings.update(faithfulness_step=config.faithfulness_step or "image width",
                         substrate_rgb=[float(v) for v in adapter.scores_input()[1]],
@@ -168,6 +187,7 @@ def _report_lines(summary, methods):
         lines += [report.markdown_table({"embedding": summary["retrieval"]},
                                         list(summary["retrieval"]), first="net"), "",
                   f"NMI: {summary['protocols']['nmi']}.", ""]
+    lines += _settings_lines(summary)
     if "sanity" in summary:
         table = {r["layer"]: {m: r[m]["spearman"] for m in methods} for r in summary["sanity"]}
         first = "randomised down to" if summary["sanity_mode"] == "cascading" else "randomised"
@@ -176,6 +196,35 @@ def _report_lines(summary, methods):
                   report.markdown_table(table, methods, first=first, percent=False), "",
                   "![sanity](sanity.png)", ""]
     return lines
+
+
+def _settings_lines(summary):
+    """report.md's record of what the numbers depend on (all of it is in
+    metrics.json's "settings")."""
+    settings = summary["settings"]
+    model = settings["model"]
+    lines = ["## Settings", "",
+             f"- Model: {model['source']} ({model['format']}, {model['output']} output).",
+             "- Versions: " + ", ".join(f"{k} {v}" for k, v in settings["versions"].items())
+             + ("; exported with " + ", ".join(f"{k} {v}" for k, v in
+                                              model["export_versions"].items())
+                if model.get("export_versions") else "") + "."]
+    for method, values in settings["methods"].items():
+        parts = [f"layer `{values['layer']}`" if values.get("layer") else
+                 values.get("map", "layer unknown")]
+        if values.get("filter"):
+            parts.append(f"filter {values['filter']}")
+        if "solver" in values:
+            solver = values["solver"]
+            parts.append("solver " + (", ".join(f"{k}={v}" for k, v in sorted(solver.items()))
+                                      if solver else "not recorded by the export"))
+            if values.get("fixed_at_export"):
+                parts.append("fixed at export")
+        count = summary["degenerate_maps"].get(method)
+        if count:
+            parts.append(f"{count} degenerate (constant or non-finite) maps")
+        lines.append(f"- {method}: {'; '.join(parts)}.")
+    return lines + [""]
 
 
 def _write(out_dir, summary, result, methods, config, curves):

@@ -11,6 +11,7 @@ import numpy as np
 from tfcaf.evaluation.adapters import top1_correct
 from tfcaf.metrics import faithfulness as fm
 from tfcaf.metrics import localization as loc
+from tfcaf.metrics.degenerate import degenerate_maps
 from tfcaf.metrics.retrieval import nmi, recall_at_k
 
 log = logging.getLogger("tfcaf.evaluate")
@@ -34,6 +35,8 @@ class Pass:
         examples: first images (n, H, W, 3), their GT boxes, and method ->
             (n, H, W) heatmaps and (n, h, w) raw maps, for the report's
             picture grid.
+        degenerate: method -> number of constant or non-finite raw maps
+            (`tfcaf.metrics.degenerate`).
     """
     outputs: np.ndarray
     labels: np.ndarray
@@ -42,6 +45,7 @@ class Pass:
     sweep_v2: dict
     faithfulness: dict
     examples: dict
+    degenerate: dict
 
 
 def _progress(done, total, started):
@@ -100,7 +104,8 @@ def run_pass(adapter, dataset, methods, config, example_count=8):
     faithful = [m for m in FAITHFULNESS if m in metrics]
     total = min(len(dataset), config.max_images or len(dataset))
     outputs, labels = [], []
-    per_method = {m: {"ious": [], "v1": [], "v2": [], "faithfulness": {}} for m in methods}
+    per_method = {m: {"ious": [], "v1": [], "v2": [], "faithfulness": {}, "degenerate": 0}
+                  for m in methods}
     examples = {"images": [], "boxes": [], "heatmaps": {m: [] for m in methods},
                 "maps": {m: [] for m in methods}}
     started, done = time.time(), 0
@@ -116,6 +121,7 @@ def run_pass(adapter, dataset, methods, config, example_count=8):
             examples["heatmaps"][method] += list(heatmaps[:room])
             examples["maps"][method] += list(raw[:room])
             store = per_method[method]
+            store["degenerate"] += int(degenerate_maps(raw).sum())
             if localizing:
                 ious, v1, v2 = _box_values(raw, heatmaps, boxes, images.shape[1:3], config,
                                            sweep)
@@ -134,7 +140,8 @@ def run_pass(adapter, dataset, methods, config, example_count=8):
     return Pass(np.concatenate(outputs), np.concatenate(labels), pick("ious"), pick("v1"),
                 pick("v2"), faithfulness,
                 {**examples, **{key: {m: np.array(v) for m, v in examples[key].items()}
-                                for key in ("heatmaps", "maps")}})
+                                for key in ("heatmaps", "maps")}},
+                {m: v["degenerate"] for m, v in per_method.items()})
 
 
 def localization_metrics(result, embedding, iou_threshold=0.5):

@@ -6,6 +6,8 @@ into place, so a server never sees a half-written export. Nothing in the
 export needs tfcaf: plain TensorFlow loads and runs it.
 """
 
+import dataclasses
+import json
 import os
 import re
 import shutil
@@ -16,6 +18,8 @@ import tensorflow as tf
 from tfcaf.caf import Explainer, SolverConfig
 from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.errors import TfcafError
+from tfcaf.export.settings import EXPORT_ITERATIONS, SETTINGS_FILE
+from tfcaf.versions import versions
 
 
 def next_version(model_dir):
@@ -53,12 +57,12 @@ def _named_variable_captures(model, endpoint):
     return with_named_captures
 
 
-def _signatures(explainer, size, top_k, iterations):
-    """name -> (tf function, input signature) of every endpoint."""
+def _signatures(explainer, size, top_k, config):
+    """name -> (tf function, input signature) of every endpoint; the
+    explain signatures solve with the resolved `SolverConfig` `config`."""
     height, width = size
     images = tf.TensorSpec([None, height, width, 3], tf.float32, name="images")
     embedding = explainer.output == "embedding"
-    config = SolverConfig(max_iterations=iterations)
 
     def predict(images):
         # The split head returns logits even for a model ending in softmax.
@@ -102,8 +106,18 @@ def _signatures(explainer, size, top_k, iterations):
     return endpoints
 
 
-def export_savedmodel(model, export_base, name, *, version=None, iterations=300,
-                      top_k=5, layer=None, image_size=None):
+def _settings(explainer, config):
+    """What the explain signatures' maps depend on (`SETTINGS_FILE`)."""
+    embedding = explainer.output == "embedding"
+    return {"solver": config.describe(), "layer": explainer.layer,
+            "output": explainer.output,
+            "signatures": {"explain": "l2caf" if embedding else "l2caf_specific",
+                           **({} if embedding else {"explain_oblivious": "l2caf"})},
+            "versions": versions()}
+
+
+def export_savedmodel(model, export_base, name, *, version=None, solver=None, iterations=None,
+                      top_k=5, layer=None, output=None, image_size=None):
     """Writes `export_base/name/version/` and returns its path.
 
     Signatures (inputs -> outputs):
@@ -115,20 +129,31 @@ def export_savedmodel(model, export_base, name, *, version=None, iterations=300,
         explain: images [, targets (B,) int32, -1 = top-1 class] ->
             maps (B, h, w), heatmaps (B, H, W) in [0, 1] [, targets];
             class-specific L2-CAF for classifiers, class-oblivious for
-            retrieval nets; the default solver, stopping after at most
-            `iterations` iterations (as `tfcaf.explain(...,
-            max_iterations=iterations)`).
+            retrieval nets; solved with `solver` as `tfcaf.explain(...,
+            **solver fields)` solves: at most `max_iterations` iterations,
+            each image stopping earlier by the same rule.
         explain_oblivious (classifiers): images -> maps, heatmaps.
+
+    The resolved solver settings, split layer, output kind and versions are
+    written to `assets.extra/tfcaf_solver.json` (`read_settings`).
 
     Args:
         model: Keras model taking raw RGB pixels (tfcaf models do).
         export_base, name: TF Serving's model base path is
             `export_base/name`.
         version: integer version; default the next free one.
-        iterations: cap on the L2-CAF iterations of the explain signatures.
+        solver: `SolverConfig` of the explain signatures (default: the
+            default one, capped at `EXPORT_ITERATIONS` = 300 iterations).
+        iterations: if given, replaces `solver.max_iterations` (the cap,
+            and for Adam/SGD the learning-rate schedule's horizon).
         top_k: classes returned by `serving_default`.
         layer: layer L2-CAF splits at (default: the last 4-D layer).
+        output: "logits" | "embedding" (default: guessed, see `Explainer`).
         image_size: (H, W) for models whose input size is open.
+
+    Raises:
+        TfcafError: an open input size without `image_size`, bad solver
+            settings or options the resolved optimizer does not read.
     """
     model_dir = os.path.join(export_base, name)
     version = next_version(model_dir) if version is None else int(version)
@@ -139,10 +164,14 @@ def export_savedmodel(model, export_base, name, *, version=None, iterations=300,
     size = (height or (image_size or (None,))[0], width or (image_size or (None, None))[1])
     if None in size:
         raise TfcafError(f"model '{model.name}' has an open input size; pass image_size=(H, W)")
-    explainer = Explainer(model, layer=layer)
+    solver = SolverConfig(max_iterations=EXPORT_ITERATIONS) if solver is None else solver
+    if iterations is not None:
+        solver = dataclasses.replace(solver, max_iterations=iterations)
+    explainer = Explainer(model, layer=layer, output=output)
+    config = explainer.resolve(solver)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for endpoint, (fn, signature) in _signatures(explainer, size, top_k, iterations).items():
+    for endpoint, (fn, signature) in _signatures(explainer, size, top_k, config).items():
         archive.add_endpoint(endpoint, _named_variable_captures(model, fn),
                              input_signature=signature)
     os.makedirs(model_dir, exist_ok=True)
@@ -150,6 +179,10 @@ def export_savedmodel(model, export_base, name, *, version=None, iterations=300,
     shutil.rmtree(temporary, ignore_errors=True)
     try:
         archive.write_out(temporary, verbose=False)
+        settings_file = os.path.join(temporary, *SETTINGS_FILE)
+        os.makedirs(os.path.dirname(settings_file), exist_ok=True)
+        with open(settings_file, "w") as f:
+            json.dump(_settings(explainer, config), f, indent=2, sort_keys=True)
         os.rename(temporary, final)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
