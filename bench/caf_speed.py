@@ -1,11 +1,13 @@
 """L2-CAF speed: the whole `explain` call as a multiple of the forward pass,
 for the authors' solver settings and the default (optimizer="auto": the
-authors' Adam in closed form, L-BFGS on other heads), measured in one run.
+authors' Adam in closed form, L-BFGS from 4 starts on other heads),
+measured in one run.
 
     .venv/bin/python bench/caf_speed.py [--cases vgg16,resnet50_conv4,resnet50_last]
-        [--batch 8] [--size 224] [--repeats 1] [--variants] [--per_image_loop]
+        [--batch 8] [--size 224] [--repeats 1] [--image_seed 0] [--variants] [--per_image_loop]
 
-Models use weights=None (seeded) on seeded uniform images in [0, 255]. Each
+Models use weights=None (seeded) on seeded uniform images in [0, 255]
+(`--image_seed`). Each
 configuration gets one identical untimed warm-up call first (tracing is not
 timed), then the best of `--repeats` calls, divided by the best of as many
 forward passes timed right after it (the machine may be shared). Next to each configuration the
@@ -47,6 +49,8 @@ CONFIGS = {  # the first is the reference of the Pearson and Δ columns
 }
 
 VARIANTS = {
+    "L-BFGS, 1 start, 1 smoothing stage (before 0.3)": SolverConfig(
+        optimizer="lbfgs", restarts=1, smoothing_stages=1),
     "L-BFGS, no smoothing phase (smoothing=0)": SolverConfig(optimizer="lbfgs", smoothing=0.0),
     "authors' settings, seed 1 (their own spread)": SolverConfig.authors(seed=1),
     "L-BFGS after 50 Adam iterations": SolverConfig(optimizer="lbfgs", warmup_iterations=50),
@@ -120,7 +124,8 @@ def run_case(name, args):
     keras.utils.set_random_seed(0)
     model = getattr(keras.applications, model_name)(
         weights=None, input_shape=(args.size, args.size, 3))
-    images = tf.random.uniform((args.batch, args.size, args.size, 3), 0, 255, seed=0)
+    images = tf.random.stateless_uniform((args.batch, args.size, args.size, 3),
+                                         [args.image_seed, 0], 0, 255)
     explainer = Explainer(model, layer)
     forward = lambda: explainer.forward(images)[1].numpy()  # noqa: E731
     print(f"\n{model_name} @ {layer}: forward "
@@ -157,6 +162,9 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--image_seed", type=int, default=0,
+                        help="seed of the uniform images (another seed: images no setting "
+                             "was chosen on)")
     parser.add_argument("--variants", action="store_true",
                         help="also time L-BFGS after Adam, and re-running the whole head")
     parser.add_argument("--per_image_loop", action="store_true")

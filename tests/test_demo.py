@@ -21,7 +21,7 @@ def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
         assert (out / "eval" / name / "examples.png").exists()
         assert (out / "eval" / name / "faithfulness" / "curves.png").exists()
         assert f"| {name} |" in report
-    for title in ("MaxBoxAccV2", "deletion AUC", "insertion AUC", "Average Drop",
+    for title in ("L2-CAF seed stability", "MaxBoxAccV2", "deletion AUC", "insertion AUC", "Average Drop",
                   "Increase in Confidence", "pointing game", "clovaai/wsolevaluation@96f4b88",
                   "| network | l2caf | l2caf_specific | cam | gradcam | gradcampp |"):
         assert title in report

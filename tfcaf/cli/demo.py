@@ -118,7 +118,22 @@ def evaluate_network(name, config, model_path, out_dir, options):
     folder = os.path.join(out_dir, "eval", name)
     return {"main": evaluate(adapter, dataset, folder, main),
             "faithfulness": evaluate(adapter, dataset, os.path.join(folder, "faithfulness"),
-                                     faithful)}, model
+                                     faithful),
+            "seeds": _seed_stability(model, dataset, options)}, model
+
+
+def _seed_stability(model, dataset, options):
+    """L2-CAF's per-image map Pearson between initial-filter seeds 0 and 1
+    on the first `seed_images` evenly spaced images: min, median, the
+    share below 0.9, and the resolved solver."""
+    import numpy as np
+    from tfcaf.evaluation import seed_stability
+    count = min(options["seed_images"], len(dataset))
+    images = np.concatenate([x.numpy() for x, _, _ in dataset.evenly_spaced(count, count)])
+    pearson, solver = seed_stability(model, images, options["solver"])
+    return {"images": count, "pearson_min": float(pearson.min()),
+            "pearson_median": float(np.median(pearson)),
+            "below_0.9": float((pearson < 0.9).mean() * 100), "solver": solver}
 
 
 # Report tables: (title, summary part, column in its per-method rows, the
@@ -178,9 +193,9 @@ def write_report(out_dir, results, timings, smoke, options):
         f"{options['faithfulness_step']} pixels per deletion/insertion step. Numbers in %, "
         "deletion/insertion AUCs × 100; '–': the method does not apply (CAM and "
         "class-specific L2-CAF need class logits). Each network's split layer, L2-CAF "
-        "solver (the optimizer resolved for its head: iteration cap "
-        f"{options['solver'].max_iterations}, restarts {options['solver'].restarts}, seed "
-        f"{options['solver'].seed}), degenerate-map counts and versions are recorded in "
+        "solver (the optimizer and restarts resolved for its head: iteration cap "
+        f"{options['solver'].max_iterations}, seed {options['solver'].seed}), degenerate-map "
+        "counts and versions are recorded in "
         "`eval/NAME/metrics.json` (\"settings\") and `eval/NAME/report.md`.", "",
         "## Retrieval", "", markdown_table(retrieval, ["recall@1", "nmi", "images"], "network"),
         "", "NMI: scikit-learn `KMeans(n_init=10, random_state=0)` and NMI with the geometric "
@@ -189,6 +204,19 @@ def write_report(out_dir, results, timings, smoke, options):
     for title, part, column, note in _TABLES:
         lines += [f"## {title}", "", markdown_table(_table_rows(results, part, column, methods),
                                                     methods, "network"), "", note, ""]
+    seeds = {name: {"solver": f"{s['seeds']['solver']['optimizer']} ×"
+                    f"{s['seeds']['solver']['restarts']}",
+                    **{k: s["seeds"][k] for k in ("pearson_min", "pearson_median", "below_0.9",
+                                                  "images")}}
+             for name, s in results.items()}
+    lines += ["## L2-CAF seed stability", "", markdown_table(
+        seeds, ["solver", "pearson_min", "pearson_median", "below_0.9", "images"], "network",
+        percent=False),
+        "", "Per-image Pearson correlation of the class-oblivious L2-CAF maps of two runs that "
+        "differ only in their random initial filters (seeds 0 and 1; solver: the optimizer "
+        "resolved for the head × its starts per image). The objective is not convex, so a map "
+        "can change with its start (docs/method.md §1, \"Restarts and seed stability\"); "
+        "`below_0.9`: % of images under 0.9.", ""]
     lines += ["## Examples and deletion/insertion curves", ""]
     for name in results:
         lines += [f"### {name}", "", f"![{name}](eval/{name}/examples.png)", "",
@@ -219,7 +247,8 @@ def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
     options = {"solver": solver,
                "max_images": 24 if smoke else max_images,
                "faithfulness_images": 8 if smoke else faithfulness_images,
-               "faithfulness_step": faithfulness_step}
+               "faithfulness_step": faithfulness_step,
+               "seed_images": 8 if smoke else 64}
     timings, results = {}, {}
     started = time.time()
     for name in NETWORKS:

@@ -13,6 +13,7 @@ _SOURCES = {
     "METHODS": "adapters", "KerasAdapter": "adapters", "SavedModelAdapter": "adapters",
     "load_adapter": "adapters",
     "evaluate": "pipeline",
+    "seed_stability": "seeds",
 }
 
 __all__ = sorted(_SOURCES)
