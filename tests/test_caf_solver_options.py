@@ -119,6 +119,19 @@ def test_restarts_default_to_several_for_lbfgs_and_one_for_adam():
     assert closed_form.resolve(SolverConfig()).restarts == 1
 
 
+def test_auto_runs_adam_on_heads_ending_in_an_l2_normalisation():
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((H, W, C))
+    x = keras.layers.Conv2D(C, 1, name="features")(inputs)
+    x = keras.layers.Dense(K)(keras.layers.Flatten()(x))
+    for final in (keras.layers.UnitNormalization(),
+                  keras.layers.Lambda(lambda e: tf.math.l2_normalize(e, axis=-1))):
+        explainer = Explainer(keras.Model(inputs, final(x)), "features")
+        assert explainer.split.dense is None and explainer.output == "embedding"
+        resolved = explainer.resolve(SolverConfig())
+        assert (resolved.optimizer, resolved.restarts) == ("adam", 1)
+
+
 def test_restarts_from_a_filter_of_ones_are_refused():
     with pytest.raises(TfcafError, match="restarts=2 with init='ones'"):
         SolverConfig.authors("pytorch", restarts=2).validate()

@@ -121,7 +121,7 @@ class Explainer:
         head; `TfcafError` for bad values or options the resolved
         optimizer does not read."""
         config.validate()
-        return config.for_head(objective.closed_form(self.split, config))
+        return config.for_head(objective.runs_adam(self.split, config))
 
     def solve(self, feature_maps, targets=None, config=SolverConfig()):
         """Solves the L2-CAF filter problem of each row of `feature_maps`.

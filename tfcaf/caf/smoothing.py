@@ -1,13 +1,14 @@
-"""Softplus stand-ins for a head's ReLUs, for the first L-BFGS phase.
+"""Softplus stand-ins for a head's ReLUs, for the first L-BFGS phases.
 
 A ReLU head makes the L2-CAF objective piecewise smooth: thousands of
 kinks lie near its minimum (VGG16's fc1 and fc2 have 8,192 ReLUs), and
 L-BFGS stalls at one of them, short of where the authors' Adam run ends.
 Minimising first with every ReLU replaced by softplus(β·x)/β (smooth, and
-within log(2)/β of the ReLU) and then with the exact head from there ends
-as low as Adam does, at L-BFGS's cost (README, "L2-CAF speed"). This is
-the smoothing method for nonsmooth optimisation (Chen, Math. Program.
-134, 2012) with one smoothing step.
+within log(2)/β of the ReLU), β growing `SMOOTHING_STEP`-fold per phase,
+and then with the exact head from there ends as low as Adam does, at
+L-BFGS's cost (README, "L2-CAF quality and speed"). This is the smoothing
+method for nonsmooth optimisation (Chen, Math. Program. 134, 2012) with
+`SolverConfig.smoothing_stages` smoothing steps.
 
 β is set per ReLU and problem from the spread of its inputs: β =
 sharpness / std of the problem's pre-activations at its initial filter, so

@@ -39,9 +39,11 @@ class SolverConfig:
     """Optimisation settings (docs/method.md §1).
 
     The default optimizer, "auto", is chosen per kind of head from
-    measurements on trained networks (README, "L2-CAF quality"): the
-    authors' Adam where an iteration costs next to nothing (a Dense(GAP)
-    head, solved in closed form), batched L-BFGS on other heads.
+    measurements on trained networks (README, "L2-CAF quality and speed"):
+    the authors' Adam where an iteration costs next to nothing (a
+    Dense(GAP) head, solved in closed form) and on heads ending in an L2
+    normalisation (whose small losses stop Adam early under the authors'
+    absolute tolerance), batched L-BFGS from 4 starts on other heads.
 
     Attributes:
         filter: "l2norm" | "softmax" | "gauss".
@@ -163,13 +165,14 @@ class SolverConfig:
                       if f.name in _FIRST_ORDER | _LBFGS and f.name not in reads
                       and getattr(self, f.name) != getattr(default, f.name))
 
-    def for_head(self, closed_form):
+    def for_head(self, adam_head):
         """This config with optimizer="auto" and restarts=None resolved for
-        a head that is (or is not) solved in closed form; `TfcafError` for
-        options the resolved optimizer does not read."""
+        a head on which "auto" runs the authors' Adam (`adam_head`: one
+        solved in closed form or ending in an L2 normalisation) or not;
+        `TfcafError` for options the resolved optimizer does not read."""
         resolved = self
         if self.optimizer == "auto":
-            resolved = replace(self, optimizer="adam" if closed_form else "lbfgs")
+            resolved = replace(self, optimizer="adam" if adam_head else "lbfgs")
         if resolved.restarts is None:
             restarts = LBFGS_RESTARTS if resolved.optimizer == "lbfgs" and \
                 resolved.init == "normal" else 1

@@ -114,7 +114,7 @@ def solver_config(flag_values=FLAGS):
         config.validate()
         if config.optimizer != "auto":
             # An explicit optimizer reads the same options on every head.
-            config.for_head(closed_form=True)
+            config.for_head(adam_head=True)
     except TfcafError as err:
         raise TfcafError(f"{' '.join(given(flag_values)) or '--solver'}: {err}") from None
     return config
