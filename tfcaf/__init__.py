@@ -12,7 +12,7 @@ imported on first use of `tfcaf.<name>` (`tfcaf.lazy`).
 
 from tfcaf import lazy
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 _SUBPACKAGES = ("applications", "caf", "cli", "data", "evaluation", "export", "losses",
                 "metrics", "models", "training")

@@ -1,18 +1,14 @@
 """The versions a result depends on, for the records runs write
 (metrics.json, report.md, an export's settings)."""
 
-import importlib.metadata
 import platform
 
 
 def tfcaf_version():
-    """tfcaf's installed version (package metadata), else the package's
-    `__version__` (a checkout on `sys.path` without an install)."""
-    try:
-        return importlib.metadata.version("tfcaf")
-    except importlib.metadata.PackageNotFoundError:
-        import tfcaf
-        return getattr(tfcaf, "__version__", "unknown")
+    """The running tfcaf's `__version__` (an editable install's package
+    metadata keeps the version of the day it was installed)."""
+    import tfcaf
+    return tfcaf.__version__
 
 
 def versions():
