@@ -116,8 +116,11 @@ def test_each_problem_is_independent_of_its_batch():
     whole = explainer.solve(feature_maps, None, config)
     for i in (0, 1):
         alone = explainer.solve(feature_maps[i:i + 1], None, config)
-        np.testing.assert_allclose(alone.maps, whole.maps[i:i + 1], atol=1e-3)
-        np.testing.assert_allclose(alone.losses, whole.losses[i:i + 1], rtol=1e-5, atol=1e-7)
+        # The refining phases' sharp stand-ins (β up to 25·4⁵ / std) make
+        # the objective nearly nonsmooth again, and the line searches
+        # amplify the batch's float rounding into ends a few 1e-5 apart.
+        np.testing.assert_allclose(alone.maps, whole.maps[i:i + 1], atol=3e-3)
+        np.testing.assert_allclose(alone.losses, whole.losses[i:i + 1], rtol=5e-5, atol=1e-7)
 
 
 def _conv_head_model(separate_relu):

@@ -189,3 +189,15 @@ def test_stand_ins_stay_finite_on_float16_inputs_of_small_spread():
     beta = 25.0 / x32.std(axis=1, keepdims=True)
     expected = np.logaddexp(0.0, beta * x32) / beta
     np.testing.assert_allclose(smooth.numpy().astype(np.float64), expected, rtol=2e-3, atol=1e-7)
+
+
+def test_refining_the_kept_start_never_ends_higher():
+    explainer = Explainer(_relu_head_model(seed=6), "features")
+    feature_maps, _ = explainer.forward(_images(6, count=4))
+    plain = explainer.solve(feature_maps, None, SolverConfig(refine_stages=0, restarts=2))
+    refined = explainer.solve(feature_maps, None, SolverConfig(restarts=2))
+    # The same starts and phases, then more phases on each kept start alone.
+    assert (refined.losses.numpy() <= plain.losses.numpy() * (1 + 1e-6) + 1e-9).all()
+    assert (refined.iterations.numpy() > plain.iterations.numpy()).all()
+    with pytest.raises(TfcafError, match="refine_stages"):
+        explain(_gap_dense_model(seed=6), _images(6), layer="features", refine_stages=1)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfcaf.caf import filters, heatmaps, objective, output_kind
 from tfcaf.caf.methods import METHODS, method as lookup_method
-from tfcaf.caf.solver import Solution, SolverConfig
+from tfcaf.caf.solver import Solution, SolverConfig, best_starts
 from tfcaf.caf.split import split_model
 from tfcaf.errors import TfcafError
 
@@ -254,21 +254,11 @@ class Explainer:
             layer=self.layer, method=method, **extras)
 
 
-# Starts whose final losses are this close (relative) count as tied, and
-# the first of them is kept: float rounding, which changes with the batch's
-# size, must not pick another of two equally good minima.
-_TIE = 1e-5
-
-
 def _best_start(solution, restarts):
     """The `Solution` of P problems from one of (P·k) rows, k = `restarts`
-    starts per problem (rows p·k .. p·k + k − 1): each problem's start with
-    the lowest final loss (the first one among ties)."""
-    losses = tf.reshape(solution.losses, (-1, restarts))
-    lowest = tf.reduce_min(losses, axis=1, keepdims=True)
-    tied = losses <= lowest + _TIE * tf.abs(lowest) + 1e-12
-    rows = tf.range(tf.shape(losses)[0]) * restarts + tf.cast(
-        tf.argmax(tf.cast(tied, tf.int32), axis=1), tf.int32)
+    starts per problem (rows p·k .. p·k + k − 1): each problem's kept start
+    (`solver.best_starts`)."""
+    rows = best_starts(solution.losses, restarts)
     return Solution(*(None if part is None else tf.gather(part, rows) for part in solution))
 
 

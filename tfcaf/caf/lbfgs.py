@@ -140,7 +140,7 @@ def _initial_state(x0, history):
 
 
 def minimize(loss_fn, params, height, width, config, compact, recording=None,
-             snapshot_loss_fn=None, warm=False, offset=None):
+             snapshot_loss_fn=None, warm=False, offset=None, active=None):
     """Minimises B independent filter problems with L-BFGS.
 
     Args:
@@ -160,6 +160,9 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
         offset: (B,) int32 evaluations each problem made before this phase
             (earlier phases), so that its frame k is the point after its
             own k·snapshot_every + 1 evaluations; None: zeros.
+        active: (B,) bool, the problems to minimise (the others keep their
+            parameters, cost nothing, and return 0 evaluations and a loss
+            of 0); None: all.
 
     Returns:
         (params (B, ...) final parameters, evaluations (B,) int32 head
@@ -170,6 +173,8 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
     for dim in shape:
         size *= dim
     state = _initial_state(tf.reshape(params, (-1, size)), config.history)
+    if active is not None:
+        state["done"] = ~active
     offset = tf.zeros_like(state["evaluations"]) if offset is None else offset
     constrain = lambda x: filters.constrain(  # noqa: E731
         config.filter, tf.reshape(x, (-1,) + shape), height, width)

@@ -121,8 +121,9 @@ def solve_l2caf(split, feature_maps, targets, params, config):
 
 def _smoothed(loss, params, height, width, config):
     """`loss` with the head's ReLUs smoothed (`smoothing`), calibrated at
-    the initial filters, one function per smoothing stage (each
-    `SMOOTHING_STEP` times sharper than the one before); empty when L-BFGS
+    the initial filters, one function per smoothing stage, refining stages
+    last (each `SMOOTHING_STEP` times sharper than the one before); empty
+    when L-BFGS
     does not smooth or the head has no ReLU that tfcaf runs."""
     if config.optimizer != "lbfgs" or not config.smoothing:
         return ()
@@ -132,4 +133,4 @@ def _smoothed(loss, params, height, width, config):
         return ()
     return tuple(
         lambda c, rows, scale=SMOOTHING_STEP ** stage: loss(c, rows, relus.for_rows(rows, scale))
-        for stage in range(config.smoothing_stages))
+        for stage in range(config.smoothing_stages + config.refine_stages))

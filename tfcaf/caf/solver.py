@@ -94,8 +94,27 @@ def solve(loss_fn, params, height, width, config, compact=True, smoothed_loss_fn
                     *snapshots.stack(final["snapshots"], config))
 
 
+# Starts whose final losses are this close (relative) count as tied, and
+# the first of them is kept: float rounding, which changes with the batch's
+# size, must not pick another of two equally good minima.
+_TIE = 1e-5
+
+
+def best_starts(losses, restarts):
+    """(P,) int32 rows of the kept start of each of P problems whose
+    `restarts` starts are the adjacent rows p·k .. p·k + k − 1 of
+    `losses` (P·k,): the lowest final loss, the first one among ties."""
+    losses = tf.reshape(losses, (-1, restarts))
+    lowest = tf.reduce_min(losses, axis=1, keepdims=True)
+    tied = losses <= lowest + _TIE * tf.abs(lowest) + 1e-12
+    return tf.range(tf.shape(losses)[0]) * restarts + tf.cast(
+        tf.argmax(tf.cast(tied, tf.int32), axis=1), tf.int32)
+
+
 def _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fns):
-    """L-BFGS, after the optional Adam warm-up and smoothed phases."""
+    """L-BFGS: the optional Adam warm-up, the smoothed phases and the exact
+    one on every start, then the refining phases on each problem's kept
+    start only (the other starts cost nothing there)."""
     batch = tf.shape(params)[0]
     evaluations = tf.zeros([batch], tf.int32)
     if config.warmup_iterations:
@@ -106,22 +125,38 @@ def _lbfgs(loss_fn, params, height, width, config, compact, smoothed_loss_fns):
                        tolerance=0.0, snapshot_every=0, end_learning_rate=0.0)
         params = _first_order(loss_fn, params, height, width, warm, compact)["params"]
         evaluations += config.warmup_iterations
+    main, refining = (smoothed_loss_fns[:config.smoothing_stages],
+                      smoothed_loss_fns[config.smoothing_stages:])
     recording = None
     if config.snapshot_every:
-        phases = len(smoothed_loss_fns) + 1
+        phases = len(main) + 1 + (len(refining) + 1 if config.refine_stages else 0)
         last = config.warmup_iterations + phases * config.max_iterations - 1
         recording = snapshots.frames(batch, last // config.snapshot_every + 1, height, width)
-    for stage, smoothed_loss_fn in enumerate(smoothed_loss_fns):
-        params, smoothed_evaluations, _, recording = lbfgs.minimize(
-            smoothed_loss_fn, params, height, width, config, compact, recording,
-            snapshot_loss_fn=loss_fn, offset=evaluations, warm=stage > 0)
-        evaluations += smoothed_evaluations
-    params, exact_evaluations, losses, recording = lbfgs.minimize(
-        loss_fn, params, height, width, config, compact, recording,
-        warm=bool(smoothed_loss_fns), offset=evaluations)
+
+    def phase(fn, params, evaluations, recording, warm, active=None, settings=config):
+        return lbfgs.minimize(fn, params, height, width, settings, compact, recording,
+                              snapshot_loss_fn=None if fn is loss_fn else loss_fn,
+                              warm=warm, offset=evaluations, active=active)
+    for stage, smoothed_loss_fn in enumerate(main):
+        params, spent, _, recording = phase(smoothed_loss_fn, params, evaluations, recording,
+                                            stage > 0)
+        evaluations += spent
+    params, spent, losses, recording = phase(loss_fn, params, evaluations, recording, bool(main))
+    evaluations += spent
+    if config.refine_stages:
+        kept = tf.scatter_nd(best_starts(losses, config.restarts)[:, None],
+                             tf.ones([batch // config.restarts], tf.bool), [batch])
+        tight = replace(config, relative_tolerance=config.refine_tolerance)
+        for smoothed_loss_fn in refining:
+            params, spent, _, recording = phase(smoothed_loss_fn, params, evaluations,
+                                                recording, True, kept, tight)
+            evaluations += spent
+        params, spent, refined, recording = phase(loss_fn, params, evaluations, recording,
+                                                  True, kept, tight)
+        evaluations, losses = evaluations + spent, tf.where(kept, refined, losses)
     frames = (None, None) if recording is None else snapshots.stack_frames(recording)
-    return Solution(filters.heatmap(config.filter, params, height, width),
-                    evaluations + exact_evaluations, losses, *frames)
+    return Solution(filters.heatmap(config.filter, params, height, width), evaluations,
+                    losses, *frames)
 
 
 def _losses_and_gradients(loss_fn, params, active, height, width, filter_name, compact):

@@ -11,7 +11,8 @@ from tfcaf.names import FILTERS, SOLVER_OPTIMIZERS, SOLVER_PRESETS
 # value of an option the resolved optimizer does not read is refused.
 _FIRST_ORDER = frozenset({"learning_rate", "end_learning_rate", "check_every", "tolerance"})
 _LBFGS = frozenset({"relative_tolerance", "history", "smoothing", "smoothing_stages",
-                    "warmup_iterations", "internal_batch_size"})
+                    "refine_stages", "refine_tolerance", "warmup_iterations",
+                    "internal_batch_size"})
 OPTIONS_OF = {"adam": _FIRST_ORDER, "sgd": _FIRST_ORDER, "lbfgs": _LBFGS}
 # restarts=None: L-BFGS solves each problem from this many initial filters,
 # Adam/SGD from one (README, "L2-CAF quality": chosen on the choice images).
@@ -73,6 +74,11 @@ class SolverConfig:
             exact phase.
         smoothing_stages: L-BFGS: smoothed phases before the exact one, each
             4 times sharper than the one before (`smoothing.SMOOTHING_STEP`).
+        refine_stages, refine_tolerance: L-BFGS: after every start's last
+            phase, each problem's kept start alone goes on through this
+            many sharper smoothed phases (continuing the 4× steps) and an
+            exact one, stopping at this `relative_tolerance`; 0 stages: no
+            refining.
         warmup_iterations: L-BFGS: this many iterations of the authors'
             Adam step rule (lr `learning_rate` decayed to 0 over them) come
             first; counted in `Solution.iterations`.
@@ -102,6 +108,8 @@ class SolverConfig:
     history: int = 10
     smoothing: float = 25.0
     smoothing_stages: int = 3
+    refine_stages: int = 3
+    refine_tolerance: float = 1e-8
     warmup_iterations: int = 0
     internal_batch_size: int = 0
     restarts: int | None = None
@@ -146,7 +154,8 @@ class SolverConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TfcafError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("smoothing", "internal_batch_size", "warmup_iterations", "tolerance",
-                     "relative_tolerance", "snapshot_every"):
+                     "relative_tolerance", "snapshot_every", "refine_stages",
+                     "refine_tolerance"):
             if getattr(self, name) < 0:
                 raise TfcafError(f"{name} must be >= 0, got {getattr(self, name)}")
         if (self.restarts or 1) > 1 and self.init == "ones" and self.filter != "gauss":
