@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfcaf.caf import Explainer, SolverConfig, objective  # noqa: E402
+from tfcaf.evaluation.seeds import pearson_per_image  # noqa: E402
 
 # case -> (network, layer; None: the engine's default, the last 4-D layer)
 CASES = {
@@ -120,12 +121,6 @@ def image_indices(count, held_out):
     return [28 * j + (21 if held_out else 0) for j in range(count)]
 
 
-def pearson(a, b):
-    a = a.reshape(len(a), -1) - a.reshape(len(a), -1).mean(1, keepdims=True)
-    b = b.reshape(len(b), -1) - b.reshape(len(b), -1).mean(1, keepdims=True)
-    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1) + 1e-30)
-
-
 def timed(explainer, images, config):
     """(seconds, Explanation) of one `explain` call, after warm-up calls on
     1 and 2 images (they trace the shape-generic functions it then runs),
@@ -152,8 +147,8 @@ def quality_table(explainer, images, seeds):
     worst_own = np.max([r.losses for r in own + [rounding]] + [reference], axis=0)
     spread = np.max([delta(r.losses) for r in own], axis=0)
     t_default, default = timed(explainer, images, SolverConfig())
-    r = pearson(default.maps, authors.maps)
-    r_own = np.min([pearson(o.maps, authors.maps) for o in own], axis=0)
+    r = pearson_per_image(default.maps, authors.maps)
+    r_own = np.min([pearson_per_image(o.maps, authors.maps) for o in own], axis=0)
     d = delta(default.losses)
     within = default.losses <= worst_own + 1e-7 * np.abs(worst_own)
     return dict(solver=default.solver["optimizer"], restarts=default.solver["restarts"],
@@ -176,7 +171,7 @@ def restarts_table(explainer, images, counts, base):
                                    **dataclasses.asdict(dataclasses.replace(config, seed=100)))
         single = single if single is not None else first.losses
         d = (first.losses - single) / np.abs(single)
-        r = pearson(first.maps, second.maps)
+        r = pearson_per_image(first.maps, second.maps)
         rows.append(dict(k=k, seconds=seconds, mean=d.mean(), worst=d.max(), best=d.min(),
                          r_min=r.min(), r_median=np.median(r)))
     return rows

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfcaf.caf import Explainer, SolverConfig  # noqa: E402
+from tfcaf.evaluation.seeds import pearson_per_image  # noqa: E402
 
 CASES = {
     "vgg16": ("VGG16", "block5_pool"),
@@ -75,14 +76,6 @@ def explain_call(explainer, images, config):
     """The whole `explain` call with `config`'s settings."""
     options = dataclasses.asdict(config)
     return lambda: explainer.explain(images, method="l2caf", **options)
-
-
-def pearson_per_image(maps, reference):
-    a = maps.reshape(len(maps), -1)
-    b = reference.reshape(len(reference), -1)
-    a = a - a.mean(1, keepdims=True)
-    b = b - b.mean(1, keepdims=True)
-    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
 
 
 def authors_loop(head, feature_maps, iterations, learning_rate=0.5):

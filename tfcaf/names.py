@@ -3,9 +3,9 @@
 The binaries check flags and print `--help` before TensorFlow is imported
 (it takes seconds), but the packages these names belong to import it when
 loaded. So each name tuple is defined here, once, and its registry imports
-it: `FILTERS` (`tfcaf.caf.filters`), `SOLVER_OPTIMIZERS`, `SOLVER_PRESETS` and
-`OUTPUTS` (`tfcaf.caf.solver_config`, `tfcaf.caf.explainer`), `DATASETS` (`tfcaf.data`), `METRICS`
-and `BOX_PROTOCOLS` (`tfcaf.evaluation.config`). Method names need no copy:
+it: `FILTERS`, `SOLVER_OPTIMIZERS` and `SOLVER_PRESETS`
+(`tfcaf.caf.solver_config`), `OUTPUTS` (`tfcaf.caf.output_kind`), `DATASETS`
+(`tfcaf.data`), `METRICS` and `BOX_PROTOCOLS` (`tfcaf.evaluation.config`). Method names need no copy:
 `tfcaf.caf.methods` itself loads no TensorFlow.
 
 This module imports nothing.

@@ -8,13 +8,6 @@ to the (B, h, w) heatmap reported to the user.
 import tensorflow as tf
 
 from tfcaf.errors import TfcafError
-from tfcaf.names import FILTERS
-
-
-def check_filter(name):
-    if name not in FILTERS:
-        raise TfcafError(
-            f"unknown filter '{name}'; choose one of {', '.join(FILTERS)}")
 
 
 def initial_parameters(name, batch, height, width, init, seed, restarts=1):
