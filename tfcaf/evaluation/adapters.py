@@ -14,10 +14,10 @@ from tfcaf.caf import METHODS, Explainer, SolverConfig, method
 from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import read_settings
-
-log = logging.getLogger("tfcaf.evaluate")
 from tfcaf.metrics.faithfulness import model_substrate
 from tfcaf.metrics.retrieval import neighbour_hits
+
+log = logging.getLogger("tfcaf.evaluate")
 
 
 class KerasAdapter:
