@@ -8,6 +8,7 @@ import tensorflow as tf
 import tfcaf
 from tfcaf.caf import Explainer, filters
 from tfcaf.errors import TfcafError
+from tfcaf.names import FILTERS
 
 H = W = 8
 CHANNELS, CLASSES = 6, 4
@@ -38,7 +39,7 @@ def _images(n, seed=0):
     return np.random.default_rng(seed).normal(size=(n, H, W, CHANNELS)).astype("float32")
 
 
-@pytest.mark.parametrize("name", filters.FILTERS)
+@pytest.mark.parametrize("name", FILTERS)
 def test_filter_constraints(name):
     params = filters.initial_parameters(name, 3, 5, 9, "normal", seed=4)
     filt = filters.constrain(name, params, 5, 9).numpy()
@@ -119,7 +120,7 @@ def _planted_model_and_images(hidden):
     return model, images
 
 
-@pytest.mark.parametrize("name", filters.FILTERS)
+@pytest.mark.parametrize("name", FILTERS)
 @pytest.mark.parametrize("hidden", [None, 5])
 def test_planted_signal_gets_the_heatmap_maximum(name, hidden):
     model, images = _planted_model_and_images(hidden)
