@@ -106,21 +106,73 @@ def split_model(model, layer=None, logits=True, unnormalized=False):
         TfcafError: unknown layer name, or a layer after which the model
             still needs earlier tensors (a skip connection over the cut).
     """
-    if len(getattr(model, "inputs", None) or []) != 1 or \
-            len(getattr(model, "outputs", None) or []) != 1:
-        raise TfcafError(
-            f"model '{model.name}' must have exactly one input and one output")
+    check_model(model)
     calls = graph.leaf_calls(model)
+    if layer is not None and not isinstance(layer, str):
+        # An index would be ambiguous: into model.layers, or into the
+        # layers of the nested models a name can reach?
+        raise TfcafError(f"layer must be a layer name (str), or None for the last 4-D layer; "
+                         f"got {_short(layer)}; e.g. layer="
+                         f"'{_last_4d_name(calls)}'")
     strip = (output_kind.final_layer(calls[-1]), logits, unnormalized)
     if layer is None:
         return _split_at_last_4d(model, calls, strip)
     for call in calls:
         if call.layer.name == layer:
             return _split(model, layer, call.output, strip)
+    raise TfcafError(_no_such_layer(model, calls, layer))
+
+
+def check_model(model):
+    """`TfcafError` unless `model` is a Keras model with one input and one
+    output (the message names what it is instead)."""
+    if not isinstance(model, keras.Model):
+        hint = " (load a file with tfcaf.applications.load_model)" \
+            if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else ""
+        raise TfcafError(f"model must be a keras.Model, got {_short(model)}{hint}")
+    if len(getattr(model, "inputs", None) or []) != 1 or \
+            len(getattr(model, "outputs", None) or []) != 1:
+        raise TfcafError(
+            f"model '{model.name}' must have exactly one input and one output")
+
+
+def _short(value):
+    """`value` for a one-line message: its repr when short, and its type."""
+    text = repr(value)
+    shown = text if len(text) <= 60 and "\n" not in text else "a value"
+    return f"{shown} ({type(value).__name__})"
+
+
+def _names_4d(calls):
+    """Names of the layers with a 4-D output, in call order."""
+    return [c.layer.name for c in calls
+            if keras.backend.is_keras_tensor(c.output) and len(c.output.shape) == 4]
+
+
+def _last_4d_name(calls):
+    return (_names_4d(calls) or ["..."])[-1]
+
+
+def _input_names(model):
+    """Names of the input layers of `model` and of the models nested in it."""
+    names = {t._keras_history[0].name for t in getattr(model, "inputs", None) or []
+             if getattr(t, "_keras_history", None)}
+    for inner in model.layers:
+        if isinstance(inner, keras.Model):
+            names |= _input_names(inner)
+    return names
+
+
+def _no_such_layer(model, calls, layer):
+    """The message for a `layer` name no leaf call of `model` has."""
+    if layer in _input_names(model):
+        return (f"layer '{layer}' is the input of model '{model.name}', not a feature map; "
+                f"split at a layer that computes one (e.g. '{_last_4d_name(calls)}')")
     names = [call.layer.name for call in calls]
     close = difflib.get_close_matches(layer, names, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise TfcafError(f"model '{model.name}' has no layer '{layer}'{hint}")
+    hint = f"; did you mean {', '.join(close)}?" if close else \
+        f"; its last 4-D layers are {', '.join(_names_4d(calls)[-3:])}"
+    return f"model '{model.name}' has no layer '{layer}'{hint}"
 
 
 def _split_at_last_4d(model, calls, strip):
