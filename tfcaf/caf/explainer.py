@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import tensorflow as tf
 
-from tfcaf.caf import filters, heatmaps, objective, output_kind
+from tfcaf.caf import filters, finite, heatmaps, objective, output_kind
 from tfcaf.caf.methods import METHODS, method as lookup_method
 from tfcaf.caf.solver import Solution, SolverConfig, best_starts
 from tfcaf.caf.split import split_model
@@ -109,8 +109,17 @@ class Explainer:
 
     def forward(self, images):
         """(feature_maps (B, h, w, C) float32, outputs (B, K)) for (B, H, W, C)
-        images; outputs are logits (a final softmax is left out)."""
-        return self._forward(images)
+        images; outputs are logits (a final softmax is left out).
+
+        Raises:
+            finite.NonFiniteError: when run eagerly, if an image's features
+                or outputs are NaN or infinite (in a graph they pass
+                through; see `finite.problem_status`).
+        """
+        feature_maps, outputs = self._forward(images)
+        if tf.executing_eagerly():
+            finite.require_finite_forward(images, feature_maps, outputs, self.layer)
+        return feature_maps, outputs
 
     def _forward_graph(self, images):
         feature_maps = tf.cast(self.split.features(images, training=False), tf.float32)
@@ -139,6 +148,10 @@ class Explainer:
         Returns:
             `solver.Solution` (maps (P, h, w), iterations, losses, snapshots)
             of the kept starts.
+
+        Raises:
+            finite.NonFiniteError: when run eagerly, if a problem's loss or
+                map is NaN or infinite.
         """
         config = self.resolve(config)
         # tf.function keys Python arguments by identity: equal configs must
@@ -153,7 +166,11 @@ class Explainer:
         params = self.initial_filters(feature_maps, config)
         solver = self._solvers[objective.compiles_with_xla(self.split, config)]
         solution = solver(feature_maps, targets, params, config)
-        return solution if restarts == 1 else _best_start(solution, restarts)
+        if restarts > 1:
+            solution = _best_start(solution, restarts)
+        if tf.executing_eagerly():
+            finite.require_finite_solution(feature_maps, solution, self.layer)
+        return solution
 
     def _solve_graph(self, feature_maps, targets, params, config):
         return objective.solve_l2caf(self.split, feature_maps, targets, params, config)
@@ -331,7 +348,9 @@ def explain(model, images, method="l2caf", layer=None, targets=None, output=None
     Raises:
         TfcafError: unknown method or option, a method that does not apply
             to the model, bad targets, or images that are not a non-empty
-            finite batch of the model's input size.
+            finite batch of the model's input size; its subclass
+            `NonFiniteError` when the model's outputs or L2-CAF's objective
+            are NaN or infinite (a NaN weight, pixels of 1e28).
     """
     per_model = _EXPLAINERS.setdefault(model, {})
     key = (layer, output)

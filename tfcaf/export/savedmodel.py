@@ -2,8 +2,11 @@
 
 Layout: `BASE/NAME/VERSION/` with numeric versions, as TF Serving expects.
 A version is written to a hidden temporary folder beside it and renamed
-into place, so a server never sees a half-written export. Nothing in the
-export needs tfcaf: plain TensorFlow loads and runs it.
+into place, so a server never sees a half-written export, and a failed or
+killed export leaves no version behind. An export adds a version and never
+replaces one (the output rule of `tfcaf.outputs`, with the version folder
+as the run's set). Nothing in the export needs tfcaf: plain TensorFlow
+loads and runs it.
 """
 
 import dataclasses
@@ -15,10 +18,11 @@ import shutil
 import keras
 import tensorflow as tf
 
-from tfcaf.caf import Explainer, SolverConfig
+from tfcaf.caf import Explainer, SolverConfig, finite
 from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import EXPORT_ITERATIONS, SETTINGS_FILE
+from tfcaf.outputs import OutputError, check_folder, make_folder
 from tfcaf.versions import versions
 
 
@@ -28,6 +32,29 @@ def next_version(model_dir):
         return 1
     versions = [int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d)]
     return max(versions, default=0) + 1
+
+
+def destination(export_base, name, version=None):
+    """`export_base/name/version`, the folder an export will create
+    (`version` None: the next free one), checked before any work.
+
+    Raises:
+        OutputError: `name` is not one plain folder name (it would leave
+            `export_base`), a path on the way is a file, or the version
+            exists (versions are never replaced).
+    """
+    if (not name or os.path.basename(name) != name or name.startswith(".")
+            or "/" in name or "\\" in name or "\0" in name):
+        raise OutputError(f"export name '{name}' is not one plain folder name (no '/', no "
+                          f"leading '.'): the export must stay inside '{export_base}'")
+    model_dir = os.path.join(export_base, name)
+    check_folder(model_dir, "export folder")
+    final = os.path.join(model_dir, str(next_version(model_dir) if version is None else
+                                        int(version)))
+    if os.path.lexists(final):
+        raise OutputError(f"export version '{final}' already exists and is never replaced; "
+                          f"the next free version is {next_version(model_dir)}")
+    return final
 
 
 def _named_variable_captures(model, endpoint):
@@ -82,10 +109,19 @@ def _signatures(explainer, size, top_k, config):
     def l2caf(images, targets=None):
         feature_maps, logits = explainer.forward(images)
         if targets is not None:
+            targets = _checked_targets(targets, images, logits.shape[-1])
             predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            targets = tf.where(targets < 0, predicted, targets)
-        maps = explainer.solve(feature_maps, targets, config).maps
-        result = {"maps": maps, "heatmaps": to_image_size(maps, (height, width))}
+            targets = tf.where(targets == -1, predicted, targets)
+        solution = explainer.solve(feature_maps, targets, config)
+        # A problem whose values went non-finite ends at its initial random
+        # filter: it is returned as NaN, never as a plausible map.
+        status = finite.problem_status(images, feature_maps, logits, solution.losses,
+                                       solution.maps)
+        ok = tf.equal(status, finite.OK)
+        maps = tf.where(ok[:, None, None], solution.maps, float("nan"))
+        heatmaps = tf.where(ok[:, None, None], to_image_size(solution.maps, (height, width)),
+                            float("nan"))
+        result = {"maps": maps, "heatmaps": heatmaps, "status": status}
         if targets is not None:
             result["targets"] = targets
         return result
@@ -104,6 +140,24 @@ def _signatures(explainer, size, top_k, config):
                                                                name="targets")])
         endpoints["explain_oblivious"] = (l2caf, [images])
     return endpoints
+
+
+def _checked_targets(targets, images, num_classes):
+    """`targets` (B,) int32 after asserting, in the graph, one per image and
+    each a class id in [0, num_classes) or -1 (top-1): an out-of-range id
+    fails the call with an InvalidArgument error that names it."""
+    valid = (targets >= -1) & (targets < num_classes)
+    checks = [
+        tf.debugging.assert_equal(
+            tf.size(targets), tf.shape(images)[0],
+            message="explain: give one target per image (targets and images differ in "
+                    "length)"),
+        tf.debugging.Assert(tf.reduce_all(valid), [
+            f"explain: targets must be class ids in [0, {num_classes}) or -1 (the top-1 "
+            "class); got", tf.boolean_mask(targets, ~valid)]),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(targets)
 
 
 def _settings(explainer, config):
@@ -154,12 +208,10 @@ def export_savedmodel(model, export_base, name, *, version=None, solver=None, it
     Raises:
         TfcafError: an open input size without `image_size`, bad solver
             settings or options the resolved optimizer does not read.
+        OutputError: a bad `name`, an existing version, or a write the
+            operating system refused (a full disk); no version is left.
     """
-    model_dir = os.path.join(export_base, name)
-    version = next_version(model_dir) if version is None else int(version)
-    final = os.path.join(model_dir, str(version))
-    if os.path.exists(final):
-        raise FileExistsError(f"export version '{final}' already exists")
+    final = destination(export_base, name, version)
     _, height, width, _ = model.input_shape
     size = (height or (image_size or (None,))[0], width or (image_size or (None, None))[1])
     if None in size:
@@ -174,7 +226,15 @@ def export_savedmodel(model, export_base, name, *, version=None, solver=None, it
     for endpoint, (fn, signature) in _signatures(explainer, size, top_k, config).items():
         archive.add_endpoint(endpoint, _named_variable_captures(model, fn),
                              input_signature=signature)
-    os.makedirs(model_dir, exist_ok=True)
+    _write_version(archive, final, _settings(explainer, config))
+    return final
+
+
+def _write_version(archive, final, settings):
+    """Writes the export to a temporary folder beside `final`, then renames
+    it to `final`; nothing stays behind when that fails."""
+    model_dir, version = os.path.split(final)
+    make_folder(model_dir, "export folder")
     temporary = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(temporary, ignore_errors=True)
     try:
@@ -182,8 +242,15 @@ def export_savedmodel(model, export_base, name, *, version=None, solver=None, it
         settings_file = os.path.join(temporary, *SETTINGS_FILE)
         os.makedirs(os.path.dirname(settings_file), exist_ok=True)
         with open(settings_file, "w") as f:
-            json.dump(_settings(explainer, config), f, indent=2, sort_keys=True)
+            json.dump(settings, f, indent=2, sort_keys=True)
         os.rename(temporary, final)
+    except (OSError, tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:
+        # TensorFlow reports a full disk as ResourceExhaustedError.
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else \
+            (getattr(error, "message", None) or str(error)).strip().splitlines()[-1]
+        if os.path.lexists(final):  # another export took this version meanwhile
+            reason = "it was created by another export meanwhile"
+        raise OutputError(f"cannot write export '{final}': {reason}; nothing was left "
+                          "under it") from error
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
-    return final
