@@ -100,8 +100,13 @@ def captioned(image, caption):
 
 def write_png(path, rgb):
     """Writes an RGB uint8 image; raises OSError naming the path on failure."""
-    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write image '{path}'")
+    # Encoded here and written by Python, whose OSError carries the errno
+    # (a full disk): cv2.imwrite only returns False.
+    encoded, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not encoded:
+        raise OSError(f"could not encode image '{path}'")
+    with open(path, "wb") as f:
+        f.write(data.tobytes())
 
 
 def write_gif(path, image, frames, captions, duration_ms=80):

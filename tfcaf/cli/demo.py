@@ -179,6 +179,7 @@ def write_report(out_dir, results, timings, smoke, options):
     """demo_out/report.md: one table per metric, examples, curves, timings."""
     from tfcaf.caf import METHODS
     from tfcaf.evaluation.report import markdown_table, write_text
+    from tfcaf.outputs import OutputSet
     methods = list(METHODS)
     lines = ["# tfcaf demo: L2-CAF on the embedded cluttered digits", ""]
     if smoke:
@@ -224,7 +225,12 @@ def write_report(out_dir, results, timings, smoke, options):
     lines += ["## Time", "", f"Machine: {platform.platform()}, {os.cpu_count()} CPU cores.", ""]
     lines += [f"- {step}: {seconds:.0f} s" for step, seconds in timings.items()]
     path = os.path.join(out_dir, "report.md")
-    write_text(path, "\n".join(lines) + "\n")
+    # The output rule of every binary (tfcaf.outputs): runs/, exports/ and
+    # eval/ keep their own.
+    outputs = OutputSet(out_dir, "--out_dir")
+    outputs.claim([path])
+    outputs.write(path, lambda temporary: write_text(temporary, "\n".join(lines) + "\n"))
+    outputs.finish()
     return path
 
 

@@ -71,6 +71,8 @@ def main(argv):
         raise app.UsageError("--model and --name are required (or use --check)")
     from tfcaf import applications
     from tfcaf.export import export_savedmodel
+    from tfcaf.export.savedmodel import destination
+    destination(FLAGS.export_base, FLAGS.name, FLAGS.version)  # refused before the model loads
     model = applications.load_model(FLAGS.model, FLAGS.weights)
     path = export_savedmodel(model, FLAGS.export_base, FLAGS.name, version=FLAGS.version,
                              solver=solver_flags.solver_config(), top_k=FLAGS.top_k,

@@ -96,7 +96,8 @@ class HeatmapWriter:
             paths: B image files.
             stems: B output paths without extension.
             targets: class ids explained for every image, or None (top-1).
-            write: `write(path, writer)` runs `writer(path)` and records it.
+            write: `write(path, writer)` runs `writer(file)` for the file
+                `path` (`tfcaf.outputs.OutputSet.write`).
         """
         images = [self._read(p) for p in paths]
         pixels = np.stack([render.resize(image, self.input_size) for image in images])
@@ -169,6 +170,19 @@ class _Problem(NamedTuple):
     snapshot_losses: np.ndarray | None
 
 
+def target_suffixes(targets):
+    """The file-name suffix of each explained target: "" for the top-1
+    class, else `_tK` per class id K (distinct ids give distinct names)."""
+    return [""] if targets is None else [f"_t{int(t)}" for t in targets]
+
+
+def output_files(stem, targets, gif):
+    """Every file `write_batch` may write for one image: `stem[_tK].png`,
+    `.npy` and, with `gif`, `.gif`, for each target."""
+    extensions = (".png", ".npy") + ((".gif",) if gif else ())
+    return [stem + suffix + ext for suffix in target_suffixes(targets) for ext in extensions]
+
+
 def _problems(explanation, index, targets):
     """[(file suffix, `_Problem`)] for image `index`: one per explained target."""
     def problem(target, *key):
@@ -177,8 +191,9 @@ def _problems(explanation, index, targets):
         return _Problem(pick(explanation.maps), target, pick(explanation.iterations),
                         pick(explanation.losses), pick(explanation.snapshots),
                         pick(explanation.snapshot_losses))
+    suffixes = target_suffixes(targets)
     if explanation.targets is None or np.ndim(explanation.targets) == 1:
         target = None if explanation.targets is None or targets is None \
             else explanation.targets[index]
-        return [("" if target is None else f"_t{target}", problem(target))]
-    return [(f"_t{t}", problem(t, j)) for j, t in enumerate(targets)]
+        return [(suffixes[0], problem(target))]
+    return [(suffix, problem(t, j)) for j, (suffix, t) in enumerate(zip(suffixes, targets))]

@@ -3,7 +3,10 @@ class-specific), CAM, Grad-CAM and Grad-CAM++ (docs/method.md §1, §2).
 
 For each image: NAME.png (title, image | heatmap | overlay, colour bar, at
 the image's own aspect ratio), NAME.npy (the raw (h, w) map) and, with
---gif, NAME.gif (the L2-CAF convergence).
+--gif, NAME.gif (the L2-CAF convergence). --out_dir holds one run's files:
+those of an earlier run it does not write again are removed, and a file no
+tfcaf run wrote there (an input image included) is never replaced
+(`tfcaf.outputs`).
 """
 
 import dataclasses
@@ -18,6 +21,7 @@ from absl import app, flags
 from tfcaf.cli import choices, solver_flags
 from tfcaf.cli.naming import output_stems
 from tfcaf.errors import TfcafError
+from tfcaf.outputs import OutputSet
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "keras.applications name (e.g. ResNet50) or a .keras file.")
@@ -41,7 +45,16 @@ flags.DEFINE_integer("batch_size", 16, "Images solved together.", lower_bound=1)
 
 @flags.validator("targets", "give class ids, integers >= 0, comma separated")
 def _targets_are_class_ids(values):
-    return values is None or all(v.strip().isdigit() for v in values)
+    if values is None:
+        return True
+    if not all(v.strip().isdigit() for v in values):
+        return False
+    ids = [int(v) for v in values]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        # Its maps would be written twice under one name.
+        raise flags.ValidationError(f"class {repeated[0]} is given twice; give each class once")
+    return True
 
 
 FLAG_GROUPS = (
@@ -90,49 +103,42 @@ def expand_images(patterns):
     return paths
 
 
-def _write(path, writer, written):
-    """Runs `writer(path)` after creating its folder; records `path`."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    writer(path)
-    written.append(path)
-
-
 def main(argv):
     del argv
     if not FLAGS.model or not FLAGS.images:
         raise app.UsageError("--model and --images are required")
     from tfcaf import applications
     from tfcaf.caf import METHODS
-    from tfcaf.cli.heatmap_files import HeatmapWriter
+    from tfcaf.cli.heatmap_files import HeatmapWriter, output_files
     spec = METHODS[FLAGS.method]
     if FLAGS.gif and not spec.iterative:
         animated = ", ".join(m.name for m in METHODS.values() if m.iterative)
         raise TfcafError(f"--gif: --method={FLAGS.method} has no iterations to animate "
                          f"(methods with iterations: {animated})")
     paths = expand_images(FLAGS.images)
+    targets = None if FLAGS.targets is None else [int(t) for t in FLAGS.targets]
+    stems = [os.path.join(FLAGS.out_dir, s) for s in output_stems(paths)]
+    outputs = OutputSet(FLAGS.out_dir, "--out_dir", inputs=paths)
+    outputs.claim([f for stem in stems for f in output_files(stem, targets, FLAGS.gif)])
     model = applications.load_model(FLAGS.model, FLAGS.weights)
     solver = dataclasses.replace(solver_flags.solver_config(), filter=FLAGS.filter)
     writer = HeatmapWriter(model, FLAGS.method, FLAGS.layer,
                            applications.input_size(model, FLAGS.image_size),
                            FLAGS.gif_every if FLAGS.gif else 0, solver, FLAGS.output)
-    targets = None if FLAGS.targets is None else [int(t) for t in FLAGS.targets]
-    stems = output_stems(paths)
-    written = []
     try:
         for start in range(0, len(paths), FLAGS.batch_size):
             batch = slice(start, start + FLAGS.batch_size)
-            writer.write_batch(paths[batch], [os.path.join(FLAGS.out_dir, s) for s in stems[batch]],
-                               targets, lambda path, fn: _write(path, fn, written))
+            writer.write_batch(paths[batch], stems[batch], targets, outputs.write)
             log.info("[%d/%d] images explained with %s at layer '%s'",
                      min(start + FLAGS.batch_size, len(paths)), len(paths), FLAGS.method,
                      writer.layer)
     except BaseException:
-        if written:
-            print(f"visualize: wrote {len(written)} files before the error: "
-                  f"{', '.join(written)}", file=sys.stderr)
+        if outputs.written:
+            print(f"visualize: wrote {len(outputs.written)} files before the error: "
+                  f"{', '.join(outputs.written)}", file=sys.stderr)
         raise
     writer.warn_degenerate()
-    print(f"wrote {len(written)} files to {FLAGS.out_dir}")
+    print(f"wrote {outputs.finish()} files to {FLAGS.out_dir}")
 
 
 if __name__ == "__main__":

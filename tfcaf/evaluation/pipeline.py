@@ -10,6 +10,7 @@ from tfcaf.evaluation.config import EvalConfig
 from tfcaf.metrics import faithfulness as fm
 from tfcaf.metrics import localization as loc
 from tfcaf.metrics.degenerate import degenerate_warning
+from tfcaf.outputs import OutputSet
 from tfcaf.versions import versions
 
 log = logging.getLogger("tfcaf.evaluate")
@@ -44,6 +45,12 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
     examples.png, curves.png (deletion/insertion) and sanity.png to
     `out_dir`, which is created only once the results are ready.
 
+    The files are written together or not at all (`tfcaf.outputs`): a run
+    that fails, a full disk included, leaves `out_dir` as it was; one that
+    succeeds replaces the files of the previous run there and removes those
+    it did not write again. A file in `out_dir` that no tfcaf run wrote is
+    refused before any image is run.
+
     Args:
         adapter: a `KerasAdapter` or `SavedModelAdapter`.
         dataset: a `tfcaf.data` dataset (images, labels, boxes).
@@ -65,6 +72,8 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
     mapping = (_LOCALIZING | set(runner.FAITHFULNESS)) & metrics
     if mapping and not methods:
         raise TfcafError("no --methods apply to this model")
+    outputs = OutputSet(out_dir, "out_dir", staged=True)
+    outputs.claim([os.path.join(out_dir, name) for name in _file_names(metrics, bool(mapping))])
     result = runner.run_pass(adapter, dataset, methods if mapping else [], config)
     explained = methods if mapping or "sanity" in metrics else []
     summary = {"dataset": f"{dataset.name}/{dataset.split}", "images": int(len(result.labels)),
@@ -78,8 +87,21 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
     if "sanity" in metrics:
         summary["sanity_mode"] = "cascading" if config.sanity_cascading else "independent"
         summary["sanity"] = _sanity(adapter, dataset, methods, config)
-    _write(out_dir, summary, result, methods, config, curves)
+    try:
+        _write(outputs, summary, result, methods, config, curves)
+    except BaseException:  # Ctrl-C too: no half set of files
+        outputs.discard()
+        raise
+    outputs.finish()
+    log.info("wrote %s", os.path.join(out_dir, "report.md"))
     return summary
+
+
+def _file_names(metrics, mapping):
+    """The files a run with `metrics` may write (`_write`)."""
+    return (["metrics.json", "report.md"] + (["sanity.png"] if "sanity" in metrics else [])
+            + (["curves.png"] if set(runner.FAITHFULNESS) & metrics else [])
+            + (["examples.png"] if mapping else []))
 
 
 def _settings(config, adapter, methods):
@@ -121,7 +143,9 @@ def _fill(summary, result, adapter, config):
         _merge(summary, runner.maxboxacc_metrics(result))
         protocols["maxboxacc_v1, maxboxacc_v2"] = f"MaxBoxAcc / MaxBoxAccV2, {boxes}"
     if {"recall", "nmi"} & metrics:
-        summary["retrieval"] = runner.retrieval_metrics(result, config.seed, config.nmi_inits)
+        summary["retrieval"] = runner.retrieval_metrics(result, config.seed, config.nmi_inits,
+                                                        metrics)
+    if "nmi" in metrics:
         protocols["nmi"] = (f"scikit-learn KMeans(n_init={config.nmi_inits}, random_state="
                             f"{config.seed}) + NMI (geometric mean), as in the metric-"
                             "learning literature")
@@ -227,25 +251,24 @@ def _settings_lines(summary):
     return lines + [""]
 
 
-def _write(out_dir, summary, result, methods, config, curves):
-    """Creates `out_dir` and writes every file (each renamed into place)."""
-    os.makedirs(out_dir, exist_ok=True)
-    report.write_json(os.path.join(out_dir, "metrics.json"), summary)
+def _write(outputs, summary, result, methods, config, curves):
+    """Writes every file of the run through the `OutputSet` `outputs`."""
+    def write(name, writer, *args):
+        outputs.write(os.path.join(outputs.folder, name), lambda path: writer(path, *args))
+    write("metrics.json", report.write_json, summary)
     lines = _report_lines(summary, methods)
     if "sanity" in summary:
-        report.sanity_plot(os.path.join(out_dir, "sanity.png"), summary["sanity"], methods)
+        write("sanity.png", report.sanity_plot, summary["sanity"], methods)
     if curves:
-        report.curves_plot(os.path.join(out_dir, "curves.png"), curves)
+        write("curves.png", report.curves_plot, curves)
         lines += ["![deletion and insertion curves](curves.png)", ""]
     if summary["methods"]:
         size = result.examples["images"][0].shape[:2]
-        report.example_grid(
-            os.path.join(out_dir, "examples.png"), result.examples,
-            lambda raw, heat: loc.predicted_box(
-                raw if config.box_protocol == "wsolevaluation" else heat,
-                config.cam_threshold, config.box_protocol, size))
+        write("examples.png", report.example_grid, result.examples,
+              lambda raw, heat: loc.predicted_box(
+                  raw if config.box_protocol == "wsolevaluation" else heat,
+                  config.cam_threshold, config.box_protocol, size))
         lines += ["![examples](examples.png)", "",
                   f"Red: predicted box ({config.box_protocol} protocol, τ = "
                   f"{config.cam_threshold}); green: ground truth.", ""]
-    report.write_text(os.path.join(out_dir, "report.md"), "\n".join(lines))
-    log.info("wrote %s", os.path.join(out_dir, "report.md"))
+    write("report.md", report.write_text, "\n".join(lines))

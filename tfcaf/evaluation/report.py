@@ -1,9 +1,9 @@
 """Evaluation outputs: metrics.json, report.md, example, curve and sanity
-PNGs. Every file is written under a temporary name and renamed into place,
-so a reader never sees half of one."""
+PNGs. Each writer writes the path it is given; callers give it a temporary
+name and rename the file into place (`tfcaf.outputs.OutputSet.write`), so
+a reader never sees half of one."""
 
 import json
-import os
 
 import cv2
 import numpy as np
@@ -19,32 +19,21 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 _PLAIN_COLUMNS = ("threshold", "auc")
 
 
-def _temporary(path):
-    folder, name = os.path.split(path)
-    return os.path.join(folder, f".tmp-{os.getpid()}-{name}")
-
-
 def write_json(path, payload):
-    """Writes JSON via a temporary file."""
-    temporary = _temporary(path)
-    with open(temporary, "w") as f:
+    """Writes `payload` as indented JSON with sorted keys."""
+    with open(path, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True)
-    os.replace(temporary, path)
 
 
 def write_text(path, text):
-    """Writes a text file via a temporary file."""
-    temporary = _temporary(path)
-    with open(temporary, "w") as f:
+    """Writes a text file."""
+    with open(path, "w") as f:
         f.write(text)
-    os.replace(temporary, path)
 
 
 def write_png(path, rgb):
-    """Writes an RGB uint8 image via a temporary file (same extension)."""
-    temporary = _temporary(path)
-    render.write_png(temporary, rgb)
-    os.replace(temporary, path)
+    """Writes an (H, W, 3) uint8 RGB image as PNG."""
+    render.write_png(path, rgb)
 
 
 def markdown_table(rows, columns, first="method", percent=True):

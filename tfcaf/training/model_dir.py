@@ -15,6 +15,7 @@ import os
 import socket
 
 from tfcaf.errors import TfcafError
+from tfcaf.outputs import make_folder
 
 LOCK_FILE = "train.lock"
 
@@ -27,16 +28,10 @@ def make_model_dir(model_dir):
     """Creates `model_dir` (and its parents) unless it exists as a folder.
 
     Raises:
-        TfcafError: `model_dir`, or a parent of it, is an existing file.
+        OutputError: `model_dir`, or a parent of it, is an existing file,
+            or the folder cannot be created (the message says why).
     """
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise TfcafError(f"--model_dir={model_dir} is an existing file, not a folder; "
-                         "give a folder for checkpoints, logs and model.keras")
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as error:
-        raise TfcafError(f"--model_dir={model_dir}: cannot create the folder: "
-                         f"{error.strerror} ({error.filename})") from None
+    make_folder(model_dir, "--model_dir")
     return model_dir
 
 
