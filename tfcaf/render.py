@@ -1,7 +1,9 @@
 """Pictures of heatmaps a person can read: figures with a title strip and a
 colour bar, overlays, and GIFs of the L2-CAF convergence.
 
-Images are (H, W, 3) uint8 RGB; heatmaps are (H, W) float in [0, 1].
+Images are (H, W, 3) RGB on the [0, 255] scale, uint8 or float (what
+`tfcaf.data.read_image` returns); pictures are uint8. Heatmaps are (H, W)
+float in [0, 1].
 """
 
 import cv2
@@ -11,6 +13,10 @@ from PIL import Image
 # Figures show the image no smaller than this on its short side (small
 # inputs are enlarged) and no larger than the cap (large photos shrunk).
 MIN_SHORT_SIDE, MAX_SHORT_SIDE = 384, 768
+# No side of a shown image exceeds this, whatever its aspect ratio: a
+# figure is at most (40 + MAX_SIDE) x (3 MAX_SIDE + 90) px. Without it, the
+# short-side minimum blows a 20 x 2000 px strip up to 384 x 38,400.
+MAX_SIDE = 1536
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _WHITE, _INK = (255, 255, 255), (20, 20, 20)
 _STRIP, _GAP, _BAR_WIDTH, _BAR_LABELS = 40, 8, 22, 44
@@ -22,26 +28,41 @@ def colorize(heatmap):
     return cv2.cvtColor(cv2.applyColorMap(gray, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
 
 
+def to_uint8(image):
+    """An RGB image on the [0, 255] scale as uint8, rounded and clipped."""
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
 def overlay(image, heatmap, alpha=0.5):
-    """Blends the colorized heatmap over an RGB uint8 image (H, W, 3)."""
-    return cv2.addWeighted(image, 1.0 - alpha, colorize(heatmap), alpha, 0.0)
+    """Blends the colorized heatmap over an RGB image (H, W, 3) on the
+    [0, 255] scale; returns (H, W, 3) uint8."""
+    return cv2.addWeighted(to_uint8(image), 1.0 - alpha, colorize(heatmap), alpha, 0.0)
 
 
 def display_size(height, width):
-    """(H, W) to show an image of `height` x `width` at: its own aspect
-    ratio, the short side clipped to [MIN_SHORT_SIDE, MAX_SHORT_SIDE]."""
+    """(H, W) to show an image of `height` x `width` px at: its own aspect
+    ratio, the short side clipped to [MIN_SHORT_SIDE, MAX_SHORT_SIDE] and
+    neither side over MAX_SIDE (the cap wins over the minimum; a side is
+    never under 1 px, the only place the aspect ratio gives way)."""
     short = min(height, width)
-    scale = np.clip(short, MIN_SHORT_SIDE, MAX_SHORT_SIDE) / short
+    scale = min(np.clip(short, MIN_SHORT_SIDE, MAX_SHORT_SIDE) / short,
+                MAX_SIDE / max(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def resize(image, size):
     """`image` (H, W[, C]) resized to `size` (H', W'): area averaging to
-    shrink, bicubic to enlarge."""
+    shrink, bicubic to enlarge. Float results stay within the input's
+    range: bicubic overshoots at edges, which uint8 saturates away."""
     height, width = size
     shrinking = height * width < image.shape[0] * image.shape[1]
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-    return cv2.resize(image, (width, height), interpolation=interpolation)
+    resized = cv2.resize(image, (width, height), interpolation=interpolation)
+    if image.dtype == np.uint8 or shrinking:
+        return resized
+    return np.clip(resized, image.min(), image.max())
 
 
 def _text_scale(text, width, scale=0.65):
@@ -79,14 +100,15 @@ def figure(image, heatmap, title):
     """image | heatmap | overlay with a title strip above and a colour bar.
 
     Args:
-        image: (H, W, 3) uint8 RGB at the size to show (see `display_size`).
+        image: (H, W, 3) RGB on [0, 255] at the size to show (see
+            `display_size`).
         heatmap: (H, W) in [0, 1], the same size.
         title: one line (method, class, score, layer).
 
     Returns:
         (STRIP + H, 3W + 2 gaps + colour bar, 3) uint8 RGB.
     """
-    height = image.shape[0]
+    image, height = to_uint8(image), image.shape[0]
     gap = np.full((height, _GAP, 3), _WHITE, np.uint8)
     row = np.concatenate([image, gap, colorize(heatmap), gap, overlay(image, heatmap),
                           colour_bar(height)], axis=1)
@@ -113,11 +135,12 @@ def write_gif(path, image, frames, captions, duration_ms=80):
     """Animated GIF of captioned overlays.
 
     Args:
-        image: (H, W, 3) uint8 RGB.
+        image: (H, W, 3) RGB on [0, 255].
         frames: (S, H, W) heatmaps in [0, 1].
         captions: S lines, one per frame (e.g. "l2caf | iteration 40 | loss -3.2").
         duration_ms: time per frame; the last frame stays 1 s.
     """
+    image = to_uint8(image)
     pictures = [Image.fromarray(captioned(overlay(image, f), c))
                 for f, c in zip(frames, captions)]
     durations = [duration_ms] * (len(pictures) - 1) + [1000]

@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from tfcaf.data import checks, transforms
+from tfcaf.data import checks, images, transforms
 from tfcaf.errors import TfcafError
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ class ImageDataset:
         crop_fraction: for "crop": image_size / resized shorter side.
         augment: the `transforms.Augment` used for `augment=True`.
         source: the annotation file listing the examples (for messages).
+        box_file: the file the boxes are read from, or would be when it
+            is optional and absent (folder: `boxes.csv`), for messages;
+            "" when the loader names none.
     """
     name: str
     split: str
@@ -54,6 +57,7 @@ class ImageDataset:
     crop_fraction: float = 0.875
     augment: transforms.Augment = transforms.Augment()
     source: str = ""
+    box_file: str = ""
 
     def __post_init__(self):
         self.paths = np.asarray(self.paths, dtype=str)
@@ -141,8 +145,13 @@ class ImageDataset:
         """
         paths, labels, flat_boxes, splits = self._tables()
         size = _size_hw(image_size or self.image_size)
-        data = tf.io.read_file(tf.gather(paths, index))
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        # The one reader (`images.read_image`), not tf.io.decode_image:
+        # TensorFlow cuts 16-bit PNGs to 8 bits, drops alpha instead of
+        # compositing it and decodes JPEGs with another DCT, so the
+        # datasets would see other pixels than bin/visualize.
+        image = tf.numpy_function(images.read_pixels, [tf.gather(paths, index)], tf.float32,
+                                  stateful=False)
+        image = tf.ensure_shape(image, (None, None, 3))
         boxes = flat_boxes[splits[index]:splits[index + 1]]
         if augment:
             if seed is None:
@@ -153,7 +162,7 @@ class ImageDataset:
         else:
             image, boxes = transforms.fit_image(
                 image, boxes, size, resize or self.resize, self.crop_fraction)
-        image = tf.ensure_shape(tf.cast(image, tf.float32), size + (3,))
+        image = tf.ensure_shape(image, size + (3,))
         image = transforms.preprocess_fn(preprocess)(image)
         boxes = transforms.pad_boxes(boxes, max_boxes or self.max_boxes)
         return image, tf.gather(labels, index), boxes
