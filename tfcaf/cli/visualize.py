@@ -16,9 +16,9 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from tfcaf.cli import choices, solver_flags
+from tfcaf.cli import choices, model_flags, solver_flags
 from tfcaf.cli.naming import output_stems
 from tfcaf.errors import TfcafError
 from tfcaf.outputs import OutputSet
@@ -28,8 +28,10 @@ flags.DEFINE_string("model", None, "keras.applications name (e.g. ResNet50) or a
 flags.DEFINE_string("weights", "imagenet",
                     "For application names: imagenet, none, or a weights file.")
 flags.DEFINE_string("layer", None, "Layer to split at (default: the last 4-D layer).")
-flags.DEFINE_integer("image_size", 224, "Input size in pixels for models whose input size "
-                     "is open.", lower_bound=1)
+flags.DEFINE_integer("image_size", None, "Input size in pixels (default: the model's; 224 "
+                     "where it is open). A size a model does not take is refused.",
+                     lower_bound=1)
+MODEL_FLAGS = model_flags.define()
 flags.DEFINE_list("images", None, "Image files or globs, comma separated.")
 flags.DEFINE_list("targets", None, "Class ids to explain, comma separated (default: each "
                   "image's top-1 class).")
@@ -58,7 +60,7 @@ def _targets_are_class_ids(values):
 
 
 FLAG_GROUPS = (
-    ("Model", ("model", "weights", "layer", "image_size")),
+    ("Model", ("model", "weights", "layer", "image_size") + MODEL_FLAGS),
     ("Input", ("images", "targets")),
     ("Method", ("method", "filter") + SOLVER_FLAGS),
     ("Output", ("out_dir", "gif", "gif_every", "batch_size")),
@@ -68,7 +70,7 @@ log = logging.getLogger("tfcaf.visualize")
 
 def check_flags():
     """The solver flags are valid together, and given only to a method
-    that has a solver."""
+    that has a solver; --model and --images given."""
     solver_flags.check()
     from tfcaf.caf.methods import METHODS
     unused = [f for f in solver_flags.given() if not f.startswith("--output=")]
@@ -76,6 +78,8 @@ def check_flags():
         iterative = ", ".join(m.name for m in METHODS.values() if m.iterative)
         raise TfcafError(f"{' '.join(unused)}: --method={FLAGS.method} has no solver "
                          f"(methods with one: {iterative})")
+    if not FLAGS.model or not FLAGS.images:
+        raise TfcafError("--model and --images are required")
 
 
 def expand_images(patterns):
@@ -105,8 +109,6 @@ def expand_images(patterns):
 
 def main(argv):
     del argv
-    if not FLAGS.model or not FLAGS.images:
-        raise app.UsageError("--model and --images are required")
     from tfcaf import applications
     from tfcaf.caf import METHODS
     from tfcaf.cli.heatmap_files import HeatmapWriter, output_files
@@ -120,7 +122,7 @@ def main(argv):
     stems = [os.path.join(FLAGS.out_dir, s) for s in output_stems(paths)]
     outputs = OutputSet(FLAGS.out_dir, "--out_dir", inputs=paths)
     outputs.claim([f for stem in stems for f in output_files(stem, targets, FLAGS.gif)])
-    model = applications.load_model(FLAGS.model, FLAGS.weights)
+    model = applications.load_model(FLAGS.model, FLAGS.weights, model_flags.preprocessing())
     solver = dataclasses.replace(solver_flags.solver_config(), filter=FLAGS.filter)
     writer = HeatmapWriter(model, FLAGS.method, FLAGS.layer,
                            applications.input_size(model, FLAGS.image_size),
