@@ -19,6 +19,8 @@ SOLVER_OPTIMIZERS = ("auto", "adam", "sgd", "lbfgs")
 SOLVER_PRESETS = ("default", "authors", "authors_pytorch")
 # What a model's output is: class logits, or an embedding (retrieval nets).
 OUTPUTS = ("logits", "embedding")
+# Input preprocessings, `tfcaf.models.preprocessing.MODES` (--preprocessing).
+PREPROCESSING_MODES = ("caffe", "torch", "tf", "unit", "none")
 DATASETS = ("digits", "cub", "imagenet", "folder")
 METRICS = ("iou", "maxboxacc", "recall", "nmi", "sanity", "deletion", "insertion",
            "average_drop", "pointing_game")

@@ -10,21 +10,20 @@ the same mode names, so every preprocessing in the project is one of these.
 from keras import ops
 
 from tfcaf.errors import TfcafError
+from tfcaf.names import PREPROCESSING_MODES
 
 # Per-channel ImageNet statistics, as keras.applications uses them.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
 TORCH_RGB_STD = (0.229, 0.224, 0.225)
 
-MODES = {
-    "caffe": "RGB -> BGR, minus the ImageNet BGR means (ResNet50, VGG16/19, "
-             "Caffe GoogLeNet)",
-    "torch": "x / 255, minus the ImageNet RGB means, over their standard "
-             "deviations (DenseNet)",
-    "tf": "x / 127.5 - 1, to [-1, 1] (MobileNetV2, InceptionV3, Xception)",
-    "unit": "x / 255, to [0, 1] (tiny_resnet)",
-    "none": "identity (models that preprocess inside, e.g. EfficientNet)",
-}
+MODES = dict(zip(PREPROCESSING_MODES, (
+    "RGB -> BGR, minus the ImageNet BGR means (ResNet50, VGG16/19, Caffe GoogLeNet)",
+    "x / 255, minus the ImageNet RGB means, over their standard deviations (DenseNet)",
+    "x / 127.5 - 1, to [-1, 1] (MobileNetV2, InceptionV3, Xception)",
+    "x / 255, to [0, 1] (tiny_resnet)",
+    "identity (models that preprocess inside, e.g. EfficientNet)",
+)))
 
 
 def check_mode(mode):
