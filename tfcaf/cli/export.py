@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from tfcaf.cli import solver_flags
+from tfcaf.cli import model_flags, solver_flags
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import EXPORT_ITERATIONS
 
@@ -20,6 +20,7 @@ flags.DEFINE_string("weights", "imagenet",
                     "For application names: imagenet, none, or a weights file.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels; required for models whose "
                      "input size is open.", lower_bound=1)
+MODEL_FLAGS = model_flags.define()
 flags.DEFINE_string("export_base", "exports", "TF Serving model base folder.")
 flags.DEFINE_string("name", None, "Model name: the export goes to EXPORT_BASE/NAME/VERSION.")
 flags.DEFINE_integer("version", None, "Version number (default: the next free one).",
@@ -33,14 +34,18 @@ flags.DEFINE_string("check", None, "Instead of exporting: load this export with 
                     "TensorFlow in a subprocess, list and run its signatures.")
 
 FLAG_GROUPS = (
-    ("Model", ("model", "weights", "image_size", "layer")),
+    ("Model", ("model", "weights", "image_size", "layer") + MODEL_FLAGS),
     ("Method", SOLVER_FLAGS),
     ("Export", ("export_base", "name", "version", "top_k")),
     ("Check", ("check",)),
 )
 
 
-check_flags = solver_flags.check
+def check_flags():
+    """Solver flags valid together; --model and --name given (unless --check)."""
+    solver_flags.check()
+    if not FLAGS.check and (not FLAGS.model or not FLAGS.name):
+        raise TfcafError("--model and --name are required (or use --check)")
 
 
 def check_export(path):
@@ -67,13 +72,11 @@ def main(argv):
     del argv
     if FLAGS.check:
         sys.exit(check_export(FLAGS.check))
-    if not FLAGS.model or not FLAGS.name:
-        raise app.UsageError("--model and --name are required (or use --check)")
     from tfcaf import applications
     from tfcaf.export import export_savedmodel
     from tfcaf.export.savedmodel import destination
     destination(FLAGS.export_base, FLAGS.name, FLAGS.version)  # refused before the model loads
-    model = applications.load_model(FLAGS.model, FLAGS.weights)
+    model = applications.load_model(FLAGS.model, FLAGS.weights, model_flags.preprocessing())
     path = export_savedmodel(model, FLAGS.export_base, FLAGS.name, version=FLAGS.version,
                              solver=solver_flags.solver_config(), top_k=FLAGS.top_k,
                              layer=FLAGS.layer, output=FLAGS.output,
