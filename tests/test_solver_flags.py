@@ -88,7 +88,7 @@ def test_evaluate_refuses_solver_flags_for_a_savedmodel(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"evaluate: error: --restarts=2: --model={tmp_path} is a SavedModel, whose solver "
-        "settings were fixed at export (bin/export takes these flags)"]
+        "settings and preprocessing were fixed at export (bin/export takes these flags)"]
 
 
 def test_degenerate_maps():

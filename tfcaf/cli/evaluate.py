@@ -6,9 +6,9 @@ Average Drop, pointing game) and randomisation sanity checks
 
 import os
 
-from absl import app, flags
+from absl import flags
 
-from tfcaf.cli import choices, solver_flags
+from tfcaf.cli import choices, model_flags, solver_flags
 from tfcaf.errors import TfcafError
 from tfcaf.evaluation.config import EvalConfig
 
@@ -19,6 +19,7 @@ _DEFAULT = EvalConfig()
 flags.DEFINE_string("model", None, "Model: a .keras file or an exported SavedModel folder.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels (default: the model's; 224 "
                      "if open).", lower_bound=1)
+MODEL_FLAGS = model_flags.define()
 # --seed seeds K-means and the randomisation; the filters' seed is --solver_seed.
 SOLVER_FLAGS = solver_flags.define(seed="solver_seed")
 flags.DEFINE_enum("dataset", "digits", choices.DATASETS, "Dataset.")
@@ -63,7 +64,7 @@ flags.register_validator("metric", lambda v: choices.check_names(v, choices.METR
 flags.register_validator("methods", lambda v: choices.check_names(v, choices.METHODS))
 
 FLAG_GROUPS = (
-    ("Model", ("model", "image_size")),
+    ("Model", ("model", "image_size") + MODEL_FLAGS),
     ("Method", SOLVER_FLAGS),
     ("Data", ("dataset", "data_dir", "split", "max_images", "batch_size")),
     ("Metrics", ("metric", "methods", "cam_threshold", "iou_threshold", "box_protocol",
@@ -86,26 +87,30 @@ def eval_config():
 
 
 def check_flags():
-    """Solver flags: valid together, and not given with a SavedModel (its
-    solver settings were fixed at export)."""
+    """Solver flags valid together; --model given; neither they nor
+    --preprocessing given with a SavedModel (its settings were fixed at
+    export)."""
     solver_flags.check()
-    given = solver_flags.given()
-    if given and FLAGS.model and os.path.isfile(os.path.join(FLAGS.model, "saved_model.pb")):
+    if not FLAGS.model:
+        raise TfcafError("--model is required: a .keras file or an exported SavedModel folder")
+    given = solver_flags.given() + [f"--preprocessing={FLAGS.preprocessing}"] * (
+        FLAGS.preprocessing is not None)
+    if given and os.path.isfile(os.path.join(FLAGS.model, "saved_model.pb")):
         raise TfcafError(f"{' '.join(given)}: --model={FLAGS.model} is a SavedModel, whose "
-                         "solver settings were fixed at export (bin/export takes these flags)")
+                         "solver settings and preprocessing were fixed at export (bin/export "
+                         "takes these flags)")
 
 
 def main(argv):
     del argv
-    if not FLAGS.model:
-        raise app.UsageError("--model is required")
     from tfcaf.data import load_dataset
     from tfcaf.evaluation import evaluate, load_adapter
     config = eval_config()
-    adapter = load_adapter(FLAGS.model, solver_flags.solver_config(), output=FLAGS.output)
+    adapter = load_adapter(FLAGS.model, solver_flags.solver_config(), output=FLAGS.output,
+                           preprocessing=model_flags.preprocessing())
     default_split = "val" if FLAGS.dataset == "imagenet" else "test"
     split = FLAGS.split or ("retrieval_test" if adapter.embedding else default_split)
-    size = (FLAGS.image_size, FLAGS.image_size) if FLAGS.image_size else adapter.image_size
+    size = adapter.input_size(FLAGS.image_size)
     dataset = load_dataset(FLAGS.dataset, FLAGS.data_dir, split, image_size=size)
     summary = evaluate(adapter, dataset, FLAGS.out_dir, config)
     for method, values in summary["methods"].items():

@@ -48,10 +48,16 @@ class KerasAdapter:
         self._logits = tf.function(lambda x: self.explainer.forward(x)[1],
                                    reduce_retracing=True)
 
+    def input_size(self, size=None):
+        """(H, W) the images are resized to: `size` (an int or (H, W)) or
+        the model's own (224 where it is open); `TfcafError` when `size`
+        is not the model's fixed size."""
+        return applications.input_size(self.model, size)
+
     @property
-    def image_size(self):
-        """(H, W) the model takes (224 where its input size is open)."""
-        return applications.input_size(self.model)
+    def num_classes(self):
+        """K of the (B, K) logits; None for an embedding."""
+        return None if self.embedding else int(self.model.output_shape[-1])
 
     def supports(self, method_name):
         """None when `method_name` applies to this model, else the reason."""
@@ -129,11 +135,20 @@ class SavedModelAdapter:
         if not self.embedding:
             self.method_signatures["l2caf_specific"] = "explain"
 
-    @property
-    def image_size(self):
-        """(H, W) of the export's `images` input."""
+    def input_size(self, size=None):
+        """(H, W) of the export's `images` input; `TfcafError` when `size`
+        (an int or (H, W)) differs from it."""
         spec = self.signatures["serving_default"].structured_input_signature[1]["images"]
-        return (int(spec.shape[1]), int(spec.shape[2]))
+        return applications.fit_size(tuple(spec.shape[1:3]), size, None,
+                                     f"SavedModel '{self.path}'")
+
+    @property
+    def num_classes(self):
+        """K of the (B, K) probabilities; None for an embedding."""
+        if self.embedding:
+            return None
+        return int(self.signatures["serving_default"].structured_outputs["probabilities"]
+                   .shape[-1])
 
     def supports(self, method_name):
         if method_name in self.method_signatures:
@@ -180,16 +195,40 @@ class SavedModelAdapter:
         return self.maps(images, labels, method_name)[1]
 
 
-def load_adapter(path, solver=SolverConfig(), layer=None, output=None):
+def load_adapter(path, solver=SolverConfig(), layer=None, output=None, preprocessing=None):
     """A `KerasAdapter` for a `.keras` file (solved with the `SolverConfig`
-    `solver`), a `SavedModelAdapter` for an export folder (whose solver was
-    fixed at export); errors name the path."""
+    `solver`, preprocessed as `applications.load_model` does with
+    `preprocessing`), a `SavedModelAdapter` for an export folder (whose
+    solver and preprocessing were fixed at export); errors name the path."""
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             raise TfcafError(f"'{path}' is neither a .keras file nor a SavedModel folder")
+        if preprocessing is not None:
+            raise TfcafError(f"preprocessing={preprocessing!r}: '{path}' is a SavedModel, "
+                             "whose preprocessing was fixed at export")
         return SavedModelAdapter(path)
-    model = applications.load_model(path)
+    model = applications.load_model(path, preprocessing=preprocessing)
     return KerasAdapter(model, solver=solver, layer=layer, output=output, source=path)
+
+
+def check_classes(adapter, dataset):
+    """`TfcafError` when `dataset` has more classes than the classifier
+    behind `adapter` has outputs (its labels would name no output).
+
+    Args:
+        adapter: a `KerasAdapter` or `SavedModelAdapter`.
+        dataset: a `tfcaf.data.ImageDataset`.
+    """
+    outputs = adapter.num_classes
+    if outputs is None or dataset.num_classes <= outputs:
+        return
+    names = dataset.class_names
+    shown = ", ".join(names[:3]) + (f", ..., {names[-1]}" if len(names) > 3 else "")
+    where = f" ({dataset.source})" if dataset.source else ""
+    raise TfcafError(f"dataset {dataset.name}/{dataset.split}{where} has "
+                     f"{dataset.num_classes} classes ({shown}), but model "
+                     f"'{adapter.settings()['source']}' has {outputs} class outputs: its labels "
+                     "must be the model's class ids")
 
 
 def top1_correct(outputs, labels, embedding):
