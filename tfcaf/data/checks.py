@@ -149,3 +149,34 @@ def require_file(path, what):
     if not os.path.isfile(path):
         raise DataError(f"missing {what}: {path}")
     return path
+
+
+def require_boxes(dataset, needed_by):
+    """Refuses a dataset without ground-truth boxes for the metrics that
+    read them, naming the missing box file; warns once when only some
+    examples lack a box (the metrics count those as misses).
+
+    Args:
+        dataset: an `ImageDataset`; a dataset that lists no `boxes` (one
+            that only yields them from its pipeline) is not checked.
+        needed_by: what reads the boxes, e.g. "--metric=iou".
+
+    Raises:
+        DataError: no example has a box.
+    """
+    listed = getattr(dataset, "boxes", None)
+    if listed is None:
+        return
+    boxed = sum(len(b) > 0 for b in listed)
+    box_file = dataset.box_file
+    if boxed == 0:
+        if box_file and not os.path.exists(box_file):
+            raise DataError(f"{needed_by} needs boxes: {box_file} does not exist")
+        where = f" in {box_file}" if box_file else ""
+        raise DataError(f"{needed_by} needs boxes: none of the {len(listed)} images of "
+                        f"{dataset.name}/{dataset.split} has a box{where}")
+    if boxed < len(listed):
+        where = f" in {box_file}" if box_file else ""
+        log.warning("warning: %d of %d images of %s/%s have no box%s: %s counts them as "
+                    "misses", len(listed) - boxed, len(listed), dataset.name, dataset.split,
+                    where, needed_by)

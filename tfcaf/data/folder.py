@@ -98,5 +98,6 @@ def load_folder(data_dir, split=None, *, boxes=None, image_size=224,
         paths=[os.path.join(root, p) for p, _ in items],
         labels=[c - first for _, c in items],
         boxes=[table.get(p, []) for p, _ in items], class_names=names,
-        image_size=image_size, resize=resize, source=boxes or root)
+        image_size=image_size, resize=resize, source=boxes or root,
+        box_file=boxes or default_boxes)
     return data.check(check, skip_bad_images)

@@ -3,6 +3,7 @@
 import logging
 import os
 
+from tfcaf.data.checks import require_boxes
 from tfcaf.errors import TfcafError
 from tfcaf.evaluation import report, runner, sanity
 from tfcaf.evaluation.adapters import KerasAdapter
@@ -30,8 +31,11 @@ def _usable_methods(adapter, methods):
     return usable
 
 
-def _check(metrics, adapter):
+def _check(metrics, adapter, dataset):
     """User errors that can be told before any image is run."""
+    boxed = sorted((_LOCALIZING | {"pointing_game"}) & set(metrics))
+    if boxed:
+        require_boxes(dataset, "--metric=" + ",".join(boxed))
     if {"recall", "nmi"} & set(metrics) and not adapter.embedding:
         raise TfcafError("--metric=recall/nmi needs a retrieval net (embedding output)")
     if "sanity" in metrics and not isinstance(adapter, KerasAdapter):
@@ -67,7 +71,7 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
     """
     config.validate()
     metrics = set(config.metrics)
-    _check(metrics, adapter)
+    _check(metrics, adapter, dataset)
     methods = _usable_methods(adapter, config.methods)
     mapping = (_LOCALIZING | set(runner.FAITHFULNESS)) & metrics
     if mapping and not methods:
