@@ -35,6 +35,22 @@ def test_degenerate_maps_give_no_box_and_count_as_misses(heatmap):
     assert result["gt_known_loc"] == 0.0 and result["top1_loc"] == 0.0
 
 
+def test_degenerate_raw_maps_are_exactly_those_with_an_all_zero_heatmap():
+    from tfcaf.caf.heatmaps import normalize
+    from tfcaf.metrics.degenerate import degenerate_maps
+    rng = np.random.default_rng(0)
+    maps = rng.random((7, 4, 5)).astype(np.float32)
+    maps[1] = 0.0
+    maps[2] = 3.5
+    maps[3] = 2.0 + np.float32(1e-13) * np.arange(20).reshape(4, 5)  # rounding only
+    maps[4, 0, 0] = np.nan
+    maps[5, 1, 1] = -np.inf
+    maps[6] = 1e-3 * maps[6]                                         # small, not constant
+    all_zero = ~normalize(maps).numpy().reshape(7, -1).any(axis=1)
+    np.testing.assert_array_equal(all_zero, [False, True, True, True, True, True, False])
+    np.testing.assert_array_equal(degenerate_maps(maps), all_zero)
+
+
 def test_iou_by_hand():
     np.testing.assert_allclose(loc.iou(np.array([0, 0, 2, 2]), [[1, 1, 3, 3], [0, 0, 2, 2],
                                                               [5, 5, 6, 6]]), [1 / 7, 1, 0])

@@ -4,15 +4,14 @@ game; bin/evaluate counts them per method and bin/visualize warns about them."""
 
 import numpy as np
 
-# A map is constant when its range is at most this fraction of its scale.
-RELATIVE_RANGE = 1e-12
+from tfcaf.caf.heatmaps import RELATIVE_RANGE
 
 
 def degenerate_maps(maps):
     """Which raw maps are degenerate.
 
     A map is degenerate when it holds a non-finite value, or when
-    max − min ≤ 1e-12 · max(1, |max|) (constant, e.g. all zeros: Grad-CAM
+    max − min ≤ `RELATIVE_RANGE` · max(1, |max|) (constant, e.g. all zeros: Grad-CAM
     where every weighted feature is negative, CAM on zero feature maps).
 
     Args:
