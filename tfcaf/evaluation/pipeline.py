@@ -213,8 +213,9 @@ def _report_lines(summary, methods):
         lines.append("")
     if "retrieval" in summary:
         lines += [report.markdown_table({"embedding": summary["retrieval"]},
-                                        list(summary["retrieval"]), first="net"), "",
-                  f"NMI: {summary['protocols']['nmi']}.", ""]
+                                        list(summary["retrieval"]), first="net"), ""]
+        if "nmi" in summary["protocols"]:
+            lines += [f"NMI: {summary['protocols']['nmi']}.", ""]
     lines += _settings_lines(summary)
     if "sanity" in summary:
         table = {r["layer"]: {m: r[m]["spearman"] for m in methods} for r in summary["sanity"]}
