@@ -54,14 +54,28 @@ def _flag_groups(module):
     return (("Flags", tuple(f.name for f in defined)),)
 
 
+def _refuse_positional(extra):
+    """No binary takes positional arguments: what absl leaves over is almost
+    always the rest of an unquoted shell glob (`--images a.png b.png`), and
+    ignoring it would explain only the first file."""
+    from tfcaf.errors import TfcafError
+    if extra:
+        shown = " ".join(extra[:3]) + (f" ... ({len(extra)} in all)" if len(extra) > 3 else "")
+        raise TfcafError(
+            f"unexpected argument(s) {shown}: flags take one value; quote a glob "
+            f"(--images='photos/*.jpg') or separate files with commas (--images=a.png,b.png)")
+
+
 def _parse_flags(program, module, argv):
-    """absl's parse, then the module's `check_flags()` (checks across
-    flags, still before TensorFlow is imported); a bad flag or a
-    `TfcafError` of the check is reported as one line (status 2)."""
+    """absl's parse, positional arguments refused, then the module's
+    `check_flags()` (checks across flags, still before TensorFlow is
+    imported); a bad flag or a `TfcafError` of the check is reported as one
+    line (status 2)."""
     from absl import flags
     from tfcaf.errors import TfcafError
     try:
         remaining = flags.FLAGS(argv)
+        _refuse_positional(remaining[1:])
         getattr(module, "check_flags", lambda: None)()
         return remaining
     except (flags.Error, TfcafError) as err:
