@@ -20,12 +20,38 @@ FLAGFILES = sorted(glob.glob(os.path.join(REPO, "flags", "*.flags")))
     (dict(loss="triplet", head="classifier"), 1, "use --head=embedding"),
     (dict(loss="softmax", head="embedding"), 1, "--loss=triplet or npairs"),
     (dict(batch_size=33), 2, "--batch_size=33 must split evenly over 2"),
-    (dict(train_steps=0), 1, "--train_steps must be >= 1"),
+    (dict(train_steps=0), 1, r"--train_steps=0: must be an integer >= 1"),
+    (dict(train_steps=2.5), 1, r"--train_steps=2.5: must be an integer"),
+    (dict(val_examples=-1), 1, r"--val_examples=-1: must be an integer >= 0"),
     (dict(optimizer="lamb"), 1, "--optimizer=lamb"),
+    (dict(margin=-1.0), 1, r"--margin=-1.0: must be a number > 0"),
+    (dict(margin=0.0), 1, r"--margin=0.0: must be a number > 0"),
+    (dict(margin=float("nan")), 1, r"--margin=nan"),
+    (dict(learning_rate=-0.1), 1, r"--learning_rate=-0.1: must be in \(0, 1\] for --optimizer=adam"),
+    (dict(learning_rate=float("nan")), 1, r"--learning_rate=nan"),
+    (dict(learning_rate=float("inf"), optimizer="sgd"), 1, r"--learning_rate=inf: .*\(0, 10\]"),
+    (dict(learning_rate=1.5, optimizer="rmsprop"), 1, r"\(0, 1\] for --optimizer=rmsprop"),
+    (dict(learning_rate=20.0, optimizer="momentum"), 1, r"\(0, 10\] for --optimizer=momentum"),
+    (dict(drop_rate=1.5), 1, r"--drop_rate=1.5: must be a number in \[0, 1\]"),
+    (dict(gamma=-0.1), 1, r"--gamma=-0.1"),
+    (dict(delta=float("nan")), 1, r"--delta=nan"),
+    (dict(seed=-1), 1, r"--seed=-1: must be an integer in \[0, 2\*\*32\)"),
+    (dict(image_size=0), 1, r"--image_size=0"),
+    (dict(embedding_dim=True), 1, r"--embedding_dim=True: must be an integer"),
+    (dict(worker_timeout_s=0), 1, r"--worker_timeout_s=0: must be a number of seconds > 0"),
 ])
 def test_incompatible_flags_are_rejected(changes, replicas, message):
     with pytest.raises(ValueError, match=message):
         validate(TrainConfig(**changes), replicas)
+
+
+@pytest.mark.parametrize("changes", [
+    dict(learning_rate=1.0), dict(learning_rate=10.0, optimizer="sgd"), dict(margin=1e-3),
+    dict(drop_rate=0.0, gamma=1.0, delta=1.0), dict(seed=2 ** 32 - 1), dict(val_examples=0),
+    dict(worker_timeout_s=0.5),
+])
+def test_range_edges_are_accepted(changes):
+    validate(TrainConfig(**changes))
 
 
 def test_paper_defaults():

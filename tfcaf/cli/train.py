@@ -13,6 +13,14 @@ train_flags.define_flags(FLAGS)
 FLAG_GROUPS = train_flags.FLAG_GROUPS
 
 
+def check_flags():
+    """Every setting's range and the settings' compatibility, before
+    TensorFlow loads (the split over replicas is checked again once the
+    strategy is known)."""
+    from tfcaf.training.config import validate
+    validate(train_flags.config_from_flags(FLAGS))
+
+
 def _split_cpu(count):
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]

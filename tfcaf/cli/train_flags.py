@@ -15,7 +15,12 @@ _D = TrainConfig()
 
 def define_flags(flag_values):
     """Defines bin/train's flags on `flag_values` (a fresh `FlagValues` lets
-    other programs parse experiment flagfiles)."""
+    other programs parse experiment flagfiles).
+
+    The flags carry no bounds of their own: the ranges are
+    `tfcaf.training.validate`'s, one rule for the flags (checked by
+    `tfcaf.cli.train.check_flags` before TensorFlow loads) and the Python API.
+    """
     fv = dict(flag_values=flag_values)
     flags.DEFINE_enum("dataset", _D.dataset, choices.DATASETS, "Dataset.", **fv)
     flags.DEFINE_string("data_dir", _D.data_dir, "Dataset root (digits: cache folder).", **fv)
@@ -24,42 +29,47 @@ def define_flags(flag_values):
     flags.DEFINE_string("weights", _D.weights, "Backbone weights: imagenet, none, or a file.", **fv)
     flags.DEFINE_enum("head", _D.head, ["classifier", "adl", "acol", "embedding"], "Head.", **fv)
     flags.DEFINE_enum("loss", _D.loss, LOSSES, "softmax for classifiers; triplet or npairs.", **fv)
-    flags.DEFINE_float("margin", _D.margin, "Triplet margin.", **fv)
-    flags.DEFINE_integer("embedding_dim", _D.embedding_dim, "Embedding size.", lower_bound=1, **fv)
+    flags.DEFINE_float("margin", _D.margin, "Triplet margin, > 0.", **fv)
+    flags.DEFINE_integer("embedding_dim", _D.embedding_dim, "Embedding size.", **fv)
     flags.DEFINE_boolean("normalize_embedding", None,
                          "L2-normalise the embedding (default: on for triplet, off for "
                          "npairs).", **fv)
-    flags.DEFINE_float("drop_rate", _D.drop_rate, "ADL drop rate.", **fv)
-    flags.DEFINE_float("gamma", _D.gamma, "ADL threshold (default: 0.9 ResNet, 0.8 VGG).", **fv)
-    flags.DEFINE_float("delta", _D.delta, "ACoL erasing threshold.", **fv)
-    flags.DEFINE_integer("acol_filters", _D.acol_filters, "Width of the ACoL branch convolutions.",
-                         lower_bound=1, **fv)
-    flags.DEFINE_integer("images_per_class", _D.images_per_class, "K of P x K triplet batches.",
-                         lower_bound=1, **fv)
-    flags.DEFINE_integer("train_steps", _D.train_steps, "Optimizer updates (the paper: 5000).",
-                         lower_bound=1, **fv)
-    flags.DEFINE_integer("batch_size", _D.batch_size, "Global batch size.", lower_bound=1, **fv)
+    flags.DEFINE_float("drop_rate", _D.drop_rate, "ADL drop rate, in [0, 1].", **fv)
+    flags.DEFINE_float("gamma", _D.gamma, "ADL threshold, in [0, 1] (default: 0.9 ResNet, "
+                       "0.8 VGG).", **fv)
+    flags.DEFINE_float("delta", _D.delta, "ACoL erasing threshold, in [0, 1].", **fv)
+    flags.DEFINE_integer("acol_filters", _D.acol_filters,
+                         "Width of the ACoL branch convolutions.", **fv)
+    flags.DEFINE_integer("images_per_class", _D.images_per_class,
+                         "K of P x K triplet batches.", **fv)
+    flags.DEFINE_integer("train_steps", _D.train_steps,
+                         "Optimizer updates (the paper: 5000).", **fv)
+    flags.DEFINE_integer("batch_size", _D.batch_size, "Global batch size.", **fv)
     flags.DEFINE_enum("optimizer", _D.optimizer, OPTIMIZERS, "Optimizer.", **fv)
-    flags.DEFINE_float("learning_rate", _D.learning_rate, "Initial learning rate.", **fv)
+    flags.DEFINE_float("learning_rate", _D.learning_rate,
+                       "Initial learning rate: in (0, 1] for adam and rmsprop, (0, 10] for "
+                       "sgd and momentum.", **fv)
     flags.DEFINE_enum("lr_schedule", _D.lr_schedule, SCHEDULES, "Schedule over train_steps.", **fv)
-    flags.DEFINE_integer("image_size", _D.image_size, "Input size in pixels (default per dataset).",
-                         lower_bound=1, **fv)
+    flags.DEFINE_integer("image_size", _D.image_size,
+                         "Input size in pixels (default per dataset).", **fv)
     flags.DEFINE_string("model_dir", _D.model_dir, "Checkpoints, logs and model.keras (a folder; "
                         "one run at a time).", **fv)
     flags.DEFINE_enum("strategy", _D.strategy, STRATEGIES, "tf.distribute strategy.", **fv)
-    flags.DEFINE_integer("seed", _D.seed, "Seed of initialisation, batches and augmentation.", **fv)
-    flags.DEFINE_integer("log_every", _D.log_every, "Console/TensorBoard logging interval (steps).",
-                         lower_bound=1, **fv)
-    flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every, "Checkpoint interval (steps).",
-                         lower_bound=1, **fv)
-    flags.DEFINE_integer("max_checkpoints", _D.max_checkpoints, "Checkpoints kept.",
-                         lower_bound=1, **fv)
+    flags.DEFINE_integer("seed", _D.seed,
+                         "Seed of initialisation, batches and augmentation.", **fv)
+    flags.DEFINE_integer("log_every", _D.log_every,
+                         "Console/TensorBoard logging interval (steps).", **fv)
+    flags.DEFINE_integer("checkpoint_every", _D.checkpoint_every,
+                         "Checkpoint interval (steps).", **fv)
+    flags.DEFINE_integer("max_checkpoints", _D.max_checkpoints, "Checkpoints kept.", **fv)
     flags.DEFINE_boolean("augment", _D.augment, "Random crop and flip.", **fv)
-    flags.DEFINE_integer("val_examples", _D.val_examples, "Validation slice size.",
-                         lower_bound=0, **fv)
-    flags.DEFINE_integer("summary_images", _D.summary_images, "L2-CAF heatmaps in TensorBoard.",
-                         lower_bound=0, **fv)
+    flags.DEFINE_integer("val_examples", _D.val_examples, "Validation slice size.", **fv)
+    flags.DEFINE_integer("summary_images", _D.summary_images,
+                         "L2-CAF heatmaps in TensorBoard.", **fv)
     flags.DEFINE_boolean("skip_bad_images", _D.skip_bad_images, "Skip unreadable images.", **fv)
+    flags.DEFINE_float("worker_timeout_s", _D.worker_timeout_s,
+                       "--strategy=multi_worker: seconds to wait for the other TF_CONFIG "
+                       "tasks before giving up, naming those not reached.", **fv)
     flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices "
                          "(to try --strategy=mirrored without GPUs).", lower_bound=0, **fv)
     flags.register_validator(
@@ -76,8 +86,8 @@ FLAG_GROUPS = (
     ("Loss and optimisation", ("loss", "margin", "images_per_class", "train_steps",
                                "batch_size", "optimizer", "learning_rate", "lr_schedule",
                                "seed")),
-    ("Run", ("model_dir", "strategy", "logical_cpus", "log_every", "checkpoint_every",
-             "max_checkpoints", "summary_images")),
+    ("Run", ("model_dir", "strategy", "worker_timeout_s", "logical_cpus", "log_every",
+             "checkpoint_every", "max_checkpoints", "summary_images")),
 )
 
 
