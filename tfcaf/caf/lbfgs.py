@@ -9,6 +9,8 @@ problems cost nothing and the cost follows the mean, not the maximum,
 evaluation count.
 """
 
+import math
+
 import tensorflow as tf
 
 from tfcaf.caf import filters, snapshots
@@ -139,6 +141,37 @@ def _initial_state(x0, history):
         done=tf.zeros([batch], tf.bool))
 
 
+def _merged(state, new, running, rows):
+    """`state` with the `running` problems' entries replaced by `new`'s
+    (`new` holds every problem, or only `rows` when compact)."""
+    if rows is None:
+        keep = lambda n, o: tf.where(  # noqa: E731
+            tf.reshape(running, [-1] + [1] * (len(o.shape) - 1)), n, o)
+        return tf.nest.map_structure(keep, new, state)
+    put = lambda n, o: tf.tensor_scatter_nd_update(o, rows[:, None], n)  # noqa: E731
+    return tf.nest.map_structure(put, new, state)
+
+
+def _recorder(config, offset, snapshot_loss_fn, constrain, shape, height, width):
+    """`record(frames, new, rows, running)`: writes the snapshot frames
+    that fall due in this loop step.
+
+    A problem's frame k is its accepted point after its own
+    k·snapshot_every + 1 evaluations, counted over all phases (`offset`).
+    """
+    def record(frames, new, rows, running):
+        counts = tf.gather(offset, rows) + new["evaluations"]
+        due = tf.cast(tf.where(running & ((counts - 1) % config.snapshot_every == 0))[:, 0],
+                      tf.int32)
+        due_rows, x = tf.gather(rows, due), tf.gather(new["x"], due)
+        losses = tf.gather(new["fx"], due) if snapshot_loss_fn is None else \
+            snapshot_loss_fn(constrain(x), due_rows)
+        maps = filters.heatmap(config.filter, tf.reshape(x, (-1,) + shape), height, width)
+        return snapshots.write(frames, due_rows, (tf.gather(counts, due) - 1) //
+                               config.snapshot_every, maps, losses)
+    return record
+
+
 def minimize(loss_fn, params, height, width, config, compact, recording=None,
              snapshot_loss_fn=None, warm=False, offset=None, active=None):
     """Minimises B independent filter problems with L-BFGS.
@@ -169,10 +202,7 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
         evaluations of this phase, losses (B,) final losses, recording).
     """
     shape = tuple(params.shape[1:])
-    size = 1
-    for dim in shape:
-        size *= dim
-    state = _initial_state(tf.reshape(params, (-1, size)), config.history)
+    state = _initial_state(tf.reshape(params, (-1, math.prod(shape))), config.history)
     if active is not None:
         state["done"] = ~active
     offset = tf.zeros_like(state["evaluations"]) if offset is None else offset
@@ -186,18 +216,8 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
             total = tf.reduce_sum(losses)
         return losses, tape.gradient(total, x)
 
-    def record(frames, new, rows, running):
-        # A problem's frame k is its accepted point after its own
-        # k·snapshot_every + 1 evaluations, counted over all phases.
-        counts = tf.gather(offset, rows) + new["evaluations"]
-        due = tf.cast(tf.where(running & ((counts - 1) % config.snapshot_every == 0))[:, 0],
-                      tf.int32)
-        due_rows, x = tf.gather(rows, due), tf.gather(new["x"], due)
-        losses = tf.gather(new["fx"], due) if snapshot_loss_fn is None else \
-            snapshot_loss_fn(constrain(x), due_rows)
-        maps = filters.heatmap(config.filter, tf.reshape(x, (-1,) + shape), height, width)
-        return snapshots.write(frames, due_rows, (tf.gather(counts, due) - 1) //
-                               config.snapshot_every, maps, losses)
+    if recording is not None:
+        record = _recorder(config, offset, snapshot_loss_fn, constrain, shape, height, width)
 
     def body(state, frames):
         running = _running(state["done"], config.internal_batch_size)
@@ -211,14 +231,7 @@ def minimize(loss_fn, params, height, width, config, compact, recording=None,
             every_row = tf.range(tf.shape(running)[0])
             frames = record(frames, new, every_row if rows is None else rows,
                             running if rows is None else tf.ones_like(rows, tf.bool))
-        if rows is None:
-            keep = lambda n, o: tf.where(
-                tf.reshape(running, [-1] + [1] * (len(o.shape) - 1)), n, o)
-            state = tf.nest.map_structure(keep, new, state)
-        else:
-            put = lambda n, o: tf.tensor_scatter_nd_update(o, rows[:, None], n)
-            state = tf.nest.map_structure(put, new, state)
-        return state, frames
+        return _merged(state, new, running, rows), frames
 
     if recording is None:
         final = tf.while_loop(lambda state: tf.reduce_any(~state["done"]),
