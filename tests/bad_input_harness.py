@@ -11,17 +11,21 @@ Each case runs as `bin/<binary> ARGV` would (`tfcaf.cli.launch.run`): flags
 are reset between cases, stdout and stderr are captured at the file
 descriptors (so native TensorFlow output and logging are seen), and a case
 that runs longer than its `timeout_s` is stopped and reported with status
-"timeout". A case may set environment variables for its run.
+"timeout". A case may set environment variables for its run, and
+`interrupt_after` (a regex): once its stderr matches, the process gets a
+real SIGINT, as Ctrl-C sends.
 """
 
 import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,6 +37,7 @@ class Case:
     argv: list
     timeout_s: int = 120
     env: dict = dataclasses.field(default_factory=dict)
+    interrupt_after: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +91,7 @@ def _captured_fds():
     text = {}
     for fd, f in files.items():
         os.dup2(f.fileno(), fd)
+    text["stderr_fd"] = files[2].fileno()
     try:
         yield text
     finally:
@@ -103,6 +109,16 @@ def _alarm(signum, frame):
     raise _Timeout()
 
 
+def _interrupt_when(pattern, stderr_fd, done):
+    """Sends this process SIGINT once the captured stderr matches `pattern`."""
+    while not done.wait(0.01):
+        size = os.fstat(stderr_fd).st_size
+        if re.search(pattern, os.pread(stderr_fd, size, 0).decode("utf-8", "replace")):
+            if not done.is_set():
+                os.kill(os.getpid(), signal.SIGINT)
+            return
+
+
 def _run_one(binary, case):
     from absl import flags
     from tfcaf.cli import launch
@@ -110,7 +126,13 @@ def _run_one(binary, case):
     saved_env = {k: os.environ.get(k) for k in case["env"]}
     os.environ.update(case["env"])
     status = 0
+    done = threading.Event()
+    watcher = None
     with _captured_fds() as text:
+        if case["interrupt_after"]:
+            watcher = threading.Thread(target=_interrupt_when, daemon=True,
+                                       args=(case["interrupt_after"], text["stderr_fd"], done))
+            watcher.start()
         signal.signal(signal.SIGALRM, _alarm)
         signal.alarm(case["timeout_s"])
         try:
@@ -122,6 +144,9 @@ def _run_one(binary, case):
             status = "timeout"
         finally:
             signal.alarm(0)
+            done.set()
+            if watcher is not None:
+                watcher.join()
     for key, value in saved_env.items():
         if value is None:
             os.environ.pop(key, None)

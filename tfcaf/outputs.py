@@ -48,6 +48,11 @@ def write_failure(path, error):
     return OutputError(f"cannot write '{path}': {reason}")
 
 
+def _named(label, folder):
+    """"--out_dir=x" for a flag, "output folder 'x'" for anything else."""
+    return f"{label}={folder}" if label.startswith("--") else f"{label} '{folder}'"
+
+
 def check_folder(folder, label="output folder"):
     """Raises `OutputError` when `folder`, or a parent of it, is an
     existing file: the folder could not be created."""
@@ -55,7 +60,7 @@ def check_folder(folder, label="output folder"):
     while not os.path.isdir(path):
         if os.path.lexists(path):
             where = "" if path == os.path.abspath(folder) else f": '{path}'"
-            raise OutputError(f"{label}={folder}{where} is an existing file, not a folder")
+            raise OutputError(f"{_named(label, folder)}{where} is an existing file, not a folder")
         parent = os.path.dirname(path)
         if parent == path:
             return
@@ -68,7 +73,7 @@ def make_folder(folder, label="output folder"):
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
-        raise OutputError(f"{label}={folder}: cannot create the folder: "
+        raise OutputError(f"{_named(label, folder)}: cannot create the folder: "
                           f"{error.strerror or error}") from None
 
 
@@ -126,7 +131,7 @@ class OutputSet:
         self._inputs = {_identity(p) for p in inputs if os.path.exists(p)}
         self._earlier = _read_manifest(folder)
         self._created = not os.path.isdir(folder)
-        self._claimed, self._names, self._pending, self.written = set(), set(), [], []
+        self._claimed, self._pending, self.written = set(), [], []
         self._listed = False
 
     def _name(self, path):
@@ -137,7 +142,8 @@ class OutputSet:
 
     def _refusal(self, path):
         """Why `path` may not be written (None if it may)."""
-        where = f"{self.label}={self.folder}"
+        where = _named(self.label, self.folder)
+        check_folder(os.path.dirname(path) or ".", self.label)
         if os.path.lexists(path) and self._inputs and _identity(path) in self._inputs:
             return f"{where}: '{path}' is an input of this run; choose another {self.label}"
         if os.path.isdir(path):
@@ -159,14 +165,13 @@ class OutputSet:
         seen = set(self._claimed)
         for path, name in zip(paths, names):
             if name in seen:
-                raise OutputError(f"{self.label}={self.folder}: two outputs of this run are "
-                                  f"named '{path}'")
+                raise OutputError(f"{_named(self.label, self.folder)}: two outputs of this "
+                                  f"run are named '{path}'")
             seen.add(name)
             refusal = self._refusal(path)
             if refusal:
                 raise OutputError(refusal)
         self._claimed = seen
-        self._names |= set(names)
         self._listed = False
 
     def write(self, path, writer):
@@ -180,7 +185,7 @@ class OutputSet:
             raise ValueError(f"'{path}' was not claimed before it was written")
         if not self.staged and not self._listed:
             # Listed before they exist: a killed run's files stay replaceable.
-            self._write_manifest(self._earlier | self._names)
+            self._write_manifest(self._earlier | self._claimed)
             self._listed = True
         make_folder(os.path.dirname(path) or ".", self.label)
         temporary = temporary_name(path)

@@ -3,6 +3,7 @@ predict, predict_image_bytes and L2-CAF explain signatures; or, with
 --check, load an export with plain TensorFlow and run its signatures.
 """
 
+import logging
 import os
 import subprocess
 import sys
@@ -75,9 +76,11 @@ def main(argv):
     from tfcaf import applications
     from tfcaf.export import export_savedmodel
     from tfcaf.export.savedmodel import destination
-    destination(FLAGS.export_base, FLAGS.name, FLAGS.version)  # refused before the model loads
+    final = destination(FLAGS.export_base, FLAGS.name, FLAGS.version)  # before the model loads
     model = applications.load_model(FLAGS.model, FLAGS.weights, model_flags.preprocessing())
-    path = export_savedmodel(model, FLAGS.export_base, FLAGS.name, version=FLAGS.version,
+    logging.getLogger("tfcaf.export").info("exporting %s to %s", FLAGS.model, final)
+    path = export_savedmodel(model, FLAGS.export_base, FLAGS.name,
+                             version=int(os.path.basename(final)),
                              solver=solver_flags.solver_config(), top_k=FLAGS.top_k,
                              layer=FLAGS.layer, output=FLAGS.output,
                              image_size=_export_size(model))

@@ -78,6 +78,7 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
         raise TfcafError("no --methods apply to this model")
     outputs = OutputSet(out_dir, "out_dir", staged=True)
     outputs.claim([os.path.join(out_dir, name) for name in _file_names(metrics, bool(mapping))])
+    log.info("evaluating %s on %s/%s", ", ".join(sorted(metrics)), dataset.name, dataset.split)
     result = runner.run_pass(adapter, dataset, methods if mapping else [], config)
     explained = methods if mapping or "sanity" in metrics else []
     summary = {"dataset": f"{dataset.name}/{dataset.split}", "images": int(len(result.labels)),
