@@ -2,7 +2,8 @@
 
 `load_dataset` is the one entry point of every binary. Conventions:
 images float32 RGB (H, W, 3), values [0, 255] unless a `preprocess` is
-asked; labels int32 class ids from 0; boxes float32 (x_min, y_min, x_max,
+asked (every bit depth and mode scaled to it by `read_image`, the one
+reader); labels int32 class ids from 0; boxes float32 (x_min, y_min, x_max,
 y_max) in pixels of the image the model sees, x_max/y_max exclusive,
 padded with -1 rows to a fixed count (see `tfcaf.data.transforms`).
 """

@@ -1,7 +1,8 @@
 """`ImageDataset`: the examples' metadata and the tf.data pipelines over it.
 
 Every dataset loader returns one of these. Its metadata lives in numpy
-(so samplers can read `labels`); images are decoded lazily by tf.data.
+(so samplers can read `labels`); images are decoded lazily, in tf.data, by
+the reader of the binaries (`tfcaf.data.images.read_image`).
 """
 
 import dataclasses

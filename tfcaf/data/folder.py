@@ -11,7 +11,9 @@ read `<data_dir>` and take the first half of the sorted classes
 `boxes.csv` has the header `path,x_min,y_min,x_max,y_max` and one row per
 box: the image path relative to the folder read ("cat/001.jpg"), then the
 box in pixels of the stored image, x_max and y_max exclusive. Images
-without a row have no boxes.
+without a row have no boxes. The metrics that read boxes (IoU, MaxBoxAcc,
+pointing game) refuse a folder without `boxes.csv` (see
+`checks.require_boxes`).
 """
 
 import csv
