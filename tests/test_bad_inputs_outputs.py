@@ -290,7 +290,14 @@ TRAIN = [
         TRAIN_COMMON + ["--model_dir=afile", "--train_steps=2"], 2,
         r"^train: error: flag --model_dir=afile: names a file; give a folder"),
 ]
-ROWS = VISUALIZE + EVALUATE + EXPORT + TRAIN
+DEMO = [
+    Row("demo", "--out_dir is an existing file", "refused", ["--smoke", "--out_dir=afile"], 1,
+        r"^demo: error: --out_dir=afile is an existing file, not a folder$"),
+    Row("demo", "Ctrl-C while it starts training", "refused",
+        ["--smoke", "--out_dir=demo", "--data_dir=digits"], 130, r"^demo: error: interrupted",
+        _absent("demo", "report.md"), interrupt_after=r"training demo/runs/digits_triplet"),
+]
+ROWS = VISUALIZE + EVALUATE + EXPORT + TRAIN + DEMO
 
 
 def _kill_an_export(root):
@@ -324,13 +331,13 @@ def world(tmp_path_factory):
     _plant(root)
     lock = RunLock(str(root / "busy")).acquire()  # a run holding the folder
     try:
-        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        with concurrent.futures.ThreadPoolExecutor(5) as pool:
             def export_after_kill():
                 killed = _kill_an_export(root)
                 return killed, run_cases("export", _cases(EXPORT), root)
             jobs = {b: pool.submit(run_cases, b, _cases(rows), root)
                     for b, rows in (("visualize", VISUALIZE), ("evaluate", EVALUATE),
-                                    ("train", TRAIN))}
+                                    ("train", TRAIN), ("demo", DEMO))}
             killed, exported = pool.submit(export_after_kill).result()
             outcomes = {b: job.result() for b, job in jobs.items()}
     finally:

@@ -246,6 +246,8 @@ def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
             in smoke runs).
     """
     from tfcaf.caf import SolverConfig
+    from tfcaf.outputs import check_folder
+    check_folder(out_dir, "--out_dir")  # before any training, under the flag's own name
     solver = SolverConfig() if solver is None else solver
     caps = (iterations, iterations) if iterations is not None else \
         (100, 100) if smoke else (solver.max_iterations, EXPORT_ITERATIONS)
