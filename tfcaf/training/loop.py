@@ -77,7 +77,8 @@ class Trainer:
 
     def __init__(self, config):
         self.config = config
-        self.strategy = strategies.make_strategy(config.strategy)
+        validate(config)  # before waiting for other workers
+        self.strategy = strategies.make_strategy(config.strategy, config.worker_timeout_s)
         validate(config, self.strategy.num_replicas_in_sync)
         self.lock = RunLock(config.model_dir).acquire() if strategies.is_chief() else None
         try:

@@ -5,11 +5,13 @@ import os
 
 import tensorflow as tf
 from tfcaf.errors import TfcafError
+from tfcaf.training import rendezvous
 
 
-def make_strategy(name):
+def make_strategy(name, worker_timeout_s=600.0):
     """"default" (one device), "mirrored" (all visible devices of this
-    machine) or "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG)."""
+    machine) or "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG,
+    once every task has been reached within `worker_timeout_s` seconds)."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -17,9 +19,7 @@ def make_strategy(name):
             [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise TfcafError("--strategy=multi_worker needs the TF_CONFIG environment variable "
-                             "(cluster spec and this worker's task)")
+        rendezvous.meet_workers(worker_timeout_s)
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise TfcafError(f"--strategy={name}: choose default, mirrored or multi_worker")
 
