@@ -10,6 +10,7 @@ module level, so `bin/X` can switch into `.venv` first.
 
 import functools
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -18,15 +19,27 @@ from tfcaf.cli import errors, quiet
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# Import names of setup.cfg's install_requires.
+_REQUIRED = ("absl", "tensorflow", "keras", "numpy", "scipy", "h5py", "sklearn", "cv2", "PIL",
+             "tensorboard")
+
+
 def run_from_checkout(name):
     """`bin/X`: moves into the checkout's `.venv` when started with another
     interpreter (so `bin/X` works from a fresh shell after `make test`),
-    then runs the binary."""
+    then runs the binary. Without `.venv`, an interpreter that lacks the
+    dependencies ends in one line saying to run `make install` (status 2)."""
     venv = os.path.join(_REPO, ".venv")
     python = os.path.join(venv, "bin", "python")
     in_venv = os.path.realpath(sys.prefix) == os.path.realpath(venv)
     if os.path.exists(python) and not in_venv and not os.environ.get("TFCAF_NO_VENV_SWITCH"):
         os.execv(python, [python] + sys.argv)
+    missing = [module for module in _REQUIRED if importlib.util.find_spec(module) is None]
+    if missing:
+        errors.print_error(name, f"{', '.join(missing)} not installed for {sys.executable}; "
+                                 f"run `make install` in {_REPO} first (it creates .venv, "
+                                 f"which bin/{name} then uses)")
+        sys.exit(errors.BAD_COMMAND_LINE)
     run(name)
 
 
