@@ -7,6 +7,7 @@ with `skip_bad_images`, a logged warning and an example left out, so that
 the labels array the samplers see matches the pipeline).
 """
 
+import contextlib
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,34 @@ def _tail_is_complete(path, data_format):
     return marker in tail
 
 
+@contextlib.contextmanager
+def open_image(path):
+    """The PIL image at `path`, open, after the checks of level "header"
+    (see `check_examples`); an error of PIL inside the block becomes a
+    DataError naming `path`.
+
+    Raises:
+        DataError: absent file, a folder, unreadable or truncated file.
+    """
+    _check_exists(path)
+    try:
+        with Image.open(path) as image:
+            if not _tail_is_complete(path, image.format):
+                raise DataError(f"truncated image: {path}")
+            yield image
+    except DataError:
+        raise
+    except Exception as error:  # PIL raises many types for corrupt data
+        raise DataError(f"unreadable image {path}: {error}") from error
+
+
+def _check_exists(path):
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a folder, not an image")
+    if not os.path.isfile(path):
+        raise DataError(f"image file absent: {path}")
+
+
 def check_image(path, level="header"):
     """(width, height) of the image at `path`, in pixels, after the checks
     of `level` (see `check_examples`); None for level "exists".
@@ -52,24 +81,13 @@ def check_image(path, level="header"):
         DataError: absent file, a folder, unreadable or (level "header" or
             "full") truncated file, naming `path`.
     """
-    if os.path.isdir(path):
-        raise DataError(f"{path} is a folder, not an image")
-    if not os.path.isfile(path):
-        raise DataError(f"image file absent: {path}")
     if level == "exists":
+        _check_exists(path)
         return None
-    try:
-        with Image.open(path) as image:
-            size = image.size
-            if not _tail_is_complete(path, image.format):
-                raise DataError(f"truncated image: {path}")
-            if level == "full":
-                image.load()
-    except DataError:
-        raise
-    except Exception as error:  # PIL raises many types for corrupt data
-        raise DataError(f"unreadable image {path}: {error}") from error
-    return size
+    with open_image(path) as image:
+        if level == "full":
+            image.load()
+        return image.size
 
 
 def _check_boxes(path, boxes, size):

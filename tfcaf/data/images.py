@@ -30,9 +30,8 @@ import os
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from tfcaf.data.checks import DataError, check_image
+from tfcaf.data.checks import DataError, open_image
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +60,10 @@ def read_image(path, warn=True):
             JPEG/PNG cut short, or a float/32-bit image with values outside
             [0, 255] (the message names the file).
     """
-    check_image(path, level="header")
-    try:
-        with Image.open(path) as image:
-            image.load()  # PIL checks CRCs and stops at damaged data
-            samples, full_scale = _samples(path, image)
-            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-    except DataError:
-        raise
-    except Exception as error:  # PIL raises many types for corrupt data
-        raise DataError(f"unreadable image {path}: {error}") from error
+    with open_image(path) as image:
+        image.load()  # PIL checks CRCs and stops at damaged data
+        samples, full_scale = _samples(path, image)
+        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
     if warn and orientation in _ORIENTATIONS:
         log.warning("warning: %s has EXIF orientation %d (viewers show it %s): read as "
                     "stored; rotate the file itself to explain it as shown", path,
