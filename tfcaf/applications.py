@@ -290,7 +290,8 @@ def as_images(images, model, default_size=224):
         images: an image file path or a list of them, read with
             `tfcaf.data.read_image` and resized to the model's input size
             (`default_size` pixels where it is open); anything else (an
-            array or tensor (B, H, W, C)) is returned unchanged.
+            array or tensor (B, H, W, C), a list of same-shaped images) is
+            returned unchanged.
         model: the Keras model the batch is for.
 
     Returns:
@@ -299,8 +300,14 @@ def as_images(images, model, default_size=224):
         (`warn_if_unpreprocessed`).
     """
     paths = [images] if isinstance(images, (str, os.PathLike)) else images
-    if not isinstance(paths, (list, tuple)) or not paths or \
-            not all(isinstance(p, (str, os.PathLike)) for p in paths):
+    if not isinstance(paths, (list, tuple)) or not paths:
+        return images
+    if not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        shapes = list(dict.fromkeys(np.shape(p) for p in paths))
+        if len(shapes) > 1:
+            raise TfcafError(f"images: a list of arrays of different shapes "
+                             f"({', '.join(map(str, shapes))}); give one (B, H, W, C) "
+                             "batch of the model's input size, or image file paths")
         return images
     from tfcaf.data import read_image
     from tfcaf.render import resize
