@@ -53,7 +53,7 @@ def read_image(path, warn=True):
 
     Returns:
         (H, W, 3) float32 numpy array, RGB, values in [0, 255] (integers
-        for 8-bit files).
+        for 8-bit files without alpha).
 
     Raises:
         DataError: `path` is absent, a folder, not a readable image, a
