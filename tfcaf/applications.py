@@ -248,9 +248,15 @@ def _layers_to_first_weighted(model):
 def shows_preprocessing(model):
     """Whether `model` shows any preprocessing before its first convolution
     or Dense layer: a preprocessing layer, or layers that change the values
-    of random pixels in [0, 255] (e.g. a Lambda x / 255). True when it has
-    no such layer at all (nothing to judge by)."""
-    before, first, images = _layers_to_first_weighted(model)
+    of random pixels in [0, 255] (e.g. a Lambda x / 255). True when there
+    is nothing to judge by: no such layer, several inputs, or a subclassed
+    model whose graph cannot be walked."""
+    if len(getattr(model, "inputs", None) or []) != 1:
+        return True
+    try:
+        before, first, images = _layers_to_first_weighted(model)
+    except graph.GraphError:
+        return True
     if first is None or any(isinstance(l, _PREPROCESSING_LAYERS) for l, _ in before):
         return True
     fed = first.args[0]
