@@ -39,7 +39,8 @@ flags.DEFINE_enum("method", "l2caf", choices.METHODS, "Visualization method.")
 flags.DEFINE_enum("filter", "l2norm", choices.FILTERS, "L2-CAF filter constraint.")
 SOLVER_FLAGS = solver_flags.define()
 flags.DEFINE_string("out_dir", "visualize_out", "Output folder (created when the first file "
-                    "is ready).")
+                    "is ready). It holds one run's files: an earlier run's that this one does "
+                    "not write again are removed; a file no tfcaf run wrote is never replaced.")
 flags.DEFINE_boolean("gif", False, "Also write the L2-CAF convergence animation.")
 flags.DEFINE_integer("gif_every", 10, "Iterations between GIF frames.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 16, "Images solved together.", lower_bound=1)
