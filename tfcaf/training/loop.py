@@ -80,7 +80,8 @@ class Trainer:
         validate(config)  # before waiting for other workers
         self.strategy = strategies.make_strategy(config.strategy, config.worker_timeout_s)
         validate(config, self.strategy.num_replicas_in_sync)
-        self.lock = RunLock(config.model_dir).acquire() if strategies.is_chief() else None
+        self.chief = strategies.is_chief(self.strategy)
+        self.lock = RunLock(config.model_dir).acquire() if self.chief else None
         try:
             self._build(config)
         except BaseException:
@@ -110,10 +111,10 @@ class Trainer:
             model=self.model, optimizer=self.optimizer,
             seed_states=[g.state for g in _seed_generators(self.model)])
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, strategies.checkpoint_dir(config.model_dir),
+            self.checkpoint, strategies.checkpoint_dir(self.strategy, config.model_dir),
             max_to_keep=config.max_checkpoints)
         self.summaries = Summaries(config, self.model, self.val_data,
-                                   enabled=strategies.is_chief())
+                                   enabled=self.chief)
 
     def close(self):
         """Releases the model_dir lock (chief)."""
@@ -133,7 +134,7 @@ class Trainer:
             _check_same_run(config_file, self.config)
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             log.info("resumed from %s at step %d", latest, self.step)
-        elif strategies.is_chief():
+        elif self.chief:
             with open(config_file, "w") as f:
                 json.dump(dataclasses.asdict(self.config), f, indent=2, sort_keys=True)
         return self.step
@@ -205,8 +206,9 @@ class Trainer:
     def save_final(self):
         """Writes model_dir/model.keras (chief only) via a temporary file, so
         an interrupted save never leaves a partial model.keras."""
-        if not strategies.is_chief():
-            shutil.rmtree(strategies.checkpoint_dir(self.config.model_dir), ignore_errors=True)
+        if not self.chief:
+            shutil.rmtree(strategies.checkpoint_dir(self.strategy, self.config.model_dir),
+                          ignore_errors=True)
             return
         final = os.path.join(self.config.model_dir, "model.keras")
         temporary = os.path.join(self.config.model_dir, f".model-{os.getpid()}.keras")

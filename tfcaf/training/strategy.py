@@ -1,6 +1,5 @@
 """tf.distribute strategies by name, and which worker writes the outputs."""
 
-import json
 import os
 
 import tensorflow as tf
@@ -24,25 +23,30 @@ def make_strategy(name, worker_timeout_s=600.0):
     raise TfcafError(f"--strategy={name}: choose default, mirrored or multi_worker")
 
 
-def task_id():
-    """(task type, index) of this process in TF_CONFIG, or (None, 0)."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    return task.get("type"), int(task.get("index", 0))
+def task_id(strategy):
+    """(task type, index) of this process in the strategy's cluster, or
+    (None, 0) for a one-machine strategy (whatever TF_CONFIG holds: a
+    variable left in the shell must not make a default run a non-chief
+    that saves nothing)."""
+    resolver = strategy.cluster_resolver
+    if resolver is None or not resolver.task_type:
+        return None, 0
+    return resolver.task_type, int(resolver.task_id)
 
 
-def is_chief():
+def is_chief(strategy):
     """The chief (or worker 0 when the cluster has no chief) writes outputs."""
-    kind, index = task_id()
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    kind, index = task_id(strategy)
     if kind is None or kind == "chief":
         return True
-    return kind == "worker" and index == 0 and "chief" not in cluster
+    jobs = strategy.cluster_resolver.cluster_spec().jobs
+    return kind == "worker" and index == 0 and "chief" not in jobs
 
 
-def checkpoint_dir(model_dir):
+def checkpoint_dir(strategy, model_dir):
     """Where this worker saves: `model_dir/checkpoints` for the chief; other
     workers must save too (saving is collective) but to a scratch folder."""
-    if is_chief():
+    if is_chief(strategy):
         return os.path.join(model_dir, "checkpoints")
-    kind, index = task_id()
+    kind, index = task_id(strategy)
     return os.path.join(model_dir, f".scratch-{kind}-{index}")
