@@ -299,7 +299,11 @@ def ensure_digits(config=DigitsConfig(), data_dir=None):
     try:
         generate(staging, config)
         os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide a shared cache
-        if os.path.exists(folder):  # an unusable leftover: replace it
+        if os.path.exists(folder):
+            # Another process renamed its complete copy first and may be
+            # reading it: keep it. Only an unusable leftover is replaced.
+            if _read_annotations(folder, config) is not None:
+                return folder, _read_annotations(folder, config)
             shutil.rmtree(folder)
         os.rename(staging, folder)
     except OSError:
