@@ -193,3 +193,23 @@ def test_multi_worker_with_two_local_processes(tmp_path, data_dir):
     assert (model_dir / "model.keras").exists()
     assert sorted(os.listdir(model_dir)) == ["checkpoints", "model.keras", "train", "train.lock",
                                           "train_config.json", "validation"]
+
+
+def test_workers_meet_then_the_leader_port_is_free_for_tensorflow():
+    import threading
+    import time
+
+    from tfcaf.training import rendezvous
+    port, worker_port = _free_ports(2)
+    deadline = time.monotonic() + 20
+    leader = threading.Thread(target=rendezvous._lead, args=(
+        port, {"worker 1": f"127.0.0.1:{worker_port}"}, deadline, 20))
+    leader.start()
+    started = time.monotonic()
+    rendezvous._join(("worker", 0, f"127.0.0.1:{port}"), "worker 1", deadline, 20)
+    leader.join(timeout=20)
+    assert not leader.is_alive()
+    assert time.monotonic() - started < 5
+    # TensorFlow's server binds the leader's port next.
+    with socket.create_server(("", port)):
+        pass
