@@ -94,10 +94,10 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
         summary["sanity"] = _sanity(adapter, dataset, methods, config)
     try:
         _write(outputs, summary, result, methods, config, curves)
+        outputs.finish()
     except BaseException:  # Ctrl-C too: no half set of files
         outputs.discard()
         raise
-    outputs.finish()
     log.info("wrote %s", os.path.join(out_dir, "report.md"))
     return summary
 
