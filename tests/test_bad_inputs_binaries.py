@@ -1,7 +1,7 @@
 """Bad inputs of the binaries' command lines and of bin/train (issue 21):
-extra positional arguments, --help and unknown flags of every binary, every
-numeric training flag, missing data, multi-worker peers that never come,
-Ctrl-C and resume, and a fresh checkout without `.venv`.
+extra positional arguments, --help, unknown flags and flagfiles of every
+binary, every numeric training flag, missing data, multi-worker peers that
+never come, Ctrl-C and resume, and a fresh checkout without `.venv`.
 
 Each row: (name, argv, expected status, regex the last stderr line must
 match (or stdout for "works" rows), verdict). Verdicts: "refused" (non-zero
@@ -58,6 +58,11 @@ COMMON_ROWS = {program: [
     Row("many extra positional arguments", [GLOB_FLAG[program]] + [f"{i}.png" for i in range(6)],
         2, rf"^{program}: error: unexpected argument\(s\) 1\.png 2\.png 3\.png \.\.\. "
            rf"\(5 in all\): " + GLOB, "refused"),
+    Row("missing flagfile", ["--flagfile=nope.flags"], 2,
+        rf"^{program}: error: --flagfile: cannot open it: \[Errno 2\] No such file or "
+        rf"directory: 'nope\.flags'$", "refused"),
+    Row("unknown flag in a flagfile", ["--flagfile=bad.flags"], 2,
+        rf"^{program}: error: Unknown command line flag 'no_such_flag'", "refused"),
 ] for program in PROGRAMS}
 
 TRAIN = ["--dataset=folder", "--data_dir={data}", "--image_size=32", "--batch_size=4",
@@ -173,6 +178,7 @@ def _env():
 def train_outcomes(tmp_path_factory):
     """{row name: Outcome} of TRAIN_ROWS, and the Ctrl-C run before them."""
     tmp = tmp_path_factory.mktemp("train_bad_inputs")
+    (tmp / "bad.flags").write_text("--no_such_flag=1\n")
     _image_folder(tmp / "data")
     (tmp / "a_file").write_text("")
     (tmp / "empty").mkdir()
@@ -189,6 +195,7 @@ def train_outcomes(tmp_path_factory):
 def common_outcomes(tmp_path_factory):
     """{program: {row name: Outcome}} of COMMON_ROWS but train's."""
     tmp = tmp_path_factory.mktemp("common_bad_inputs")
+    (tmp / "bad.flags").write_text("--no_such_flag=1\n")
     return {program: run_cases(program, [Case(r.name, r.argv, timeout_s=60)
                                          for r in COMMON_ROWS[program]], cwd=tmp)
             for program in PROGRAMS if program != "train"}

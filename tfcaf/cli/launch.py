@@ -91,6 +91,9 @@ def _parse_flags(program, module, argv):
         _refuse_positional(remaining[1:])
         getattr(module, "check_flags", lambda: None)()
         return remaining
+    except flags.CantOpenFlagFileError as err:  # absl's text: "ERROR:: Unable to open ..."
+        errors.print_error(program, f"--flagfile: cannot open it: {err.__context__ or err}")
+        sys.exit(errors.BAD_COMMAND_LINE)
     except (flags.Error, TfcafError) as err:
         errors.print_error(program, errors.one_line(err))
         sys.exit(errors.BAD_COMMAND_LINE)
