@@ -245,7 +245,7 @@ def test_cli_solver_flags_layer_filter_and_versions_are_recorded(trained, tmp_pa
 
 class _Planted:
     """A dataset of `images` with one box each (what `evaluate` reads)."""
-    name, split = "planted", "test"
+    name, split, num_classes = "planted", "test", 3
 
     def __init__(self, images):
         self.images = images

@@ -174,3 +174,44 @@ def test_export_records_its_solver_settings_and_explains_with_them(tmp_path):
     reference = tfcaf.explain(model, images, restarts=2, seed=5, optimizer="adam",
                               end_learning_rate=0.0, max_iterations=ITERATIONS)
     np.testing.assert_allclose(served["maps"].numpy(), reference.maps, atol=1e-4)
+
+
+def _encoded_images(folder):
+    """name -> file of one 9x11 image per mode and depth the bytes
+    signature takes, written by PIL and OpenCV."""
+    from PIL import Image
+    import cv2
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (9, 11, 3), np.uint8)
+    palette = Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE)
+    writers = {
+        "rgb8.png": lambda p: Image.fromarray(rgb).save(p),
+        "grey8.png": lambda p: Image.fromarray(rgb[..., 0]).save(p),
+        "rgba8.png": lambda p: Image.fromarray(rng.integers(0, 256, (9, 11, 4), np.uint8)).save(p),
+        "la8.png": lambda p: Image.fromarray(rng.integers(0, 256, (9, 11, 2), np.uint8),
+                                             "LA").save(p),
+        "grey16.png": lambda p: cv2.imwrite(p, rng.integers(0, 65536, (9, 11), np.uint16)),
+        "rgb16.png": lambda p: cv2.imwrite(p, rng.integers(0, 65536, (9, 11, 3), np.uint16)),
+        "rgba16.png": lambda p: cv2.imwrite(p, rng.integers(0, 65536, (9, 11, 4), np.uint16)),
+        "palette.png": lambda p: palette.save(p),
+        "palette_transparent.png": lambda p: palette.save(p, transparency=0),
+        "rgb.jpg": lambda p: Image.fromarray(rgb).save(p, quality=90),
+        "cmyk.jpg": lambda p: Image.fromarray(rgb).convert("CMYK").save(p),
+        "rgb.gif": lambda p: Image.fromarray(rgb).save(p),
+        "rgb.bmp": lambda p: Image.fromarray(rgb).save(p),
+    }
+    for name, write in writers.items():
+        write(str(folder / name))
+    return {name: folder / name for name in writers}
+
+
+def test_bytes_signature_decodes_as_the_library_reads_files(tmp_path):
+    """predict_image_bytes decodes in the graph (TF Serving runs no Python)
+    to the pixels `tfcaf.data.read_image` gives: 16 bits kept, alpha on
+    white, JPEG with PIL's DCT."""
+    from tfcaf.data import read_image
+    from tfcaf.export.savedmodel import decoded_pixels
+    for name, path in _encoded_images(tmp_path).items():
+        expected = read_image(str(path), warn=False)
+        decoded = decoded_pixels(tf.constant(path.read_bytes())).numpy()
+        np.testing.assert_allclose(decoded, expected, atol=1e-4, err_msg=name)

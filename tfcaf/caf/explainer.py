@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfcaf.caf import filters, finite, heatmaps, objective, output_kind
 from tfcaf.caf.methods import METHODS, method as lookup_method
 from tfcaf.caf.solver import Solution, SolverConfig, best_starts
-from tfcaf.caf.split import split_model
+from tfcaf.caf.split import check_model, split_model
 from tfcaf.errors import TfcafError
 
 _SOLVER_OPTIONS = frozenset(f.name for f in fields(SolverConfig))
@@ -352,6 +352,7 @@ def explain(model, images, method="l2caf", layer=None, targets=None, output=None
             `NonFiniteError` when the model's outputs or L2-CAF's objective
             are NaN or infinite (a NaN weight, pixels of 1e28).
     """
+    check_model(model)  # before the cache, which cannot key a non-model
     per_model = _EXPLAINERS.setdefault(model, {})
     key = (layer, output)
     if key not in per_model:

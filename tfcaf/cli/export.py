@@ -57,18 +57,6 @@ def check_export(path):
     return subprocess.call([sys.executable, "-I", script, path])
 
 
-def _export_size(model):
-    """(H, W) of the export: the model's, or --image_size where it is open."""
-    _, height, width, _ = model.input_shape
-    if (height is None or width is None) and not FLAGS.image_size:
-        raise TfcafError(f"--model={FLAGS.model} takes images of any size; give the size "
-                         "the export serves with --image_size")
-    if FLAGS.image_size and height is not None and (height, width) != (FLAGS.image_size,) * 2:
-        raise TfcafError(f"--image_size={FLAGS.image_size}: --model={FLAGS.model} takes "
-                         f"{height}x{width} images only")
-    return (height or FLAGS.image_size, width or FLAGS.image_size)
-
-
 def main(argv):
     del argv
     if FLAGS.check:
@@ -83,7 +71,8 @@ def main(argv):
                              version=int(os.path.basename(final)),
                              solver=solver_flags.solver_config(), top_k=FLAGS.top_k,
                              layer=FLAGS.layer, output=FLAGS.output,
-                             image_size=_export_size(model))
+                             image_size=applications.input_size(model, FLAGS.image_size,
+                                                                default=None))
     print(f"exported {FLAGS.model} to {path}")
 
 
