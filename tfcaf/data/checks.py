@@ -152,13 +152,13 @@ def check_examples(paths, boxes, *, level="header", skip_bad_images=False,
             if error is not None:
                 if not skip_bad_images:
                     raise DataError(error + where)
-                log.warning("skipping bad example: %s%s", error, where)
+                log.warning("warning: skipping bad example: %s%s", error, where)
                 keep[i] = False
             checked.append(clipped)
             if (i + 1) % 20000 == 0:
                 log.info("checked %d / %d images", i + 1, len(paths))
     if not keep.all():
-        log.warning("skipped %d of %d examples", (~keep).sum(), len(paths))
+        log.warning("warning: skipped %d of %d examples", (~keep).sum(), len(paths))
     return keep, checked
 
 
