@@ -75,6 +75,19 @@ def run_cases(binary, cases, cwd, timeout_s=900):
     return {name: Outcome(**result) for name, result in results.items()}
 
 
+def save_tiny_classifier(path, size=24):
+    """Saves a tiny 3-class CNN on raw pixels ((size, size, 3) in [0, 255])
+    as a .keras file at `path`: the model most table rows run."""
+    import keras
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu",
+                            name="last_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)).save(path)
+
+
 class _Timeout(BaseException):
     """Raised by the alarm; a BaseException so that no `except Exception`
     in the binary swallows it."""

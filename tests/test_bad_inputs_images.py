@@ -14,12 +14,11 @@ import os
 import re
 
 import cv2
-import keras
 import numpy as np
 import pytest
 from PIL import Image
 
-from bad_input_harness import Case, run_cases
+from bad_input_harness import Case, run_cases, save_tiny_classifier
 from tfcaf import render
 from tfcaf.data import DataError, load_dataset, read_image
 from tfcaf.data.checks import require_boxes
@@ -198,16 +197,6 @@ EVALUATE_ROWS = [
 ]
 
 
-def _tiny_model(path):
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu",
-                            name="last_conv")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)).save(path)
-
-
 INPUTS = set(IMAGES) | {"photos", "set", "headeronly", "partial", "boxed"}
 
 
@@ -220,7 +209,7 @@ def _digests(folder):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     path = tmp_path_factory.mktemp("bad_images")
-    _tiny_model(str(path / "tiny.keras"))
+    save_tiny_classifier(str(path / "tiny.keras"))
     for name, write in IMAGES.items():
         write(str(path / name))
     (path / "photos").mkdir()

@@ -22,12 +22,11 @@ import sys
 import time
 
 import cv2
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from bad_input_harness import REPO, Case, run_cases
+from bad_input_harness import REPO, Case, run_cases, save_tiny_classifier
 from tfcaf.cli import errors
 from tfcaf.cli.naming import output_stems
 from tfcaf.outputs import MANIFEST, OutputError, OutputSet
@@ -53,16 +52,6 @@ def _image(seed, shape=(30, 40)):
     return pixels
 
 
-def _tiny_model(path):
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu",
-                            name="last_conv")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x)).save(path)
-
-
 def _folder_dataset(root, per_class=2):
     """3 classes of `per_class` images with one box each, and boxes.csv."""
     rows = ["path,x_min,y_min,x_max,y_max"]
@@ -78,7 +67,7 @@ def _folder_dataset(root, per_class=2):
 
 def _plant(root):
     """Every file the rows start from."""
-    _tiny_model(str(root / "tiny.keras"))
+    save_tiny_classifier(str(root / "tiny.keras"))
     for folder in ("photos", "mine", "coll", "many", "ev_user"):
         (root / folder).mkdir()
     cv2.imwrite(str(root / "photos" / "photo.png"), _image(0))
@@ -381,7 +370,7 @@ def _gif_on_a_full_disk(tmp_path, monkeypatch):
     from tfcaf import applications, render
     from tfcaf.caf import SolverConfig
     from tfcaf.cli.heatmap_files import HeatmapWriter, output_files
-    _tiny_model(str(tmp_path / "tiny.keras"))
+    save_tiny_classifier(str(tmp_path / "tiny.keras"))
     cv2.imwrite(str(tmp_path / "photo.png"), _image(0))
     monkeypatch.setattr(render, "write_gif", _partial_then_full)
     writer = HeatmapWriter(applications.load_model(str(tmp_path / "tiny.keras")), "l2caf",
@@ -402,7 +391,7 @@ def _evaluation(tmp_path):
     from tfcaf import applications
     from tfcaf.data import load_dataset
     from tfcaf.evaluation import EvalConfig, KerasAdapter
-    _tiny_model(str(tmp_path / "tiny.keras"))
+    save_tiny_classifier(str(tmp_path / "tiny.keras"))
     _folder_dataset(str(tmp_path / "data" / "test"))
     adapter = KerasAdapter(applications.load_model(str(tmp_path / "tiny.keras")))
     dataset = load_dataset("folder", str(tmp_path / "data"), "test", image_size=(SIZE, SIZE))
