@@ -105,7 +105,7 @@ def test_a_new_method_is_one_function_and_one_entry(monkeypatch):
     def channel_sum(explainer, feature_maps, targets):
         return tf.reduce_sum(feature_maps, axis=-1)
 
-    entry = Method("activation", needs_logits=False, uses_targets=False, iterative=False,
+    entry = Method("activation", targets=("output",), iterative=False,
                    needs_dense_gap_head=False, compute=channel_sum,
                    description="channel sum of the feature map")
     monkeypatch.setitem(methods_module.METHODS, "activation", entry)

@@ -17,7 +17,9 @@ __version__ = "0.3.0"
 _SUBPACKAGES = ("applications", "caf", "cli", "data", "evaluation", "export", "losses",
                 "metrics", "models", "training")
 
-__getattr__, __dir__ = lazy.attach(__name__, {}, submodules=_SUBPACKAGES)
+# `tfcaf.Similarity(...)`: a target of `explain` (tfcaf.caf.targets).
+__getattr__, __dir__ = lazy.attach(__name__, {"Similarity": "caf.targets"},
+                                   submodules=_SUBPACKAGES)
 
 
 def explain(model, images, method="l2caf", layer=None, targets=None, output=None,

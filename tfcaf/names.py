@@ -6,7 +6,8 @@ loaded. So each name tuple is defined here, once, and its registry imports
 it: `FILTERS`, `SOLVER_OPTIMIZERS` and `SOLVER_PRESETS`
 (`tfcaf.caf.solver_config`), `OUTPUTS` (`tfcaf.caf.output_kind`), `DATASETS`
 (`tfcaf.data`), `METRICS` and `BOX_PROTOCOLS` (`tfcaf.evaluation.config`). Method names need no copy:
-`tfcaf.caf.methods` itself loads no TensorFlow.
+`tfcaf.caf.methods` itself loads no TensorFlow. `TARGET_KINDS` are the
+kinds of target a method explains (`tfcaf.caf.targets`).
 
 This module imports nothing.
 """
@@ -17,6 +18,9 @@ SOLVER_OPTIMIZERS = ("auto", "adam", "sgd", "lbfgs")
 # "default": tfcaf's defaults; "authors": the authors' TF code (Adam);
 # "authors_pytorch": the authors' PyTorch code (SGD). `SolverConfig.preset`.
 SOLVER_PRESETS = ("default", "authors", "authors_pytorch")
+# What a method explains: class ids, the output as a whole, or the cosine
+# similarity of the output to a reference (`tfcaf.caf.targets`).
+TARGET_KINDS = ("classes", "output", "similarity")
 # What a model's output is: class logits, or an embedding (retrieval nets).
 OUTPUTS = ("logits", "embedding")
 # Input preprocessings, `tfcaf.models.preprocessing.MODES` (--preprocessing).

@@ -14,7 +14,7 @@ _SOURCES = {
     "Explainer": "explainer", "Explanation": "explainer", "explain": "explainer",
     "METHODS": "methods", "Method": "methods", "method": "methods",
     "Solution": "solver", "SolverConfig": "solver_config",
-    "SplitModel": "split", "split_model": "split",
+    "SplitModel": "split", "split_model": "split", "Similarity": "targets",
 }
 
 __all__ = sorted(_SOURCES)

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from tfcaf.caf.targets import CLASSES, as_objective
+
 
 def cam(feature_maps, dense, targets):
     """Class activation maps Σ_c W[c, t] · A[..., c].
@@ -9,12 +11,16 @@ def cam(feature_maps, dense, targets):
     Args:
         feature_maps: A, (B, h, w, C) float32.
         dense: the Dense layer of a `Dense(GAP(A))` head, kernel (C, K).
-        targets: (B,) int class ids.
+        targets: (B,) int class ids, or a `targets.Objective` of kind
+            `CLASSES`.
 
     Returns:
         (B, h, w) float32 raw maps (may be negative).
     """
-    weights = tf.gather(tf.transpose(dense.kernel), targets)
+    objective = as_objective(targets)
+    if objective.kind != CLASSES:
+        raise ValueError(f"CAM explains class ids, not a target of kind {objective.kind!r}")
+    weights = tf.gather(tf.transpose(dense.kernel), objective.classes)
     return tf.einsum("bhwc,bc->bhw", feature_maps, tf.cast(weights, tf.float32))
 
 
@@ -24,19 +30,18 @@ def score_gradients(head, feature_maps, targets=None):
     Args:
         head: model A -> output (B, K).
         feature_maps: A, (B, h, w, C) float32.
-        targets: (B,) int class ids, scoring y = logit of the target; None
-            for an embedding output, scoring y = e · stop_gradient(e).
+        targets: what y is (`targets.Objective.score`): (B,) int class ids
+            (the target's logit), None (the output as a whole,
+            y = e · stop_gradient(e)), or an `Objective` (also the cosine
+            similarity to a reference).
 
     Returns:
         (B, h, w, C) float32 gradients.
     """
+    objective = as_objective(targets)
     with tf.GradientTape() as tape:
         tape.watch(feature_maps)
-        outputs = tf.cast(head(feature_maps, training=False), tf.float32)
-        if targets is None:
-            scores = tf.reduce_sum(outputs * tf.stop_gradient(outputs), -1)
-        else:
-            scores = tf.gather(outputs, targets, batch_dims=1)
+        scores = objective.score(head(feature_maps, training=False))
         # Images are independent, so the gradient of the sum is each
         # image's own gradient.
         total = tf.reduce_sum(scores)

@@ -10,6 +10,8 @@ from tfcaf.caf import filters, finite, heatmaps, objective, output_kind
 from tfcaf.caf.methods import METHODS, method as lookup_method
 from tfcaf.caf.solver import Solution, SolverConfig, best_starts
 from tfcaf.caf.split import check_model, split_model
+from tfcaf.caf.targets import SIMILARITY, Objective, Similarity, as_objective, \
+    similarity_references
 from tfcaf.errors import TfcafError
 
 _SOLVER_OPTIONS = frozenset(f.name for f in fields(SolverConfig))
@@ -24,7 +26,8 @@ class Explanation:
             (B, T) array — float32 in [0, 1] at image size.
         maps: the raw maps at feature-map size, (B, h, w) or (B, T, h, w).
         targets: (B,) or (B, T) class ids explained; None when the method
-            took none (class-oblivious L2-CAF, any method on an embedding).
+            took none (class-oblivious L2-CAF, any method on an embedding)
+            or explained a `Similarity`.
         layer: name of the layer that was split.
         method: one of `METHODS`.
         iterations, losses: iterative methods only: updates and last loss
@@ -88,15 +91,20 @@ class Explainer:
     def layer(self):
         return self.split.layer
 
-    def supports(self, method_name):
-        """None when `method_name` applies to this model, else a one-line
-        reason."""
+    def supports(self, method_name, target_kind=None):
+        """None when `method_name` applies to this model (explaining a
+        target of `target_kind`, a `targets` kind; None: its default),
+        else a one-line reason."""
         try:
             method = lookup_method(method_name)
         except TfcafError as err:
             return str(err)
-        if method.needs_logits and self.output == "embedding":
-            return "needs class logits, but the model's output is an embedding"
+        if target_kind is not None and target_kind not in method.targets:
+            return (f"explains {' or '.join(method.targets)} targets, not a {target_kind} "
+                    "target")
+        if target_kind is None and method.default_target(self.output) is None:
+            other = " or a Similarity target" if SIMILARITY in method.targets else ""
+            return f"needs class logits{other}, but the model's output is an embedding"
         if method.needs_dense_gap_head and self.split.dense is None:
             return (f"needs a Dense(GlobalAveragePooling2D) head after layer "
                     f"'{self.layer}'; this head is different")
@@ -142,7 +150,8 @@ class Explainer:
         Args:
             feature_maps: (P, h, w, C) float32 (from `forward`, repeated per
                 target when an image has several).
-            targets: None (class-oblivious) or (P,) int32 class ids.
+            targets: None (class-oblivious), (P,) int32 class ids
+                (class-specific), or a `targets.Objective`.
             config: `SolverConfig`.
 
         Returns:
@@ -157,15 +166,14 @@ class Explainer:
         # tf.function keys Python arguments by identity: equal configs must
         # be the same object, or every call would trace the solver again.
         config = self._configs.setdefault(config, config)
-        if targets is not None:
-            targets = tf.cast(targets, tf.int32)
+        goal = as_objective(targets)
         restarts = config.restarts
         if restarts > 1:
             feature_maps = tf.repeat(feature_maps, restarts, axis=0)
-            targets = None if targets is None else tf.repeat(targets, restarts)
+            goal = goal.repeated(restarts)
         params = self.initial_filters(feature_maps, config)
         solver = self._solvers[objective.compiles_with_xla(self.split, config)]
-        solution = solver(feature_maps, targets, params, config)
+        solution = solver(feature_maps, goal, params, config)
         if restarts > 1:
             solution = _best_start(solution, restarts)
         if tf.executing_eagerly():
@@ -182,21 +190,20 @@ class Explainer:
             feature_maps: (P, h, w, C) float32 from `forward`.
             method_name: a method of `METHODS` that is not iterative.
             targets: (P,) int32 class ids when `takes_targets(method_name)`,
-                else None.
+                else None; or a `targets.Objective`.
         """
         method = lookup_method(method_name)
-        reason = self.supports(method_name)
+        goal = as_objective(targets) if targets is not None else None
+        reason = self.supports(method_name, None if goal is None else goal.kind)
         if reason or method.iterative:
             raise TfcafError(f"method '{method_name}': "
                              f"{reason or 'iterative; call solve() for it'}")
         if method.name not in self._raw_map_functions:
-            def raw_map_function(feature_maps, targets):
-                return method.compute(self, feature_maps, targets)
+            def raw_map_function(feature_maps, goal):
+                return method.compute(self, feature_maps, goal)
             self._raw_map_functions[method.name] = tf.function(
                 raw_map_function, reduce_retracing=True)
-        if targets is not None:
-            targets = tf.cast(targets, tf.int32)
-        return self._raw_map_functions[method.name](feature_maps, targets)
+        return self._raw_map_functions[method.name](feature_maps, as_objective(goal))
 
     @staticmethod
     def initial_filters(feature_maps, config):
@@ -209,35 +216,50 @@ class Explainer:
     def explain(self, images, method="l2caf", targets=None, **options):
         """Heatmaps for a batch of images; see `tfcaf.explain`."""
         spec = lookup_method(method)
-        reason = self.supports(method)
+        similarity = isinstance(targets, Similarity)
+        reason = self.supports(method, SIMILARITY if similarity else None)
         if reason:
             raise TfcafError(f"method '{method}' does not apply to this model: {reason}")
-        takes_targets = self.takes_targets(method)
-        if targets is not None and not takes_targets:
+        if targets is not None and not similarity and not self.takes_targets(method):
             raise TfcafError(f"method '{method}' on this model takes no targets")
         config = _solver_config(spec, options)
         if config is not None:
             config = self.resolve(config)
         images = self._checked_images(images)
         feature_maps, outputs = self.forward(images)
-        target_matrix, squeeze, flat_targets = None, True, None
-        if takes_targets:
-            target_matrix, squeeze = _target_matrix(targets, outputs)
-            feature_maps = tf.repeat(feature_maps, target_matrix.shape[1], axis=0)
-            flat_targets = tf.constant(target_matrix.reshape(-1), tf.int32)
+        feature_maps, goal, target_matrix, squeeze = self._objective(
+            method, targets, feature_maps, outputs)
         if spec.iterative:
-            solution = spec.compute(self, feature_maps, flat_targets, config)
+            solution = spec.compute(self, feature_maps, goal, config)
             maps = solution.maps
         else:
-            solution, maps = None, self.raw_maps(feature_maps, method, flat_targets)
+            solution, maps = None, self.raw_maps(feature_maps, method, goal)
         explanation = self._package(maps, solution, target_matrix, squeeze, images.shape[1:3],
                                     method)
         explanation.solver = None if config is None else config.describe()
         return explanation
 
-    def _checked_images(self, images):
-        """`images` as a float32 tensor; `TfcafError` unless it is a
-        non-empty, finite (B, H, W, C) batch of the model's input size."""
+    def _objective(self, method, targets, feature_maps, outputs):
+        """(feature maps repeated per target (P, h, w, C), the
+        `targets.Objective` of the P problems, the (B, T) class-id matrix
+        or None, whether the caller gave one target per image)."""
+        if isinstance(targets, Similarity):
+            references = similarity_references(
+                targets, outputs.shape[0], outputs.shape[-1],
+                lambda x: self.forward(self._checked_images(x, "Similarity(images=...)"))[1])
+            return feature_maps, Objective(SIMILARITY, references=tf.constant(references)), \
+                None, True
+        if not self.takes_targets(method):
+            return feature_maps, as_objective(None), None, True
+        target_matrix, squeeze = _target_matrix(targets, outputs)
+        feature_maps = tf.repeat(feature_maps, target_matrix.shape[1], axis=0)
+        goal = as_objective(tf.constant(target_matrix.reshape(-1), tf.int32))
+        return feature_maps, goal, target_matrix, squeeze
+
+    def _checked_images(self, images, name="images"):
+        """`images` as a float32 tensor; `TfcafError` (naming the argument
+        `name`) unless it is a non-empty, finite (B, H, W, C) batch of the
+        model's input size."""
         images = tf.convert_to_tensor(images, tf.float32)
         expected = "(B, " + ", ".join(str(d or "any") for d in self.input_shape[1:]) + ")"
         fits = len(images.shape) == len(self.input_shape) and all(
@@ -245,12 +267,12 @@ class Explainer:
             for want, got in zip(self.input_shape[1:], images.shape[1:]))
         if not fits or images.shape[0] == 0:
             problem = "an empty batch" if fits else "a batch of the wrong shape"
-            raise TfcafError(f"images: got {problem}, shape {tuple(images.shape)}; the model "
+            raise TfcafError(f"{name}: got {problem}, shape {tuple(images.shape)}; the model "
                              f"expects {expected} with B >= 1")
         finite = tf.reduce_all(tf.math.is_finite(images), axis=list(range(1, images.shape.rank)))
         if not bool(tf.reduce_all(finite)):
             bad = np.flatnonzero(~finite.numpy()).tolist()
-            raise TfcafError(f"images: image(s) {bad} of the batch contain NaN or infinite "
+            raise TfcafError(f"{name}: image(s) {bad} of the batch contain NaN or infinite "
                              "values")
         return images
 
@@ -336,7 +358,10 @@ def explain(model, images, method="l2caf", layer=None, targets=None, output=None
         layer: layer to split at; default the last 4-D layer.
         targets: class ids for methods that take them on a logits model:
             an int, (B,), or (B, T) for several targets per image (solved
-            independently); default each image's top-1 class.
+            independently); default each image's top-1 class. Or a
+            `Similarity(embeddings=... | images=...)`: explain the cosine
+            similarity of each image's output to a reference (Grad-CAM,
+            Grad-CAM++, and "l2caf_specific", which raises it).
         output: "logits" | "embedding"; default guessed (see `Explainer`).
         **options: `SolverConfig` fields for iterative methods (filter,
             optimizer, learning_rate, max_iterations, tolerance, init,

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from tfcaf.errors import TfcafError
+from tfcaf.names import TARGET_KINDS
+
+CLASSES, OUTPUT, SIMILARITY = TARGET_KINDS
 
 
 @dataclass(frozen=True)
@@ -22,27 +25,45 @@ class Method:
 
     Attributes:
         name: the name users pass (`--method`, `explain(method=...)`).
-        needs_logits: applies only to models whose output is class logits.
-        uses_targets: explains given class ids on a logits model (default
-            each image's top-1 class); on an embedding it explains the
-            embedding itself, with no targets.
+        targets: the kinds of target it explains (`tfcaf.caf.targets`),
+            the default first: with no target given, class ids (each
+            image's top-1) on a logits model if it takes them, else the
+            output as a whole if it takes that; a method taking neither
+            needs an explicit target on an embedding model.
         iterative: solved by the L2-CAF optimiser, so it has iterations,
             losses and snapshots (GIF frames).
         needs_dense_gap_head: needs a `Dense(GlobalAveragePooling2D)` head
             after the split layer (CAM).
         compute: iterative methods: `(explainer, feature_maps (P, h, w, C),
-            targets (P,) int32 or None, config) -> solver.Solution`;
-            the others: `(explainer, feature_maps, targets) -> (P, h, w)`
-            raw maps. Graph-safe (callable inside `tf.function`).
+            objective, config) -> solver.Solution`; the others:
+            `(explainer, feature_maps, objective) -> (P, h, w)` raw maps;
+            `objective` is a `targets.Objective` (one row per problem).
+            Graph-safe (callable inside `tf.function`).
         description: one line for `--help` and tables.
     """
     name: str
-    needs_logits: bool
-    uses_targets: bool
+    targets: tuple
     iterative: bool
     needs_dense_gap_head: bool
     compute: Callable
     description: str
+
+    @property
+    def uses_targets(self):
+        """Explains class ids on a logits model (default: each image's top-1)."""
+        return CLASSES in self.targets
+
+    @property
+    def needs_logits(self):
+        """Applies, with no explicit target, only to class logits."""
+        return OUTPUT not in self.targets
+
+    def default_target(self, output):
+        """The kind explained when no target is given on a model whose
+        output is `output` ("logits" | "embedding"); None: none applies."""
+        if self.uses_targets and output == "logits":
+            return CLASSES
+        return OUTPUT if OUTPUT in self.targets else None
 
 
 def _l2caf(explainer, feature_maps, targets, config):
@@ -63,20 +84,22 @@ def _gradient_baseline(function_name):
     return compute
 
 
+_ANY = (CLASSES, OUTPUT, SIMILARITY)
 METHODS = collections.OrderedDict((m.name, m) for m in (
-    Method("l2caf", needs_logits=False, uses_targets=False, iterative=True,
+    Method("l2caf", targets=(OUTPUT,), iterative=True,
            needs_dense_gap_head=False, compute=_l2caf,
            description="class-oblivious L2-CAF (docs/method.md §1)"),
-    Method("l2caf_specific", needs_logits=True, uses_targets=True, iterative=True,
+    Method("l2caf_specific", targets=(CLASSES, SIMILARITY), iterative=True,
            needs_dense_gap_head=False, compute=_l2caf,
-           description="class-specific L2-CAF (docs/method.md §1)"),
-    Method("cam", needs_logits=True, uses_targets=True, iterative=False,
+           description="class-specific L2-CAF; with a Similarity target, raises the "
+                       "similarity to a reference (docs/method.md §1)"),
+    Method("cam", targets=(CLASSES,), iterative=False,
            needs_dense_gap_head=True, compute=_cam,
            description="class activation maps, Zhou et al. 2016 (docs/method.md §2)"),
-    Method("gradcam", needs_logits=False, uses_targets=True, iterative=False,
+    Method("gradcam", targets=_ANY, iterative=False,
            needs_dense_gap_head=False, compute=_gradient_baseline("gradcam"),
            description="Grad-CAM, Selvaraju et al. 2017 (docs/method.md §2)"),
-    Method("gradcampp", needs_logits=False, uses_targets=True, iterative=False,
+    Method("gradcampp", targets=_ANY, iterative=False,
            needs_dense_gap_head=False, compute=_gradient_baseline("gradcampp"),
            description="Grad-CAM++, Chattopadhay et al. 2018 (docs/method.md §2)"),
 ))

@@ -7,6 +7,7 @@ from tfcaf.caf import filters, folding, output_kind
 from tfcaf.caf.head_runner import HeadRunner
 from tfcaf.caf.smoothing import SMOOTHING_STEP, Smoothing
 from tfcaf.caf.solver import solve
+from tfcaf.caf.targets import OUTPUT, as_objective
 
 
 def _rows_of(tensor, rows):
@@ -91,8 +92,8 @@ def solve_l2caf(split, feature_maps, targets, params, config):
     Args:
         split: the `SplitModel`.
         feature_maps: (P, h, w, C) float32.
-        targets: None (class-oblivious) or (P,) int32 class ids
-            (class-specific).
+        targets: what is explained: a `targets.Objective`, or None
+            (class-oblivious) or (P,) int32 class ids (class-specific).
         params: (P, ...) initial filter parameters.
         config: `SolverConfig`.
 
@@ -102,18 +103,15 @@ def solve_l2caf(split, feature_maps, targets, params, config):
     _, h, w, _ = feature_maps.shape
     config = config.for_head(runs_adam(split, config))
     outputs = filtered_outputs(split, feature_maps, config.fold)
-    if targets is None:
+    objective = as_objective(targets)
+    unfiltered = None
+    if objective.kind == OUTPUT:
         unfiltered = outputs(tf.ones_like(feature_maps[..., 0]), None)
 
-        def loss(c, rows, smoothing=None):
-            return tf.reduce_mean(tf.square(
-                _rows_of(unfiltered, rows) - outputs(c, rows, smoothing)), -1)
-    else:
-        num_classes = split.head.output.shape[-1]
-        signs = 1.0 - 2.0 * tf.one_hot(targets, num_classes)
-
-        def loss(c, rows, smoothing=None):
-            return tf.reduce_sum(_rows_of(signs, rows) * outputs(c, rows, smoothing), -1)
+    def loss(c, rows, smoothing=None):
+        return objective.rows(rows).l2caf_loss(
+            None if unfiltered is None else _rows_of(unfiltered, rows),
+            outputs(c, rows, smoothing))
     compact = not compiles_with_xla(split, config)
     return solve(loss, params, h, w, config, compact=compact,
                  smoothed_loss_fns=_smoothed(loss, params, h, w, config))
