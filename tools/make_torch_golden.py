@@ -252,9 +252,11 @@ def make_pytorch_grad_cam(weights, out):
                 fields["weights"] = record["weights"]
             if method == "ScoreCAM" and targets is not None:
                 fields["scores"] = np.float32([t.log for t in targets])
-            if method == "AblationCAM" and targets is not None:
-                logs = np.float32([t.log for t in targets])  # [orig, 16 ablated]
-                fields["original_scores"], fields["ablated_scores"] = logs[:, 0], logs[:, 1:]
+            if method == "AblationCAM":
+                if targets is not None:
+                    logs = np.float32([t.log for t in targets])  # [orig, 16 ablated]
+                    fields["original_scores"] = logs[:, 0]
+                    fields["ablated_scores"] = logs[:, 1:]
                 # AblationLayer zeroes a channel when the batch minimum is 0
                 # (ReLU output), else sets it to min - 1e7.
                 assert np.all(record["activations"].min(axis=(1, 2, 3)) == 0)
