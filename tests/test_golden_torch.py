@@ -190,10 +190,18 @@ def test_eigencam_is_the_first_principal_component_unsigned():
         for b in range(len(A)):
             X = A[b].reshape(A.shape[1], -1).T
             X = X - X.mean(axis=0)
-            projection = (X @ np.linalg.svd(X)[2][0]).reshape(A.shape[2:])
+            v = np.linalg.svd(X)[2][0]
+            projection = (X @ v).reshape(A.shape[2:])
             # The library takes np.linalg.svd's sign as it comes (no fix):
-            # only the magnitude is defined.
+            # only the magnitude is defined by the method.
             _close(np.abs(raw[b]), np.abs(projection), rel=1e-5)
+            # On these images LAPACK's sign is the one that makes the
+            # largest-magnitude entry of the first right singular vector
+            # positive (sklearn's svd_flip, v-based): a rule tfcaf can use
+            # to reproduce these maps (it also gives max > |min| here).
+            v_flipped = v * np.sign(v[np.argmax(np.abs(v))])
+            _close(raw[b], (X @ v_flipped).reshape(A.shape[2:]), rel=1e-5)
+            assert raw[b].max() > abs(raw[b].min())
         # Both nets share the trunk: EigenCAM cannot tell them apart.
         np.testing.assert_array_equal(raw, cases["EigenCAM.classifier.none"]["data"]["cam_raw"])
 
@@ -228,7 +236,8 @@ def test_scorecam_softmax_of_masked_input_scores(name):
             masks = (up - lo) / (hi - lo + 1e-8)
             x = golden_net.sample_images()
             masked = x[:, None] * masks[..., None]  # (B, K, 32, 32, 3)
-            logits = np.asarray(_keras("classifier")(masked.reshape(-1, 32, 32, 3).astype(np.float32)))
+            masked = masked.reshape(-1, 32, 32, 3).astype(np.float32)
+            logits = np.asarray(_keras("classifier")(masked))
             logits = logits.reshape(4, 16, -1)
             ours = logits[np.arange(4), :, case["target_ids"]]
             _close(ours, scores, rel=1e-5)
@@ -325,6 +334,8 @@ def test_integrated_gradients(name):
     cases, _, arrays = _load("captum")
     case, x = cases[name], golden_net.sample_images()
     data, ids = case["data"], np.asarray(case["target_ids"])
+    assert data["attributions"].shape == (4, 3, 32, 32)
+    assert data["alphas"].shape == data["step_sizes"].shape == (case["settings"]["n_steps"],)
     np.testing.assert_array_equal(data["attributions_nhwc"], _nhwc(data["attributions"]))
     # Completeness gap as captum reports it: sum(attr) - (f(x) - f(0)).
     rows = np.arange(4)
@@ -336,7 +347,8 @@ def test_integrated_gradients(name):
     alphas, steps = data["alphas"], data["step_sizes"]
     path = (alphas[:, None, None, None, None] * x[None]).reshape(-1, 32, 32, 3)
     grads = _input_gradients(path.astype(np.float32), np.tile(ids, len(alphas)))
-    ours = x * np.einsum("s,sbhwc->bhwc", steps.astype(np.float64), grads.reshape(len(alphas), 4, 32, 32, 3))
+    grads = grads.reshape(len(alphas), 4, 32, 32, 3)
+    ours = x * np.einsum("s,sbhwc->bhwc", steps.astype(np.float64), grads)
     _close(data["attributions_nhwc"], ours, rel=1e-5)
 
 
@@ -345,6 +357,8 @@ def test_saliency_and_smoothgrad(name):
     cases, _, _ = _load("captum")
     case, x = cases[name], golden_net.sample_images()
     data, ids = case["data"], np.asarray(case["target_ids"])
+    assert data["attributions"].shape == (4, 3, 32, 32)
+    np.testing.assert_array_equal(data["attributions_nhwc"], _nhwc(data["attributions"]))
     if "noise" in data:
         n = case["settings"]["nt_samples"]
         noisy = np.repeat(x, n, axis=0) + _nhwc(data["noise"])  # repeat_interleave
@@ -441,7 +455,8 @@ def test_causal_metric_deletion_insertion_curves(name):
     # zero padding 5 (a per-channel blur: the kernel is diagonal).
     kernel = arrays["causal.kernel"]
     assert np.all(kernel[0, 1] == 0) and np.all(kernel[1, 1] == kernel[0, 0])
-    blurred = tf.nn.conv2d(x, np.transpose(kernel, (2, 3, 1, 0)), 1, [[0, 0], [5, 5], [5, 5], [0, 0]])
+    blurred = tf.nn.conv2d(x, np.transpose(kernel, (2, 3, 1, 0)), 1,
+                           [[0, 0], [5, 5], [5, 5], [0, 0]])  # OIHW -> HWIO
     _close(_nchw(blurred), arrays["causal.blurred_nchw"], rel=1e-5)
     source = f"RISE.classifier.{case['model_output']}"
     np.testing.assert_array_equal(
