@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV=.venv-torch
+VENV=${VENV_TORCH:-.venv-torch}
 PYTHON_TORCH=${PYTHON_TORCH:-$(command -v python3.11 || echo /root/.pyenv/versions/3.11.7/bin/python3)}
 STAMP=$VENV/.installed-torch2.13.0-gradcam1.5.7-captum0.9.0
 
