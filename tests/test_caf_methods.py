@@ -34,10 +34,12 @@ def _images(n, seed=0):
 
 
 def test_registry_lists_every_method_once_in_order():
-    assert tuple(METHODS) == ("l2caf", "l2caf_specific", "cam", "gradcam", "gradcampp")
+    assert tuple(METHODS) == ("l2caf", "l2caf_specific", "cam", "gradcam", "gradcampp",
+                              "xgradcam", "hirescam", "layercam", "eigencam")
     assert all(METHODS[name].name == name for name in METHODS)
     assert method("gradcampp") is METHODS["gradcampp"]
-    with pytest.raises(TfcafError, match="'lime'.*l2caf, l2caf_specific, cam, gradcam, gradcampp"):
+    with pytest.raises(TfcafError,
+                       match="'lime'.*l2caf, l2caf_specific, cam, gradcam, gradcampp, xgradcam"):
         method("lime")
 
 

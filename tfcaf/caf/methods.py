@@ -10,6 +10,7 @@ import their TensorFlow code when first called.
 """
 
 import collections
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -75,13 +76,19 @@ def _cam(explainer, feature_maps, targets):
     return baselines.cam(feature_maps, explainer.split.dense, targets)
 
 
-def _gradient_baseline(function_name):
-    """compute function of a gradient baseline (`baselines.<function_name>`),
-    importing TensorFlow only when called."""
+def _gradient_method(module_name, function_name):
+    """compute function of a gradient method
+    (`tfcaf.caf.<module_name>.<function_name>`), importing TensorFlow only
+    when called."""
     def compute(explainer, feature_maps, targets):
-        from tfcaf.caf import baselines
-        return getattr(baselines, function_name)(explainer.gradient_head, feature_maps, targets)
+        module = importlib.import_module(f"tfcaf.caf.{module_name}")
+        return getattr(module, function_name)(explainer.gradient_head, feature_maps, targets)
     return compute
+
+
+def _eigencam(explainer, feature_maps, targets):
+    from tfcaf.caf import cams
+    return cams.eigencam(feature_maps)
 
 
 _ANY = (CLASSES, OUTPUT, SIMILARITY)
@@ -97,11 +104,24 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            needs_dense_gap_head=True, compute=_cam,
            description="class activation maps, Zhou et al. 2016 (docs/method.md §2)"),
     Method("gradcam", targets=_ANY, iterative=False,
-           needs_dense_gap_head=False, compute=_gradient_baseline("gradcam"),
+           needs_dense_gap_head=False, compute=_gradient_method("baselines", "gradcam"),
            description="Grad-CAM, Selvaraju et al. 2017 (docs/method.md §2)"),
     Method("gradcampp", targets=_ANY, iterative=False,
-           needs_dense_gap_head=False, compute=_gradient_baseline("gradcampp"),
+           needs_dense_gap_head=False, compute=_gradient_method("baselines", "gradcampp"),
            description="Grad-CAM++, Chattopadhay et al. 2018 (docs/method.md §2)"),
+    Method("xgradcam", targets=_ANY, iterative=False,
+           needs_dense_gap_head=False, compute=_gradient_method("cams", "xgradcam"),
+           description="XGrad-CAM, Fu et al. 2020 (docs/method.md §2)"),
+    Method("hirescam", targets=_ANY, iterative=False,
+           needs_dense_gap_head=False, compute=_gradient_method("cams", "hirescam"),
+           description="HiResCAM, Draelos & Carin 2020 (docs/method.md §2)"),
+    Method("layercam", targets=_ANY, iterative=False,
+           needs_dense_gap_head=False, compute=_gradient_method("cams", "layercam"),
+           description="LayerCAM, Jiang et al. 2021 (docs/method.md §2)"),
+    Method("eigencam", targets=(OUTPUT,), iterative=False,
+           needs_dense_gap_head=False, compute=_eigencam,
+           description="EigenCAM, Muhammad & Yeasin 2020: first principal component of A, "
+                       "no target (docs/method.md §2)"),
 ))
 
 
