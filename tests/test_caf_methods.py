@@ -35,7 +35,8 @@ def _images(n, seed=0):
 
 def test_registry_lists_every_method_once_in_order():
     assert tuple(METHODS) == ("l2caf", "l2caf_specific", "cam", "gradcam", "gradcampp",
-                              "xgradcam", "hirescam", "layercam", "eigencam")
+                              "xgradcam", "hirescam", "layercam", "eigencam", "scorecam",
+                              "ablationcam")
     assert all(METHODS[name].name == name for name in METHODS)
     assert method("gradcampp") is METHODS["gradcampp"]
     with pytest.raises(TfcafError,
@@ -46,7 +47,8 @@ def test_registry_lists_every_method_once_in_order():
 @pytest.mark.parametrize("head,name,unsupported", [
     ("gap", "logits", {}),
     ("hidden", "logits", {"cam": "Dense\\(GlobalAveragePooling2D\\) head after layer"}),
-    ("gap", "embedding", {"cam": "embedding", "l2caf_specific": "embedding"}),
+    ("gap", "embedding", {"cam": "embedding", "l2caf_specific": "embedding",
+                          "scorecam": "embedding", "ablationcam": "embedding"}),
 ])
 def test_every_supported_method_runs_and_others_say_why(head, name, unsupported):
     model = _model(head, name=name)
@@ -104,8 +106,8 @@ def test_public_pieces_compose_to_explain():
 def test_a_new_method_is_one_function_and_one_entry(monkeypatch):
     """Registering a method makes explain, supports and takes_targets serve
     it with no other change: here 'activation', the channel sum of A."""
-    def channel_sum(explainer, feature_maps, targets):
-        return tf.reduce_sum(feature_maps, axis=-1)
+    def channel_sum(call):
+        return tf.reduce_sum(call.feature_maps, axis=-1)
 
     entry = Method("activation", targets=("output",), iterative=False,
                    needs_dense_gap_head=False, compute=channel_sum,

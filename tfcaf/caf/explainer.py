@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcaf.caf import filters, finite, heatmaps, objective, output_kind
-from tfcaf.caf.methods import METHODS, method as lookup_method
+from tfcaf.caf.methods import METHODS, MethodCall, method as lookup_method, method_options
 from tfcaf.caf.solver import Solution, SolverConfig, best_starts
 from tfcaf.caf.split import check_model, split_model
 from tfcaf.caf.targets import SIMILARITY, Objective, Similarity, as_objective, \
@@ -183,27 +183,32 @@ class Explainer:
     def _solve_graph(self, feature_maps, targets, params, config):
         return objective.solve_l2caf(self.split, feature_maps, targets, params, config)
 
-    def raw_maps(self, feature_maps, method_name, targets=None):
-        """Raw (P, h, w) maps of a non-iterative method (CAM, Grad-CAM, ...).
+    def raw_maps(self, feature_maps, method_name, targets=None, images=None, **options):
+        """Raw maps of a non-iterative method (CAM, Grad-CAM, Score-CAM, ...):
+        (P, h, w) at feature-map size, or (P, H, W) for input-space methods.
 
         Args:
             feature_maps: (P, h, w, C) float32 from `forward`.
             method_name: a method of `METHODS` that is not iterative.
             targets: (P,) int32 class ids when `takes_targets(method_name)`,
                 else None; or a `targets.Objective`.
+            images: (P, H, W, C) float32 images `feature_maps` came from;
+                needed by methods that run the whole model (Score-CAM).
+            **options: the method's own options (`Method.options`).
         """
         method = lookup_method(method_name)
+        values = method_options(method, options)
         goal = as_objective(targets) if targets is not None else None
         reason = self.supports(method_name, None if goal is None else goal.kind)
         if reason or method.iterative:
             raise TfcafError(f"method '{method_name}': "
                              f"{reason or 'iterative; call solve() for it'}")
-        if method.name not in self._raw_map_functions:
-            def raw_map_function(feature_maps, goal):
-                return method.compute(self, feature_maps, goal)
-            self._raw_map_functions[method.name] = tf.function(
-                raw_map_function, reduce_retracing=True)
-        return self._raw_map_functions[method.name](feature_maps, as_objective(goal))
+        key = (method.name,) + tuple(sorted(values.items()))
+        if key not in self._raw_map_functions:
+            def raw_map_function(feature_maps, goal, images):
+                return method.compute(MethodCall(self, feature_maps, goal, images, values))
+            self._raw_map_functions[key] = tf.function(raw_map_function, reduce_retracing=True)
+        return self._raw_map_functions[key](feature_maps, as_objective(goal), images)
 
     @staticmethod
     def initial_filters(feature_maps, config):
@@ -225,15 +230,18 @@ class Explainer:
         config = _solver_config(spec, options)
         if config is not None:
             config = self.resolve(config)
+            options = {}
         images = self._checked_images(images)
         feature_maps, outputs = self.forward(images)
         feature_maps, goal, target_matrix, squeeze = self._objective(
             method, targets, feature_maps, outputs)
+        # One row per problem, as the feature maps (several targets per image).
+        images = tf.repeat(images, feature_maps.shape[0] // images.shape[0], axis=0)
         if spec.iterative:
-            solution = spec.compute(self, feature_maps, goal, config)
+            solution = spec.compute(MethodCall(self, feature_maps, goal, images, config))
             maps = solution.maps
         else:
-            solution, maps = None, self.raw_maps(feature_maps, method, goal)
+            solution, maps = None, self.raw_maps(feature_maps, method, goal, images, **options)
         explanation = self._package(maps, solution, target_matrix, squeeze, images.shape[1:3],
                                     method)
         explanation.solver = None if config is None else config.describe()
@@ -302,14 +310,17 @@ def _best_start(solution, restarts):
 
 
 def _solver_config(method, options):
-    """The `SolverConfig` of `options`; `TfcafError` for options the method
+    """The `SolverConfig` of an iterative method's `options` (None for the
+    others, whose options `raw_maps` checks); `TfcafError` for options it
     does not take."""
-    unknown = sorted(set(options) - _SOLVER_OPTIONS) if method.iterative else sorted(options)
+    if not method.iterative:
+        method_options(method, options)
+        return None
+    unknown = sorted(set(options) - _SOLVER_OPTIONS)
     if unknown:
-        valid = ", ".join(sorted(_SOLVER_OPTIONS)) if method.iterative else "none"
         raise TfcafError(f"method '{method.name}': unknown option(s) {', '.join(unknown)} "
-                         f"(valid: {valid})")
-    return SolverConfig(**options) if method.iterative else None
+                         f"(valid: {', '.join(sorted(_SOLVER_OPTIONS))})")
+    return SolverConfig(**options)
 
 
 def _target_matrix(targets, outputs):

@@ -11,8 +11,9 @@ import their TensorFlow code when first called.
 
 import collections
 import importlib
-from dataclasses import dataclass
-from typing import Callable
+import numbers
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 from tfcaf.errors import TfcafError
 from tfcaf.names import TARGET_KINDS
@@ -35,12 +36,13 @@ class Method:
             losses and snapshots (GIF frames).
         needs_dense_gap_head: needs a `Dense(GlobalAveragePooling2D)` head
             after the split layer (CAM).
-        compute: iterative methods: `(explainer, feature_maps (P, h, w, C),
-            objective, config) -> solver.Solution`; the others:
-            `(explainer, feature_maps, objective) -> (P, h, w)` raw maps;
-            `objective` is a `targets.Objective` (one row per problem).
-            Graph-safe (callable inside `tf.function`).
+        compute: `(MethodCall) -> ` raw maps (P, h, w) at feature-map size
+            or (P, H, W) at input size; for iterative methods a
+            `solver.Solution`. Graph-safe (callable inside `tf.function`).
         description: one line for `--help` and tables.
+        options: the method's own options and their defaults, named as in
+            its reference implementation (iterative methods take the
+            `SolverConfig` fields instead).
     """
     name: str
     targets: tuple
@@ -48,6 +50,7 @@ class Method:
     needs_dense_gap_head: bool
     compute: Callable
     description: str
+    options: dict = field(default_factory=dict)
 
     @property
     def uses_targets(self):
@@ -67,28 +70,56 @@ class Method:
         return OUTPUT if OUTPUT in self.targets else None
 
 
-def _l2caf(explainer, feature_maps, targets, config):
-    return explainer.solve(feature_maps, targets, config)
+class MethodCall(NamedTuple):
+    """What a method is given, one row per problem (an image and a target).
+
+    Attributes:
+        explainer: the `Explainer`: `.split` (features, head), the
+            `.gradient_head`, `.forward` (the whole model, logits).
+        feature_maps: A, (P, h, w, C) float32 at the split layer.
+        objective: what is explained, a `targets.Objective`.
+        images: (P, H, W, C) float32 images as the model takes them.
+        options: iterative methods: the `SolverConfig`; the others: a dict
+            of the method's `options`, defaults filled in.
+    """
+    explainer: object
+    feature_maps: object
+    objective: object
+    images: object
+    options: object
 
 
-def _cam(explainer, feature_maps, targets):
+def _l2caf(call):
+    return call.explainer.solve(call.feature_maps, call.objective, call.options)
+
+
+def _cam(call):
     from tfcaf.caf import baselines
-    return baselines.cam(feature_maps, explainer.split.dense, targets)
+    return baselines.cam(call.feature_maps, call.explainer.split.dense, call.objective)
 
 
 def _gradient_method(module_name, function_name):
     """compute function of a gradient method
-    (`tfcaf.caf.<module_name>.<function_name>`), importing TensorFlow only
-    when called."""
-    def compute(explainer, feature_maps, targets):
+    `tfcaf.caf.<module_name>.<function_name>(head, A, objective)`,
+    importing TensorFlow only when called."""
+    def compute(call):
         module = importlib.import_module(f"tfcaf.caf.{module_name}")
-        return getattr(module, function_name)(explainer.gradient_head, feature_maps, targets)
+        return getattr(module, function_name)(call.explainer.gradient_head, call.feature_maps,
+                                              call.objective)
     return compute
 
 
-def _eigencam(explainer, feature_maps, targets):
+def _eigencam(call):
     from tfcaf.caf import cams
-    return cams.eigencam(feature_maps)
+    return cams.eigencam(call.feature_maps)
+
+
+def _perturbation_method(function_name):
+    """compute function of `tfcaf.caf.perturbation.<function_name>(call)`."""
+    def compute(call):
+        from tfcaf.caf import perturbation
+        return getattr(perturbation, function_name)(call)
+    return compute
 
 
 _ANY = (CLASSES, OUTPUT, SIMILARITY)
@@ -122,7 +153,35 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            needs_dense_gap_head=False, compute=_eigencam,
            description="EigenCAM, Muhammad & Yeasin 2020: first principal component of A, "
                        "no target (docs/method.md §2)"),
+    Method("scorecam", targets=(CLASSES, SIMILARITY), iterative=False,
+           needs_dense_gap_head=False, compute=_perturbation_method("scorecam"),
+           options={"batch_size": 16},
+           description="Score-CAM, Wang et al. 2020: the target's scores of the images "
+                       "masked by each upsampled channel (docs/method.md §2)"),
+    Method("ablationcam", targets=(CLASSES, SIMILARITY), iterative=False,
+           needs_dense_gap_head=False, compute=_perturbation_method("ablationcam"),
+           options={"batch_size": 32},
+           description="Ablation-CAM, Desai & Ramaswamy 2020: the score's relative drop "
+                       "when each channel is zeroed (docs/method.md §2)"),
 ))
+
+
+def method_options(method, options):
+    """The options `method` runs with: its defaults updated with `options`
+    (dict); `TfcafError` naming an option it does not take or a value that
+    is not a positive integer where the default is one."""
+    unknown = sorted(set(options) - set(method.options))
+    if unknown:
+        valid = ", ".join(sorted(method.options)) or "none"
+        raise TfcafError(f"method '{method.name}': unknown option(s) {', '.join(unknown)} "
+                         f"(valid: {valid})")
+    values = dict(method.options, **options)
+    for name, value in values.items():
+        if isinstance(method.options[name], int) and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise TfcafError(f"method '{method.name}': option {name}={value!r} must be an "
+                             "integer >= 1")
+    return values
 
 
 def method(name):
