@@ -36,7 +36,7 @@ def _images(n, seed=0):
 def test_registry_lists_every_method_once_in_order():
     assert tuple(METHODS) == ("l2caf", "l2caf_specific", "cam", "gradcam", "gradcampp",
                               "xgradcam", "hirescam", "layercam", "eigencam", "scorecam",
-                              "ablationcam")
+                              "ablationcam", "saliency", "integrated_gradients", "occlusion")
     assert all(METHODS[name].name == name for name in METHODS)
     assert method("gradcampp") is METHODS["gradcampp"]
     with pytest.raises(TfcafError,
@@ -48,7 +48,8 @@ def test_registry_lists_every_method_once_in_order():
     ("gap", "logits", {}),
     ("hidden", "logits", {"cam": "Dense\\(GlobalAveragePooling2D\\) head after layer"}),
     ("gap", "embedding", {"cam": "embedding", "l2caf_specific": "embedding",
-                          "scorecam": "embedding", "ablationcam": "embedding"}),
+                          "scorecam": "embedding", "ablationcam": "embedding",
+                          "occlusion": "embedding"}),
 ])
 def test_every_supported_method_runs_and_others_say_why(head, name, unsupported):
     model = _model(head, name=name)

@@ -11,6 +11,7 @@ import their TensorFlow code when first called.
 
 import collections
 import importlib
+import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -114,11 +115,12 @@ def _eigencam(call):
     return cams.eigencam(call.feature_maps)
 
 
-def _perturbation_method(function_name):
-    """compute function of `tfcaf.caf.perturbation.<function_name>(call)`."""
+def _call_method(module_name, function_name):
+    """compute function `tfcaf.caf.<module_name>.<function_name>(call)`,
+    importing TensorFlow only when called."""
     def compute(call):
-        from tfcaf.caf import perturbation
-        return getattr(perturbation, function_name)(call)
+        module = importlib.import_module(f"tfcaf.caf.{module_name}")
+        return getattr(module, function_name)(call)
     return compute
 
 
@@ -154,15 +156,30 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            description="EigenCAM, Muhammad & Yeasin 2020: first principal component of A, "
                        "no target (docs/method.md §2)"),
     Method("scorecam", targets=(CLASSES, SIMILARITY), iterative=False,
-           needs_dense_gap_head=False, compute=_perturbation_method("scorecam"),
+           needs_dense_gap_head=False, compute=_call_method("perturbation", "scorecam"),
            options={"batch_size": 16},
            description="Score-CAM, Wang et al. 2020: the target's scores of the images "
                        "masked by each upsampled channel (docs/method.md §2)"),
     Method("ablationcam", targets=(CLASSES, SIMILARITY), iterative=False,
-           needs_dense_gap_head=False, compute=_perturbation_method("ablationcam"),
+           needs_dense_gap_head=False, compute=_call_method("perturbation", "ablationcam"),
            options={"batch_size": 32},
            description="Ablation-CAM, Desai & Ramaswamy 2020: the score's relative drop "
                        "when each channel is zeroed (docs/method.md §2)"),
+    Method("saliency", targets=_ANY, iterative=False,
+           needs_dense_gap_head=False, compute=_call_method("input_space", "saliency"),
+           description="Saliency, Simonyan et al. 2014: max |∂y/∂x| over colours, at "
+                       "input size (docs/method.md §2)"),
+    Method("integrated_gradients", targets=_ANY, iterative=False,
+           needs_dense_gap_head=False,
+           compute=_call_method("input_space", "integrated_gradients"),
+           options={"steps": 50, "baseline_value": 0.0},
+           description="Integrated Gradients, Sundararajan et al. 2017, at input size "
+                       "(docs/method.md §2)"),
+    Method("occlusion", targets=(CLASSES, SIMILARITY), iterative=False,
+           needs_dense_gap_head=False, compute=_call_method("input_space", "occlusion"),
+           options={"patch_size": 3, "patch_stride": 3, "occlusion_value": 0.0},
+           description="Occlusion, Zeiler & Fergus 2014: score drops of occluded patches, "
+                       "at input size (docs/method.md §2)"),
 ))
 
 
@@ -177,10 +194,16 @@ def method_options(method, options):
                          f"(valid: {valid})")
     values = dict(method.options, **options)
     for name, value in values.items():
-        if isinstance(method.options[name], int) and (
+        default = method.options[name]
+        if isinstance(default, int) and (
                 isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
             raise TfcafError(f"method '{method.name}': option {name}={value!r} must be an "
                              "integer >= 1")
+        if isinstance(default, float) and (
+                isinstance(value, bool) or not isinstance(value, numbers.Real) or
+                not math.isfinite(value)):
+            raise TfcafError(f"method '{method.name}': option {name}={value!r} must be a "
+                             "finite number")
     return values
 
 
