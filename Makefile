@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo demo-smoke bench tfa-golden clean
+.PHONY: install test demo demo-smoke bench tfa-golden golden-torch golden-tf clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ bench: $(STAMP)
 # Golden outputs of tensorflow-addons 0.23 (side virtualenv with TF 2.15).
 tfa-golden:
 	bash tools/make_tfa_golden.sh
+
+# Golden outputs of the attribution libraries (side virtualenvs): PyTorch
+# references (pytorch-grad-cam, captum, eclique/RISE: RISE_GIT_DIR=a clone),
+# and the TensorFlow ones (xplique, tf-keras-vis).
+golden-torch:
+	bash tools/make_torch_golden.sh
+
+golden-tf:
+	bash tools/make_xplique_golden.sh all
 
 clean:
 	rm -rf $(VENV) demo_out *.egg-info
