@@ -2,7 +2,9 @@
 Gradients and Occlusion (two patch settings) on tools/golden_net.py, for
 class ids, the top-1 class and the cosine similarity to a reference
 embedding (tests/data/golden/xplique.npz, written by
-tools/make_xplique_golden.sh from the library itself)."""
+tools/make_xplique_golden.sh from the library itself); SmoothGrad with the
+noise xplique drew; RISE equal to eclique/RISE's `RISE` with the masks it
+drew (tests/data/golden/rise.npz, tools/make_torch_golden.sh)."""
 
 import functools
 import json
@@ -25,7 +27,8 @@ GOLDEN = pathlib.Path(__file__).parent / "data" / "golden" / "xplique.npz"
 METHODS = {"saliency": ("saliency", ()),
            "integrated_gradients": ("integrated_gradients", ("steps", "baseline_value")),
            "occlusion": ("occlusion", ("patch_size", "patch_stride", "occlusion_value")),
-           "occlusion_p8s4": ("occlusion", ("patch_size", "patch_stride", "occlusion_value"))}
+           "occlusion_p8s4": ("occlusion", ("patch_size", "patch_stride", "occlusion_value")),
+           "smoothgrad": ("smoothgrad", ("nb_samples", "noise"))}
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,6 +52,9 @@ def test_maps_equal_xplique(name):
     case = next(c for c in meta if c["name"] == name)
     method, option_names = METHODS[case["method"]]
     options = {k: case["settings"][k] for k in option_names}
+    if method == "smoothgrad":
+        # The noise xplique drew (float16-exact), replayed.
+        options["noise_draws"] = arrays["smoothgrad.noise"].astype(np.float32)
     if case["target"] == "similarity":
         model, targets = _model("embedding"), Similarity(embeddings=arrays["reference_embeddings"])
     else:
@@ -64,3 +70,42 @@ def test_maps_equal_xplique(name):
         slack = 4 * overlap * np.finfo(np.float32).eps * scale
     np.testing.assert_allclose(result.maps, expected, rtol=1e-4,
                                atol=slack + 1e-6 * np.abs(expected).max())
+
+
+def test_rise_equals_eclique_rise_with_its_masks():
+    with np.load(GOLDEN.parent / "rise.npz") as golden:
+        images, masks = golden["images"], golden["masks"][:, 0]
+        expected = golden["RISE.classifier.logits.saliency"]          # (B, classes, H, W)
+        settings = json.loads(str(golden["meta"]))[0]["settings"]
+    classes = expected.shape[1]
+    targets = np.tile(np.arange(classes), (len(images), 1))           # every class of each
+    result = tfcaf.explain(_model("classifier"), images, method="rise", targets=targets,
+                           masks=masks, preservation_probability=settings["p1"])
+    np.testing.assert_allclose(result.maps, expected, rtol=1e-4,
+                               atol=1e-6 * np.abs(expected).max())
+
+
+def test_default_rise_masks_keep_a_fraction_p_and_smoothgrad_is_seeded():
+    from tfcaf.caf.input_space import rise_masks
+    masks = rise_masks(400, 32, 32, grid_size=7, probability=0.3, seed=0).numpy()
+    assert masks.shape == (400, 32, 32) and masks.min() >= 0.0 and masks.max() <= 1.0
+    # Bilinear upsampling keeps the mean of the kept cells' share, p.
+    assert abs(masks.mean() - 0.3) < 0.03
+    images = _golden()[1]["images"][:2]
+    first, again, other = (tfcaf.explain(_model("classifier"), images, method="smoothgrad",
+                                         nb_samples=4, seed=seed).maps for seed in (1, 1, 2))
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+@pytest.mark.parametrize("method,options,message", [
+    ("rise", {"masks": np.ones((3, 8, 8))}, r"rise: masks must be \(N, 32, 32\)"),
+    ("smoothgrad", {"noise_draws": np.ones((2, 3, 8, 8, 3))}, r"smoothgrad: noise_draws must"),
+    ("smoothgrad", {"nb_samples": 0}, r"option nb_samples=0 must be an integer >= 1"),
+    ("occlusion", {"occlusion_value": float("nan")}, r"occlusion_value=nan must be a finite"),
+    ("saliency", {"steps": 3}, r"unknown option\(s\) steps \(valid: none\)"),
+])
+def test_bad_method_options_are_one_line(method, options, message):
+    from tfcaf.errors import TfcafError
+    with pytest.raises(TfcafError, match=message):
+        tfcaf.explain(_model("classifier"), _golden()[1]["images"][:2], method=method, **options)

@@ -36,7 +36,8 @@ def _images(n, seed=0):
 def test_registry_lists_every_method_once_in_order():
     assert tuple(METHODS) == ("l2caf", "l2caf_specific", "cam", "gradcam", "gradcampp",
                               "xgradcam", "hirescam", "layercam", "eigencam", "scorecam",
-                              "ablationcam", "saliency", "integrated_gradients", "occlusion")
+                              "ablationcam", "saliency", "integrated_gradients", "occlusion",
+                              "smoothgrad", "rise")
     assert all(METHODS[name].name == name for name in METHODS)
     assert method("gradcampp") is METHODS["gradcampp"]
     with pytest.raises(TfcafError,
@@ -49,7 +50,7 @@ def test_registry_lists_every_method_once_in_order():
     ("hidden", "logits", {"cam": "Dense\\(GlobalAveragePooling2D\\) head after layer"}),
     ("gap", "embedding", {"cam": "embedding", "l2caf_specific": "embedding",
                           "scorecam": "embedding", "ablationcam": "embedding",
-                          "occlusion": "embedding"}),
+                          "occlusion": "embedding", "rise": "embedding"}),
 ])
 def test_every_supported_method_runs_and_others_say_why(head, name, unsupported):
     model = _model(head, name=name)

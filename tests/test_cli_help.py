@@ -66,14 +66,15 @@ def test_help_lists_every_flag_of_the_binary_with_defaults(binary):
                                          "<l2caf|l2caf_specific|cam|gradcam|gradcampp|"
                                          "xgradcam|hirescam|layercam|eigencam|scorecam|"
                                          "ablationcam|saliency|integrated_gradients|"
-                                         "occlusion>"),
+                                         "occlusion|smoothgrad|rise>"),
     ("evaluate", ["--iterations=0"], "flag --iterations=0: 0 is not a positive integer"),
     ("evaluate", ["--methods=cam,gradcamm"], "flag --methods=['cam', 'gradcamm']: unknown "
                                              "'gradcamm'; choose from "
                                              "l2caf, l2caf_specific, cam, gradcam, gradcampp, "
                                              "xgradcam, hirescam, layercam, eigencam, "
                                              "scorecam, ablationcam, saliency, "
-                                             "integrated_gradients, occlusion"),
+                                             "integrated_gradients, occlusion, smoothgrad, "
+                                             "rise"),
     ("evaluate", ["--cam_threshold=2"], "flag --cam_threshold=2: 2.0 is not a number in "
                                         "the range "
                                         "[0.0, 1.0]"),

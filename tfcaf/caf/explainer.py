@@ -1,5 +1,6 @@
 """Public entry point: `explain(model, images, method=...)` and `Explainer`."""
 
+import numbers
 import weakref
 from dataclasses import dataclass, fields
 
@@ -7,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcaf.caf import filters, finite, heatmaps, objective, output_kind
+from tfcaf.caf.input_space import check_arrays
 from tfcaf.caf.methods import METHODS, MethodCall, method as lookup_method, method_options
 from tfcaf.caf.solver import Solution, SolverConfig, best_starts
 from tfcaf.caf.split import check_model, split_model
@@ -203,12 +205,21 @@ class Explainer:
         if reason or method.iterative:
             raise TfcafError(f"method '{method_name}': "
                              f"{reason or 'iterative; call solve() for it'}")
-        key = (method.name,) + tuple(sorted(values.items()))
+        if images is not None:
+            check_arrays(method.name, values, tuple(images.shape))
+        # Scalar options are constants of the traced graph; arrays (noise,
+        # masks) are inputs of it, so new arrays do not retrace.
+        arrays = {k: tf.convert_to_tensor(v, tf.float32) for k, v in values.items()
+                  if v is not None and not isinstance(v, (numbers.Number, str))}
+        scalars = {k: v for k, v in values.items() if k not in arrays}
+        key = (method.name,) + tuple(sorted(scalars.items(), key=lambda kv: kv[0])) + \
+            tuple(sorted(arrays))
         if key not in self._raw_map_functions:
-            def raw_map_function(feature_maps, goal, images):
-                return method.compute(MethodCall(self, feature_maps, goal, images, values))
+            def raw_map_function(feature_maps, goal, images, arrays):
+                options = dict(scalars, **arrays)
+                return method.compute(MethodCall(self, feature_maps, goal, images, options))
             self._raw_map_functions[key] = tf.function(raw_map_function, reduce_retracing=True)
-        return self._raw_map_functions[key](feature_maps, as_objective(goal), images)
+        return self._raw_map_functions[key](feature_maps, as_objective(goal), images, arrays)
 
     @staticmethod
     def initial_filters(feature_maps, config):

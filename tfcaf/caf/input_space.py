@@ -1,5 +1,6 @@
-"""Input-space attributions, as xplique 2.0.2 computes them (docs/method.md
-§2): Saliency, Integrated Gradients and Occlusion.
+"""Input-space attributions (docs/method.md §2): Saliency, SmoothGrad,
+Integrated Gradients and Occlusion as xplique 2.0.2 computes them, and RISE
+as eclique/RISE does.
 
 Each takes a `methods.MethodCall` and returns (P, H, W) float32 maps at
 the input's size (the channels reduced as the reference does). The score
@@ -12,7 +13,10 @@ through it). Graph-safe; the loops over steps and patches are
 
 import math
 
+import numpy as np
 import tensorflow as tf
+
+from tfcaf.errors import TfcafError
 
 
 def _gradients(call, images, goal):
@@ -87,3 +91,92 @@ def occlusion(call):
     _, drops = tf.while_loop(lambda k, _: k < len(row_masks), body,
                              (tf.constant(0), tf.TensorArray(tf.float32, len(row_masks))))
     return tf.einsum("kp,kh,kw->phw", drops.stack(), row_masks, col_masks)
+
+
+def check_arrays(method, options, image_shape):
+    """`TfcafError` unless the array options of `method` fit images of
+    shape (P, H, W, C) `image_shape` (run eagerly, before tracing: the
+    traced graph sees shapes only in part)."""
+    image = tuple(image_shape[1:])
+    if method == "rise" and options.get("masks") is not None:
+        shape = tuple(np.shape(options["masks"]))
+        if len(shape) != 3 or shape[1:] != image[:2]:
+            raise TfcafError(f"rise: masks must be (N, {image[0]}, {image[1]}) for these "
+                             f"images; got {shape}")
+    if method == "smoothgrad" and options.get("noise_draws") is not None:
+        shape = tuple(np.shape(options["noise_draws"]))
+        if len(shape) not in (4, 5) or shape[-3:] != image or \
+                (len(shape) == 5 and shape[0] != image_shape[0]):
+            raise TfcafError(f"smoothgrad: noise_draws must be (P={image_shape[0]}, N) + "
+                             f"{image} or (N,) + {image}; got {shape}")
+
+
+def smoothgrad(call):
+    """SmoothGrad (Smilkov et al., 2017) as xplique's `SmoothGrad`: the
+    gradients at `nb_samples` noisy copies x + ε, ε ~ N(0, noise²) in the
+    images' units, averaged (no absolute value), then averaged over the
+    colour channels. `noise_draws` gives ε: (P, nb_samples, H, W, C), or
+    (nb_samples, H, W, C) for every problem; default drawn from `seed`."""
+    images = tf.convert_to_tensor(call.images, tf.float32)
+    count = call.options["nb_samples"]
+    draws = call.options["noise_draws"]
+    if draws is None:
+        draws = call.options["noise"] * tf.random.stateless_normal(
+            (tf.shape(images)[0], count) + tuple(images.shape[1:]),
+            seed=[call.options["seed"], 0])
+    else:
+        draws = tf.convert_to_tensor(draws, tf.float32)
+        if draws.shape.rank == images.shape.rank:
+            draws = tf.repeat(draws[None], tf.shape(images)[0], axis=0)
+
+
+    def body(k, total):
+        return k + 1, total + _gradients(call, images + draws[:, k], call.objective)
+    _, summed = tf.while_loop(lambda k, _: k < tf.shape(draws)[1], body,
+                              (tf.constant(0), tf.zeros_like(images)))
+    return tf.reduce_mean(summed / tf.cast(tf.shape(draws)[1], tf.float32), axis=-1)
+
+
+def rise_masks(count, height, width, grid_size, probability, seed):
+    """(count, H, W) float32 RISE masks as eclique/RISE draws them: a
+    `grid_size`² grid of cells kept with `probability`, upsampled
+    bilinearly to (grid_size + 1) cells and cropped at a random shift of
+    less than a cell. (eclique resizes with skimage, reflecting at the
+    border; tf.image.resize replicates it: masks drawn here are RISE's
+    kind, not its exact numbers; pass its masks for those.)"""
+    cell_h, cell_w = math.ceil(height / grid_size), math.ceil(width / grid_size)
+    grid = tf.cast(tf.random.stateless_uniform((count, grid_size, grid_size, 1),
+                                               seed=[seed, 1]) < probability, tf.float32)
+    up = tf.image.resize(grid, ((grid_size + 1) * cell_h, (grid_size + 1) * cell_w))[..., 0]
+    shifts = tf.random.stateless_uniform((count, 2), seed=[seed, 2], maxval=1.0)
+    dy = tf.cast(shifts[:, 0] * cell_h, tf.int32)
+    dx = tf.cast(shifts[:, 1] * cell_w, tf.int32)
+    rows = dy[:, None] + tf.range(height)[None]
+    cols = dx[:, None] + tf.range(width)[None]
+    return tf.gather(tf.gather(up, rows, batch_dims=1), cols, axis=2, batch_dims=1)
+
+
+def rise(call):
+    """RISE (Petsiuk et al., BMVC 2018) as eclique/RISE's `RISE`: the
+    target's scores s_n of the image times each of N masks M_n weight the
+    masks, Σ_n s_n M_n / (N · p1). `masks` gives them ((N, H, W) in
+    [0, 1]); default `rise_masks(nb_samples, ..., grid_size,
+    preservation_probability, seed)`. Scores are the logits (a final
+    softmax left out; RISE's paper weights probabilities: explain a model
+    without the softmax layer removed to get those... see docs/method.md
+    §2)."""
+    images = tf.convert_to_tensor(call.images, tf.float32)
+    _, height, width, _ = images.shape
+    probability = call.options["preservation_probability"]
+    masks = call.options["masks"]
+    if masks is None:
+        masks = rise_masks(call.options["nb_samples"], height, width,
+                           call.options["grid_size"], probability, call.options["seed"])
+    masks = tf.convert_to_tensor(masks, tf.float32)
+
+    def body(n, total):
+        score = call.objective.score(call.explainer.forward(images * masks[n][None, :, :, None])[1])
+        return n + 1, total + score[:, None, None] * masks[n][None]
+    _, summed = tf.while_loop(lambda n, _: n < tf.shape(masks)[0], body,
+                              (tf.constant(0), tf.zeros(tf.shape(images)[:3])))
+    return summed / (tf.cast(tf.shape(masks)[0], tf.float32) * probability)

@@ -44,6 +44,9 @@ class Method:
         options: the method's own options and their defaults, named as in
             its reference implementation (iterative methods take the
             `SolverConfig` fields instead).
+        many_passes: runs the model or head once per channel, step, patch,
+            noise sample or mask (tens to thousands of passes per image),
+            where the others need one forward (and backward) pass.
     """
     name: str
     targets: tuple
@@ -52,6 +55,7 @@ class Method:
     compute: Callable
     description: str
     options: dict = field(default_factory=dict)
+    many_passes: bool = False
 
     @property
     def uses_targets(self):
@@ -158,11 +162,13 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
     Method("scorecam", targets=(CLASSES, SIMILARITY), iterative=False,
            needs_dense_gap_head=False, compute=_call_method("perturbation", "scorecam"),
            options={"batch_size": 16},
+           many_passes=True,
            description="Score-CAM, Wang et al. 2020: the target's scores of the images "
                        "masked by each upsampled channel (docs/method.md §2)"),
     Method("ablationcam", targets=(CLASSES, SIMILARITY), iterative=False,
            needs_dense_gap_head=False, compute=_call_method("perturbation", "ablationcam"),
            options={"batch_size": 32},
+           many_passes=True,
            description="Ablation-CAM, Desai & Ramaswamy 2020: the score's relative drop "
                        "when each channel is zeroed (docs/method.md §2)"),
     Method("saliency", targets=_ANY, iterative=False,
@@ -173,13 +179,28 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            needs_dense_gap_head=False,
            compute=_call_method("input_space", "integrated_gradients"),
            options={"steps": 50, "baseline_value": 0.0},
+           many_passes=True,
            description="Integrated Gradients, Sundararajan et al. 2017, at input size "
                        "(docs/method.md §2)"),
     Method("occlusion", targets=(CLASSES, SIMILARITY), iterative=False,
            needs_dense_gap_head=False, compute=_call_method("input_space", "occlusion"),
            options={"patch_size": 3, "patch_stride": 3, "occlusion_value": 0.0},
+           many_passes=True,
            description="Occlusion, Zeiler & Fergus 2014: score drops of occluded patches, "
                        "at input size (docs/method.md §2)"),
+    Method("smoothgrad", targets=_ANY, iterative=False,
+           needs_dense_gap_head=False, compute=_call_method("input_space", "smoothgrad"),
+           options={"nb_samples": 50, "noise": 0.2, "noise_draws": None, "seed": 0},
+           many_passes=True,
+           description="SmoothGrad, Smilkov et al. 2017: gradients at noisy copies, at "
+                       "input size (docs/method.md §2)"),
+    Method("rise", targets=(CLASSES, SIMILARITY), iterative=False,
+           needs_dense_gap_head=False, compute=_call_method("input_space", "rise"),
+           options={"nb_samples": 4000, "grid_size": 7, "preservation_probability": 0.5,
+                    "masks": None, "seed": 0},
+           many_passes=True,
+           description="RISE, Petsiuk et al. 2018: scores of randomly masked copies weight "
+                       "the masks, at input size (docs/method.md §2)"),
 ))
 
 
@@ -195,10 +216,16 @@ def method_options(method, options):
     values = dict(method.options, **options)
     for name, value in values.items():
         default = method.options[name]
-        if isinstance(default, int) and (
-                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+        # Array options (noise, masks: None = drawn from `seed`) are
+        # checked by their method, against the shapes it gets.
+        if default is None:
+            continue
+        least = 0 if name == "seed" else 1
+        if isinstance(default, int) and (isinstance(value, bool) or
+                                         not isinstance(value, numbers.Integral) or
+                                         value < least):
             raise TfcafError(f"method '{method.name}': option {name}={value!r} must be an "
-                             "integer >= 1")
+                             f"integer >= {least}")
         if isinstance(default, float) and (
                 isinstance(value, bool) or not isinstance(value, numbers.Real) or
                 not math.isfinite(value)):

@@ -2,7 +2,9 @@
 
 Trains a triplet and an N-pair retrieval net and an ADL classifier with the
 `flags/digits_*.flags` settings, exports each as a SavedModel, evaluates
-every method of `tfcaf.caf.METHODS` that applies: localization (top-1 /
+every one-pass method of `tfcaf.caf.METHODS` that applies (`demo_methods`:
+the many-pass ones, Score-CAM to RISE, would take hours at the demo's image
+counts): localization (top-1 /
 GT-known loc and MaxBoxAcc under the wsolevaluation protocol), retrieval
 (R@K, NMI with 10 K-means initialisations) and faithfulness (deletion,
 insertion, Average Drop / Increase in Confidence, pointing game), and writes
@@ -109,7 +111,7 @@ def evaluate_network(name, config, model_path, out_dir, options):
     split = "retrieval_test" if config.metric_learning else "test"
     dataset = load_dataset("digits", config.data_dir, split, image_size=config.image_size)
     retrieval = ("recall", "nmi") if config.metric_learning else ()
-    base = EvalConfig(methods=tuple(METHODS), seed=config.seed)
+    base = EvalConfig(methods=demo_methods(METHODS), seed=config.seed)
     main = dataclasses.replace(base, metrics=LOCALIZATION + retrieval,
                                max_images=options["max_images"])
     faithful = dataclasses.replace(base, metrics=FAITHFULNESS,
@@ -175,12 +177,19 @@ def _table_rows(results, part, column, methods):
             for name, summaries in results.items()}
 
 
+def demo_methods(methods):
+    """The names of `methods` (the registry) the demo evaluates: all but
+    those that need many passes per image."""
+    return tuple(name for name, spec in methods.items() if not spec.many_passes)
+
+
 def write_report(out_dir, results, timings, smoke, options):
     """demo_out/report.md: one table per metric, examples, curves, timings."""
     from tfcaf.caf import METHODS
     from tfcaf.evaluation.report import markdown_table, write_text
     from tfcaf.outputs import OutputSet
-    methods = list(METHODS)
+    methods = list(demo_methods(METHODS))
+    left_out = [name for name in METHODS if name not in methods]
     lines = ["# tfcaf demo: L2-CAF on the embedded cluttered digits", ""]
     if smoke:
         lines += ["**Smoke run** (a few steps and images): numbers are meaningless.", ""]
@@ -197,7 +206,9 @@ def write_report(out_dir, results, timings, smoke, options):
         "solver (the optimizer and restarts resolved for its head: iteration cap "
         f"{options['solver'].max_iterations}, seed {options['solver'].seed}), degenerate-map "
         "counts and versions are recorded in "
-        "`eval/NAME/metrics.json` (\"settings\") and `eval/NAME/report.md`.", "",
+        "`eval/NAME/metrics.json` (\"settings\") and `eval/NAME/report.md`. Left out: "
+        f"{', '.join(left_out)}, which run the model tens to thousands of times per image "
+        "(`bin/evaluate --methods=` runs them).", "",
         "## Retrieval", "", markdown_table(retrieval, ["recall@1", "nmi", "images"], "network"),
         "", "NMI: scikit-learn `KMeans(n_init=10, random_state=0)` and NMI with the geometric "
         "mean, as the metric-learning literature computes it (equal to scikit-learn's "
