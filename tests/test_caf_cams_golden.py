@@ -10,46 +10,22 @@ scaling) clipped at 0 is what its `__call__` scales; tfcaf's raw maps are
 clipped maps, so they are compared with ReLU(cam_raw).
 """
 
-import functools
-import json
-import pathlib
-import sys
-
 import numpy as np
 import pytest
 
 import tfcaf
+from golden_files import case as golden_case, case_names, keras_net, load
+from golden_net import FEATURE_LAYER
 from tfcaf.caf import Similarity
 
-TOOLS = pathlib.Path(__file__).resolve().parent.parent / "tools"
-sys.path.insert(0, str(TOOLS))
-import golden_net  # noqa: E402
-
-GOLDEN = pathlib.Path(__file__).parent / "data" / "golden" / "pytorch_grad_cam.npz"
 METHODS = {"GradCAM": "gradcam", "GradCAMPlusPlus": "gradcampp", "XGradCAM": "xgradcam",
            "HiResCAM": "hirescam", "LayerCAM": "layercam", "EigenCAM": "eigencam",
            "ScoreCAM": "scorecam", "AblationCAM": "ablationcam"}
 
 
-@functools.lru_cache(maxsize=None)
-def _golden():
-    with np.load(GOLDEN) as golden:
-        return json.loads(str(golden["meta"])), {k: golden[k] for k in golden.files}
-
-
-@functools.lru_cache(maxsize=None)
-def _model(kind):
-    return golden_net.keras_model(golden_net.make_weights(), kind)
-
-
-def _cases():
-    return [case["name"] for case in _golden()[0] if case["method"] in METHODS]
-
-
-@pytest.mark.parametrize("name", _cases())
+@pytest.mark.parametrize("name", case_names("pytorch_grad_cam", METHODS))
 def test_raw_maps_equal_pytorch_grad_cam(name):
-    meta, arrays = _golden()
-    case = next(c for c in meta if c["name"] == name)
+    case, arrays = golden_case("pytorch_grad_cam", name)
     images = arrays["images"]
     if case["targets"] == "similarity":
         target = Similarity(embeddings=arrays["references.embeddings"][case["reference_index"]])
@@ -57,8 +33,8 @@ def test_raw_maps_equal_pytorch_grad_cam(name):
         target = np.asarray(case["target_ids"])
     else:
         target = None  # top-1 (and EigenCAM, which takes none)
-    result = tfcaf.explain(_model(case["net"]), images, method=METHODS[case["method"]],
-                           layer=golden_net.FEATURE_LAYER, targets=target)
+    result = tfcaf.explain(keras_net(case["net"]), images, method=METHODS[case["method"]],
+                           layer=FEATURE_LAYER, targets=target)
     expected = np.maximum(arrays[f"{name}.cam_raw"], 0.0)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(result.maps, expected, rtol=0, atol=2e-5 * scale)
@@ -67,4 +43,4 @@ def test_raw_maps_equal_pytorch_grad_cam(name):
 
 
 def test_every_cam_method_of_the_file_is_covered():
-    assert {case["method"] for case in _golden()[0]} == set(METHODS)
+    assert {case["method"] for case in load("pytorch_grad_cam")[0]} == set(METHODS)

@@ -6,23 +6,15 @@ tools/make_xplique_golden.sh from the library itself); SmoothGrad with the
 noise xplique drew; RISE equal to eclique/RISE's `RISE` with the masks it
 drew (tests/data/golden/rise.npz, tools/make_torch_golden.sh)."""
 
-import functools
-import json
 import math
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
 import tfcaf
+from golden_files import case as golden_case, case_names, keras_net, load
 from tfcaf.caf import Similarity
 
-TOOLS = pathlib.Path(__file__).resolve().parent.parent / "tools"
-sys.path.insert(0, str(TOOLS))
-import golden_net  # noqa: E402
-
-GOLDEN = pathlib.Path(__file__).parent / "data" / "golden" / "xplique.npz"
 # xplique case prefix -> (tfcaf method, the settings that are tfcaf options)
 METHODS = {"saliency": ("saliency", ()),
            "integrated_gradients": ("integrated_gradients", ("steps", "baseline_value")),
@@ -31,34 +23,19 @@ METHODS = {"saliency": ("saliency", ()),
            "smoothgrad": ("smoothgrad", ("nb_samples", "noise"))}
 
 
-@functools.lru_cache(maxsize=None)
-def _golden():
-    with np.load(GOLDEN) as golden:
-        return json.loads(str(golden["meta"])), {k: golden[k] for k in golden.files}
-
-
-@functools.lru_cache(maxsize=None)
-def _model(kind):
-    return golden_net.keras_model(golden_net.make_weights(), kind)
-
-
-def _cases():
-    return [case["name"] for case in _golden()[0] if case["method"] in METHODS]
-
-
-@pytest.mark.parametrize("name", _cases())
+@pytest.mark.parametrize("name", case_names("xplique", METHODS))
 def test_maps_equal_xplique(name):
-    meta, arrays = _golden()
-    case = next(c for c in meta if c["name"] == name)
+    case, arrays = golden_case("xplique", name)
     method, option_names = METHODS[case["method"]]
     options = {k: case["settings"][k] for k in option_names}
     if method == "smoothgrad":
         # The noise xplique drew (float16-exact), replayed.
         options["noise_draws"] = arrays["smoothgrad.noise"].astype(np.float32)
     if case["target"] == "similarity":
-        model, targets = _model("embedding"), Similarity(embeddings=arrays["reference_embeddings"])
+        model = keras_net("embedding")
+        targets = Similarity(embeddings=arrays["reference_embeddings"])
     else:
-        model, targets = _model("classifier"), arrays[f"target_ids.{case['target']}"]
+        model, targets = keras_net("classifier"), arrays[f"target_ids.{case['target']}"]
     result = tfcaf.explain(model, arrays["images"], method=method, targets=targets, **options)
     expected = arrays[f"{name}.explanation"][..., 0]
     slack = 0.0
@@ -66,20 +43,21 @@ def test_maps_equal_xplique(name):
         # Sums of score differences: 1 ulp of the score (of 1 for a cosine)
         # per overlapping patch.
         overlap = math.ceil(options["patch_size"] / options["patch_stride"]) ** 2
-        scale = 1.0 if case["target"] == "similarity" else np.abs(arrays["classifier.logits"]).max()
+        scale = 1.0 if case["target"] == "similarity" else \
+            np.abs(arrays["classifier.logits"]).max()
         slack = 4 * overlap * np.finfo(np.float32).eps * scale
     np.testing.assert_allclose(result.maps, expected, rtol=1e-4,
                                atol=slack + 1e-6 * np.abs(expected).max())
 
 
 def test_rise_equals_eclique_rise_with_its_masks():
-    with np.load(GOLDEN.parent / "rise.npz") as golden:
-        images, masks = golden["images"], golden["masks"][:, 0]
-        expected = golden["RISE.classifier.logits.saliency"]          # (B, classes, H, W)
-        settings = json.loads(str(golden["meta"]))[0]["settings"]
+    meta, golden = load("rise")
+    images, masks = golden["images"], golden["masks"][:, 0]
+    expected = golden["RISE.classifier.logits.saliency"]              # (B, classes, H, W)
+    settings = meta[0]["settings"]
     classes = expected.shape[1]
     targets = np.tile(np.arange(classes), (len(images), 1))           # every class of each
-    result = tfcaf.explain(_model("classifier"), images, method="rise", targets=targets,
+    result = tfcaf.explain(keras_net("classifier"), images, method="rise", targets=targets,
                            masks=masks, preservation_probability=settings["p1"])
     np.testing.assert_allclose(result.maps, expected, rtol=1e-4,
                                atol=1e-6 * np.abs(expected).max())
@@ -91,8 +69,8 @@ def test_default_rise_masks_keep_a_fraction_p_and_smoothgrad_is_seeded():
     assert masks.shape == (400, 32, 32) and masks.min() >= 0.0 and masks.max() <= 1.0
     # Bilinear upsampling keeps the mean of the kept cells' share, p.
     assert abs(masks.mean() - 0.3) < 0.03
-    images = _golden()[1]["images"][:2]
-    first, again, other = (tfcaf.explain(_model("classifier"), images, method="smoothgrad",
+    images = load("xplique")[1]["images"][:2]
+    first, again, other = (tfcaf.explain(keras_net("classifier"), images, method="smoothgrad",
                                          nb_samples=4, seed=seed).maps for seed in (1, 1, 2))
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other)
@@ -108,4 +86,5 @@ def test_default_rise_masks_keep_a_fraction_p_and_smoothgrad_is_seeded():
 def test_bad_method_options_are_one_line(method, options, message):
     from tfcaf.errors import TfcafError
     with pytest.raises(TfcafError, match=message):
-        tfcaf.explain(_model("classifier"), _golden()[1]["images"][:2], method=method, **options)
+        tfcaf.explain(keras_net("classifier"), load("xplique")[1]["images"][:2], method=method,
+                      **options)
