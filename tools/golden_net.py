@@ -89,3 +89,23 @@ def keras_model(weights, kind="classifier"):
         if layer.name in weights:
             layer.set_weights(list(weights[layer.name]))
     return model
+
+
+def reference_run():
+    """What every golden script starts from: the two Keras networks, the
+    sample images (seed 1), the reference images (seed 2), and the networks'
+    outputs on them.
+
+    Returns:
+        dict: models {"classifier", "embedding"}, images, reference_images
+        (4, 32, 32, 3), logits (4, 5), embeddings (4, 8), references (4, 8)
+        (the reference images' embeddings) and top1 (4,) class ids.
+    """
+    weights = make_weights()
+    models = {kind: keras_model(weights, kind) for kind in ("classifier", "embedding")}
+    images, reference_images = sample_images(seed=1), sample_images(seed=2)
+    logits = models["classifier"](images).numpy()
+    return dict(models=models, images=images, reference_images=reference_images,
+                logits=logits, embeddings=models["embedding"](images).numpy(),
+                references=models["embedding"](reference_images).numpy(),
+                top1=logits.argmax(axis=1))

@@ -209,15 +209,10 @@ CAMS = ("gradcam", "gradcampp")
 
 def build(out):
     tf.config.set_visible_devices([], "GPU")
-    weights = golden_net.make_weights()
-    models = {kind: golden_net.keras_model(weights, kind)
-              for kind in ("classifier", "embedding")}
-    images = golden_net.sample_images(seed=1)
-    reference_images = golden_net.sample_images(seed=2)
-    logits = models["classifier"](images).numpy()
-    embeddings = models["embedding"](images).numpy()
-    references = models["embedding"](reference_images).numpy()
-    top1 = logits.argmax(axis=1)
+    run = golden_net.reference_run()
+    models, images, reference_images = run["models"], run["images"], run["reference_images"]
+    logits, embeddings, references = run["logits"], run["embeddings"], run["references"]
+    top1 = run["top1"]
     targets = {
         "class": ("classifier", np.arange(4), np.eye(5, dtype=np.float32)[np.arange(4)]),
         "top1": ("classifier", top1, np.eye(5, dtype=np.float32)[top1]),
