@@ -8,7 +8,7 @@ import os
 
 from absl import flags
 
-from tfcaf.cli import choices, model_flags, solver_flags
+from tfcaf.cli import choices, method_flags, model_flags, solver_flags
 from tfcaf.errors import TfcafError
 from tfcaf.evaluation.config import EvalConfig
 
@@ -22,6 +22,7 @@ flags.DEFINE_integer("image_size", None, "Input size in pixels (default: the mod
 MODEL_FLAGS = model_flags.define()
 # --seed seeds K-means and the randomisation; the filters' seed is --solver_seed.
 SOLVER_FLAGS = solver_flags.define(seed="solver_seed")
+METHOD_FLAGS = method_flags.define()
 flags.DEFINE_enum("dataset", "digits", choices.DATASETS, "Dataset.")
 flags.DEFINE_string("data_dir", None, "Dataset root (digits: cache folder).")
 flags.DEFINE_string("split", None, "Split (default: test, val for imagenet, or "
@@ -65,7 +66,7 @@ flags.register_validator("methods", lambda v: choices.check_names(v, choices.MET
 
 FLAG_GROUPS = (
     ("Model", ("model", "image_size") + MODEL_FLAGS),
-    ("Method", SOLVER_FLAGS),
+    ("Method", SOLVER_FLAGS + METHOD_FLAGS),
     ("Data", ("dataset", "data_dir", "split", "max_images", "batch_size")),
     ("Metrics", ("metric", "methods", "cam_threshold", "iou_threshold", "box_protocol",
                  "nmi_inits", "faithfulness_step", "pointing_tolerance")),
@@ -91,6 +92,7 @@ def check_flags():
     --preprocessing given with a SavedModel (its settings were fixed at
     export)."""
     solver_flags.check()
+    method_flags.method_options_flag()
     if not FLAGS.model:
         raise TfcafError("--model is required: a .keras file or an exported SavedModel folder")
     given = solver_flags.given() + [f"--preprocessing={FLAGS.preprocessing}"] * (
@@ -107,7 +109,8 @@ def main(argv):
     from tfcaf.evaluation import evaluate, load_adapter
     config = eval_config()
     adapter = load_adapter(FLAGS.model, solver_flags.solver_config(), output=FLAGS.output,
-                           preprocessing=model_flags.preprocessing())
+                           preprocessing=model_flags.preprocessing(),
+                           method_options=method_flags.method_options_flag())
     default_split = "val" if FLAGS.dataset == "imagenet" else "test"
     split = FLAGS.split or ("retrieval_test" if adapter.embedding else default_split)
     size = adapter.input_size(FLAGS.image_size)

@@ -48,6 +48,8 @@ class HeatmapWriter:
         gif_every: iterations between animation frames (0: no animation).
         solver: `SolverConfig` of iterative methods (ignored by the others).
         output: "logits" | "embedding" (None: guessed, see `Explainer`).
+        method_options: the options of a method without a solver
+            (`Method.options`; None: its defaults).
 
     Attributes:
         solver: the resolved solver's settings (`SolverConfig.describe()`),
@@ -57,13 +59,13 @@ class HeatmapWriter:
     """
 
     def __init__(self, model, method, layer, input_size, gif_every, solver=SolverConfig(),
-                 output=None):
+                 output=None, method_options=None):
         self.explainer = Explainer(model, layer=layer, output=output)
         reason = self.explainer.supports(method)
         if reason:
             raise TfcafError(f"--method={method} does not apply to this model: {reason}")
         self.method, self.input_size, self.gif_every = method, input_size, gif_every
-        self.options, self.solver = {}, None
+        self.options, self.solver = dict(method_options or {}), None
         if lookup_method(method).iterative:
             # Resolved now, so that a refused option fails before any file.
             resolved = self.explainer.resolve(solver)

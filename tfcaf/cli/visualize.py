@@ -18,7 +18,7 @@ import sys
 import numpy as np
 from absl import flags
 
-from tfcaf.cli import choices, model_flags, solver_flags
+from tfcaf.cli import choices, method_flags, model_flags, solver_flags
 from tfcaf.cli.naming import output_stems
 from tfcaf.errors import TfcafError
 from tfcaf.outputs import OutputSet
@@ -38,6 +38,7 @@ flags.DEFINE_list("targets", None, "Class ids to explain, comma separated (defau
 flags.DEFINE_enum("method", "l2caf", choices.METHODS, "Visualization method.")
 flags.DEFINE_enum("filter", "l2norm", choices.FILTERS, "L2-CAF filter constraint.")
 SOLVER_FLAGS = solver_flags.define()
+METHOD_FLAGS = method_flags.define()
 flags.DEFINE_string("out_dir", "visualize_out", "Output folder (created when the first file "
                     "is ready). It holds one run's files: an earlier run's that this one does "
                     "not write again are removed; a file no tfcaf run wrote is never replaced.")
@@ -63,7 +64,7 @@ def _targets_are_class_ids(values):
 FLAG_GROUPS = (
     ("Model", ("model", "weights", "layer", "image_size") + MODEL_FLAGS),
     ("Input", ("images", "targets")),
-    ("Method", ("method", "filter") + SOLVER_FLAGS),
+    ("Method", ("method", "filter") + SOLVER_FLAGS + METHOD_FLAGS),
     ("Output", ("out_dir", "gif", "gif_every", "batch_size")),
 )
 log = logging.getLogger("tfcaf.visualize")
@@ -81,6 +82,10 @@ def check_flags():
                          f"(methods with one: {iterative})")
     if not FLAGS.model or not FLAGS.images:
         raise TfcafError("--model and --images are required")
+    others = sorted(set(method_flags.method_options_flag()) - {FLAGS.method})
+    if others:
+        raise TfcafError(f"--method_options: options of {', '.join(others)}, but "
+                         f"--method={FLAGS.method}")
 
 
 def expand_images(patterns):
@@ -127,7 +132,8 @@ def main(argv):
     solver = dataclasses.replace(solver_flags.solver_config(), filter=FLAGS.filter)
     writer = HeatmapWriter(model, FLAGS.method, FLAGS.layer,
                            applications.input_size(model, FLAGS.image_size),
-                           FLAGS.gif_every if FLAGS.gif else 0, solver, FLAGS.output)
+                           FLAGS.gif_every if FLAGS.gif else 0, solver, FLAGS.output,
+                           method_flags.method_options_flag().get(FLAGS.method))
     try:
         for start in range(0, len(paths), FLAGS.batch_size):
             batch = slice(start, start + FLAGS.batch_size)

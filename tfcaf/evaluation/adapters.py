@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfcaf import applications, models
 from tfcaf.caf import METHODS, Explainer, SolverConfig, method
+from tfcaf.caf.methods import method_options as options_of
 from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import read_settings
@@ -30,14 +31,19 @@ class KerasAdapter:
         output: "logits" | "embedding" (default: guessed, see `Explainer`).
         source: what the model was loaded from, for the record (default:
             the model's name).
+        method_options: {method name: {option: value}} of the methods
+            without a solver (`Method.options`; the others keep defaults).
 
     Raises:
         TfcafError: bad `solver` settings, or options its resolved
             optimizer does not read (before any image is run).
     """
 
-    def __init__(self, model, solver=SolverConfig(), layer=None, output=None, source=None):
+    def __init__(self, model, solver=SolverConfig(), layer=None, output=None, source=None,
+                 method_options=None):
         self.model, self.source = model, source or model.name
+        self.method_options = {name: options_of(method(name), given)
+                               for name, given in (method_options or {}).items()}
         self.explainer = Explainer(model, layer=layer, output=output)
         self.solver = solver
         self.resolved = self.explainer.resolve(solver)
@@ -80,7 +86,9 @@ class KerasAdapter:
         if self._acol_cam(method_name):
             return {"map": "ACoL fused branch maps (docs/method.md §3)"}
         if not method(method_name).iterative:
-            return {"layer": self.explainer.layer}
+            options = self._options(method_name)
+            return {"layer": self.explainer.layer,
+                    **({"options": options} if options else {})}
         return {"layer": self.explainer.layer, "filter": self.resolved.filter,
                 "solver": self.resolved.describe()}
 
@@ -103,9 +111,15 @@ class KerasAdapter:
             fused = models.acol_localization_map(self.model, images, labels)
             return fused.numpy(), to_image_size(fused, size).numpy()
         targets = labels if self.explainer.takes_targets(method_name) else None
-        options = dataclasses.asdict(self.solver) if method(method_name).iterative else {}
+        options = dataclasses.asdict(self.solver) if method(method_name).iterative else \
+            self._options(method_name)
         result = self.explainer.explain(images, method_name, targets, **options)
         return result.maps, result.heatmaps
+
+    def _options(self, method_name):
+        """The options `method_name` runs with, defaults filled in (arrays,
+        which have no command-line form, left at None: drawn from `seed`)."""
+        return self.method_options.get(method_name) or options_of(method(method_name), {})
 
     def heatmaps(self, images, labels, method_name):
         """(B, H, W) heatmaps in [0, 1] (see `maps`)."""
@@ -195,11 +209,13 @@ class SavedModelAdapter:
         return self.maps(images, labels, method_name)[1]
 
 
-def load_adapter(path, solver=SolverConfig(), layer=None, output=None, preprocessing=None):
+def load_adapter(path, solver=SolverConfig(), layer=None, output=None, preprocessing=None,
+                 method_options=None):
     """A `KerasAdapter` for a `.keras` file (solved with the `SolverConfig`
     `solver`, preprocessed as `applications.load_model` does with
-    `preprocessing`), a `SavedModelAdapter` for an export folder (whose
-    solver and preprocessing were fixed at export); errors name the path."""
+    `preprocessing`, with `method_options`), a `SavedModelAdapter` for an
+    export folder (whose solver and preprocessing were fixed at export);
+    errors name the path."""
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             raise TfcafError(f"'{path}' is neither a .keras file nor a SavedModel folder")
@@ -208,7 +224,8 @@ def load_adapter(path, solver=SolverConfig(), layer=None, output=None, preproces
                              "whose preprocessing was fixed at export")
         return SavedModelAdapter(path)
     model = applications.load_model(path, preprocessing=preprocessing)
-    return KerasAdapter(model, solver=solver, layer=layer, output=output, source=path)
+    return KerasAdapter(model, solver=solver, layer=layer, output=output, source=path,
+                        method_options=method_options)
 
 
 def check_classes(adapter, dataset):
