@@ -18,6 +18,8 @@ Grad-CAM, HiResCAM and XGradCAM coincide). Only numpy is imported at module
 level; `keras_model` imports Keras.
 """
 
+import json
+
 import numpy as np
 
 IMAGE_SIZE = 32
@@ -109,3 +111,13 @@ def reference_run():
                 logits=logits, embeddings=models["embedding"](images).numpy(),
                 references=models["embedding"](reference_images).numpy(),
                 top1=logits.argmax(axis=1))
+
+
+def save(out, meta, info, arrays):
+    """Writes a golden file: `meta` (list of case dicts) and `info` (dict)
+    as JSON strings beside the named `arrays`, compressed; returns its size
+    in KiB."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, meta=np.array(json.dumps(meta)), info=np.array(json.dumps(info)),
+                        **arrays)
+    return out.stat().st_size / 1024

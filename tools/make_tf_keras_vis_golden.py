@@ -58,7 +58,6 @@ of versions; shared arrays as in xplique.npz (`images`, `reference_images`,
 """
 
 import argparse
-import json
 import pathlib
 import sys
 
@@ -261,12 +260,9 @@ def build(out):
                                        "image i is images[i] + noise[s, i]"},
         "similarity_score": "sum(e * r) / max(|e| |r|, 1e-8)",
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, meta=np.array(json.dumps(meta)), info=np.array(json.dumps(info)),
-                        **arrays)
-    print(f"wrote {len(meta)} cases to {out} ({out.stat().st_size / 1024:.0f} KiB) with "
-          f"tf-keras-vis {tf_keras_vis.__version__}, TF {tf.__version__}, "
-          f"Keras {keras.__version__}")
+    size = golden_net.save(out, meta, info, arrays)
+    print(f"wrote {len(meta)} cases to {out} ({size:.0f} KiB) with tf-keras-vis {tf_keras_vis.__version__}, "
+          f"TF {tf.__version__}, Keras {keras.__version__}")
 
 
 def main(argv=None):

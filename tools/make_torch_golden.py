@@ -56,7 +56,6 @@ step sizes come from captum's own approximation_parameters.
 
 import argparse
 import contextlib
-import json
 import pathlib
 import subprocess
 import sys
@@ -105,15 +104,12 @@ def _version(package):
 
 
 def _save(path, meta, info, arrays):
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     for key, value in arrays.items():
         if value.dtype == np.float64:
             raise AssertionError(f"{key} is float64; store what the library used")
-    np.savez_compressed(path, meta=np.array(json.dumps(meta)),
-                        info=np.array(json.dumps(info)), **arrays)
-    print(f"wrote {len(meta)} cases, {len(arrays)} arrays to {path} "
-          f"({path.stat().st_size / 1024:.0f} KiB)")
+    size = golden_net.save(path, meta, info, arrays)
+    print(f"wrote {len(meta)} cases, {len(arrays)} arrays to {path} ({size:.0f} KiB)")
 
 
 def _common(weights):

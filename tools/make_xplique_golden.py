@@ -64,7 +64,6 @@ fields above.
 """
 
 import argparse
-import json
 import pathlib
 import sys
 
@@ -293,11 +292,9 @@ def build(out):
                    "rise.masks": "(nb_samples, 7, 7, 1) bool, every rise case"},
         "similarity_score": "sum(e * r) / max(|e| |r|, 1e-8)",
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, meta=np.array(json.dumps(meta)), info=np.array(json.dumps(info)),
-                        **arrays)
-    print(f"wrote {len(meta)} cases to {out} ({out.stat().st_size / 1024:.0f} KiB) with "
-          f"xplique {xplique.__version__}, TF {tf.__version__}, Keras {keras.__version__}")
+    size = golden_net.save(out, meta, info, arrays)
+    print(f"wrote {len(meta)} cases to {out} ({size:.0f} KiB) with xplique {xplique.__version__}, "
+          f"TF {tf.__version__}, Keras {keras.__version__}")
 
 
 def main(argv=None):
