@@ -210,7 +210,7 @@ def test_bytes_signature_decodes_as_the_library_reads_files(tmp_path):
     to the pixels `tfcaf.data.read_image` gives: 16 bits kept, alpha on
     white, JPEG with PIL's DCT."""
     from tfcaf.data import read_image
-    from tfcaf.export.savedmodel import decoded_pixels
+    from tfcaf.data.graph_decode import decoded_pixels
     for name, path in _encoded_images(tmp_path).items():
         expected = read_image(str(path), warn=False)
         decoded = decoded_pixels(tf.constant(path.read_bytes())).numpy()

@@ -31,11 +31,6 @@ def write_text(path, text):
         f.write(text)
 
 
-def write_png(path, rgb):
-    """Writes an (H, W, 3) uint8 RGB image as PNG."""
-    render.write_png(path, rgb)
-
-
 def markdown_table(rows, columns, first="method", percent=True):
     """rows: name -> {column: value}; with `percent`, values in [0, 1] are
     shown as percentages (thresholds and AUCs excepted)."""
@@ -101,7 +96,7 @@ def example_grid(path, examples, boxes_fn, min_cell=160):
                 _draw_box(cell, box, GREEN, scale)
         rows.append(np.concatenate(cells, axis=1))
     strip = _label_strip(["input", *methods], width * scale)
-    write_png(path, np.concatenate([strip, *rows], axis=0))
+    render.write_png(path, np.concatenate([strip, *rows], axis=0))
 
 
 def _axes(image, box, x_label, y_label, y_range):
@@ -152,7 +147,7 @@ def curves_plot(path, curves, size=(340, 900)):
     for j, method in enumerate(curves):
         cv2.putText(image, method, (width - 150, 45 + 20 * j), FONT, 0.45,
                     PLOT_COLOURS[j % len(PLOT_COLOURS)], 1, cv2.LINE_AA)
-    write_png(path, image)
+    render.write_png(path, image)
 
 
 def sanity_plot(path, rows, methods, key="spearman", size=(360, 640)):
@@ -180,4 +175,4 @@ def sanity_plot(path, rows, methods, key="spearman", size=(360, 640)):
                     cv2.LINE_AA)
     cv2.putText(image, f"{key} vs trained maps", (left, height - 10), FONT, 0.45, BLACK, 1,
                 cv2.LINE_AA)
-    write_png(path, image)
+    render.write_png(path, image)
