@@ -173,11 +173,18 @@ def test_oracle_box_map_beats_uniform_noise_on_all_four_metrics(tmp_path, digits
 
 def test_savedmodel_methods_and_errors(trained, tmp_path):
     model, dataset = trained
-    export = export_savedmodel(model, str(tmp_path), "adl", iterations=100)
+    export = export_savedmodel(model, str(tmp_path), "adl", iterations=100,
+                               methods=("l2caf", "l2caf_specific", "gradcam"))
     adapter = SavedModelAdapter(export)
     summary = evaluate(adapter, dataset, str(tmp_path / "sm"),
-                       _config(methods=("l2caf", "l2caf_specific", "gradcam")))
-    assert set(summary["methods"]) == {"l2caf", "l2caf_specific"}
+                       _config(methods=("l2caf", "l2caf_specific", "gradcam", "scorecam")))
+    assert set(summary["methods"]) == {"l2caf", "l2caf_specific", "gradcam"}
+    assert summary["settings"]["methods"]["gradcam"] == {"layer": KerasAdapter(model).explainer
+                                                         .layer, "fixed_at_export": True}
+    images, labels, _ = (t.numpy() for t in next(iter(dataset.evenly_spaced(4, 4))))
+    for served, local in zip(adapter.maps(images, labels, "gradcam"),
+                             KerasAdapter(model).maps(images, labels, "gradcam")):
+        np.testing.assert_allclose(served, local, rtol=1e-5, atol=1e-6)
     # The solver settings fixed at export are recorded, as the export wrote them.
     recorded = read_settings(export)
     expected = KerasAdapter(model, SolverConfig(max_iterations=100)).method_settings("l2caf")
@@ -186,7 +193,7 @@ def test_savedmodel_methods_and_errors(trained, tmp_path):
     for method in ("l2caf", "l2caf_specific"):
         assert summary["settings"]["methods"][method] == {**expected, "fixed_at_export": True}
     assert summary["settings"]["model"]["export_versions"] == recorded["versions"]
-    assert "not in this SavedModel" in adapter.supports("gradcam")
+    assert "not in this SavedModel" in adapter.supports("scorecam")
     failures = [(_config(metrics=("recall",)), "needs a retrieval net"),
                 (_config(metrics=("deletion",)), "need a .keras model"),
                 (_config(cam_threshold=2.0), r"--cam_threshold must be in \[0, 1\], got 2")]

@@ -13,8 +13,9 @@ import tensorflow as tf
 from absl import logging as absl_logging
 
 import tfcaf
-from tfcaf.caf import Explainer, SolverConfig
+from tfcaf.caf import METHODS, Explainer, SolverConfig
 from tfcaf.export import export_savedmodel, next_version, read_settings
+from tfcaf.export.signatures import explain_signatures
 from tfcaf.outputs import OutputError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,11 +64,27 @@ def _sample_inputs():
     pixels = rng.integers(0, 256, (2, SIZE, SIZE, 3)).astype(np.uint8)
     return {"images": pixels.astype(np.float32),
             "image_bytes": np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object),
-            "targets": np.array([-1, 2], np.int32)}, pixels
+            "targets": np.array([-1, 2], np.int32),
+            "references": rng.normal(size=(2, 4)).astype(np.float32)}, pixels
+
+
+def _reference(model, images, signature, inputs):
+    """What tfcaf.explain gives for the method and target of `signature`
+    (a name of `signatures.explain_signatures`) on `inputs`."""
+    explainer = Explainer(model)
+    method, kind = explain_signatures(explainer)[signature]
+    options = {"max_iterations": ITERATIONS} if METHODS[method].iterative else {}
+    if kind == "similarity":
+        options["targets"] = tfcaf.Similarity(embeddings=inputs["references"])
+    elif explainer.takes_targets(method):
+        top1 = model(images).numpy().argmax(-1)
+        options["targets"] = np.where(inputs["targets"] == -1, top1, inputs["targets"])
+    return tfcaf.explain(model, images, method=method, **options)
 
 
 @pytest.mark.parametrize("embedding", [False, True])
-def test_plain_tensorflow_process_reproduces_keras_and_explain(tmp_path, embedding, caplog):
+def test_plain_tensorflow_process_reproduces_keras_and_every_method(tmp_path, embedding,
+                                                                     caplog):
     model = _trained_model(embedding)
     caplog.set_level(logging.INFO, logger="absl")
     verbosity = absl_logging.get_verbosity()
@@ -88,28 +105,33 @@ def test_plain_tensorflow_process_reproduces_keras_and_explain(tmp_path, embeddi
                           cwd=str(tmp_path), env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
-    out = np.load(tmp_path / "out.npz")
+    out = np.load(tmp_path / "out.npz", allow_pickle=True)  # status: strings
     images = inputs["images"]
     expected = model(images).numpy()
     if embedding:
         np.testing.assert_allclose(out["serving_default/embedding"], expected, atol=1e-4)
         np.testing.assert_allclose(out["predict_image_bytes/embedding"], expected, atol=1e-4)
-        reference = tfcaf.explain(model, images, max_iterations=ITERATIONS)
-        np.testing.assert_allclose(out["explain/maps"], reference.maps, atol=1e-4)
-        np.testing.assert_allclose(out["explain/heatmaps"], reference.heatmaps, atol=1e-4)
-        return
-    probabilities = tf.nn.softmax(expected).numpy()
-    np.testing.assert_allclose(out["serving_default/probabilities"], probabilities, atol=1e-4)
-    np.testing.assert_allclose(out["predict_image_bytes/probabilities"], probabilities, atol=1e-4)
-    np.testing.assert_array_equal(out["serving_default/classes"][:, 0], expected.argmax(-1))
-    targets = np.array([expected[0].argmax(), 2])
-    np.testing.assert_array_equal(out["explain/targets"], targets)
-    specific = tfcaf.explain(model, images, method="l2caf_specific", targets=targets,
-                             max_iterations=ITERATIONS)
-    np.testing.assert_allclose(out["explain/maps"], specific.maps, atol=1e-4)
-    np.testing.assert_allclose(out["explain/heatmaps"], specific.heatmaps, atol=1e-4)
-    oblivious = tfcaf.explain(model, images, max_iterations=ITERATIONS)
-    np.testing.assert_allclose(out["explain_oblivious/maps"], oblivious.maps, atol=1e-4)
+    else:
+        probabilities = tf.nn.softmax(expected).numpy()
+        np.testing.assert_allclose(out["serving_default/probabilities"], probabilities,
+                                   atol=1e-4)
+        np.testing.assert_allclose(out["predict_image_bytes/probabilities"], probabilities,
+                                   atol=1e-4)
+        np.testing.assert_array_equal(out["serving_default/classes"][:, 0], expected.argmax(-1))
+    signatures = explain_signatures(Explainer(model))
+    # Every method has a signature: all apply to a Dense(GAP) head.
+    assert {method for method, _ in signatures.values()} == \
+        set(METHODS) - ({"cam"} if embedding else set())
+    for signature in signatures:
+        reference = _reference(model, images, signature, inputs)
+        for key in ("maps", "heatmaps"):
+            served, wanted = out[f"{signature}/{key}"], getattr(reference, key)
+            np.testing.assert_allclose(served, wanted, rtol=1e-4,
+                                       atol=1e-4 * max(1.0, np.abs(wanted).max()),
+                                       err_msg=f"{signature}/{key}")
+        assert (out[f"{signature}/status"] == b"ok").all(), signature
+        if reference.targets is not None:
+            np.testing.assert_array_equal(out[f"{signature}/targets"], reference.targets)
 
 
 def test_saved_model_cli_show_and_run(tmp_path):
@@ -152,7 +174,10 @@ def test_check_command_runs_every_signature(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = [l for l in proc.stdout.splitlines() if l.endswith(" ok")]
-    assert [l.split(":")[0] for l in lines] == ["serving_default", "predict_image_bytes", "explain"]
+    names = ["serving_default", "predict_image_bytes"] + \
+        list(explain_signatures(Explainer(_trained_model(True))))
+    assert sorted(l.split(":")[0] for l in lines) == sorted(names)
+    assert "NON-FINITE" not in proc.stdout
 
 
 def test_export_records_its_solver_settings_and_explains_with_them(tmp_path):
@@ -166,7 +191,11 @@ def test_export_records_its_solver_settings_and_explains_with_them(tmp_path):
     assert settings["solver"] == resolved.describe()
     assert settings["solver"]["horizon"] == ITERATIONS and settings["solver"]["restarts"] == 2
     assert settings["layer"] == Explainer(model).layer and settings["output"] == "embedding"
-    assert settings["signatures"] == {"explain": "l2caf"}
+    assert settings["signatures"]["explain"] == {"method": "l2caf", "target": None}
+    assert settings["signatures"]["explain_rise_similarity"] == {"method": "rise",
+                                                                 "target": "similarity"}
+    assert settings["method_options"]["rise"]["nb_samples"] == METHODS["rise"].options[
+        "nb_samples"]
     assert settings["versions"]["tensorflow"] == tf.__version__
     assert not [p for p in (tmp_path / "net").iterdir() if p.name.startswith(".tmp-")]
     images = _sample_inputs()[0]["images"]

@@ -1,5 +1,5 @@
 """A trained model as a TF Serving SavedModel (EXPORT_BASE/NAME/VERSION) with
-predict, predict_image_bytes and L2-CAF explain signatures; or, with
+predict, predict_image_bytes and one explain signature per method; or, with
 --check, load an export with plain TensorFlow and run its signatures.
 """
 
@@ -10,7 +10,7 @@ import sys
 
 from absl import flags
 
-from tfcaf.cli import model_flags, solver_flags
+from tfcaf.cli import choices, method_flags, model_flags, solver_flags
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import EXPORT_ITERATIONS
 
@@ -31,20 +31,28 @@ flags.DEFINE_string("layer", None, "Layer L2-CAF splits at (default: the last 4-
 SOLVER_FLAGS = solver_flags.define(
     iterations=EXPORT_ITERATIONS, iterations_help="Default: bin/export's own, for a bounded "
     "latency of the explain signatures.")
+flags.DEFINE_list("methods", [], "Methods to give an explain signature, comma separated: "
+                  + ", ".join(choices.METHODS) + " (default: every one that applies to the "
+                  "model).")
+flags.register_validator("methods",
+                         lambda v: not v or choices.check_names(v, choices.METHODS))
+METHOD_FLAGS = method_flags.define()
 flags.DEFINE_string("check", None, "Instead of exporting: load this export with plain "
                     "TensorFlow in a subprocess, list and run its signatures.")
 
 FLAG_GROUPS = (
     ("Model", ("model", "weights", "image_size", "layer") + MODEL_FLAGS),
-    ("Method", SOLVER_FLAGS),
+    ("Method", ("methods",) + SOLVER_FLAGS + METHOD_FLAGS),
     ("Export", ("export_base", "name", "version", "top_k")),
     ("Check", ("check",)),
 )
 
 
 def check_flags():
-    """Solver flags valid together; --model and --name given (unless --check)."""
+    """Solver and method-option flags valid; --model and --name given
+    (unless --check)."""
     solver_flags.check()
+    method_flags.method_options_flag()
     if not FLAGS.check and (not FLAGS.model or not FLAGS.name):
         raise TfcafError("--model and --name are required (or use --check)")
 
@@ -71,6 +79,8 @@ def main(argv):
                              version=int(os.path.basename(final)),
                              solver=solver_flags.solver_config(), top_k=FLAGS.top_k,
                              layer=FLAGS.layer, output=FLAGS.output,
+                             methods=FLAGS.methods or None,
+                             method_options=method_flags.method_options_flag(),
                              image_size=applications.input_size(model, FLAGS.image_size,
                                                                 default=None))
     print(f"exported {FLAGS.model} to {path}")

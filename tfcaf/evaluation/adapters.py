@@ -15,6 +15,7 @@ from tfcaf.caf.methods import method_options as options_of
 from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import read_settings
+from tfcaf.export.signatures import LEGACY_SIGNATURES
 from tfcaf.metrics.faithfulness import model_substrate
 from tfcaf.metrics.retrieval import neighbour_hits
 
@@ -127,12 +128,12 @@ class KerasAdapter:
 
 
 class SavedModelAdapter:
-    """An export of `tfcaf.export`: outputs from `serving_default`, L2-CAF
-    from the `explain` signatures (their solver settings were fixed at
-    export, and recorded in `assets.extra/tfcaf_solver.json`). The export's
-    signatures say which methods it has: `explain` (class-specific L2-CAF
-    on a classifier, class-oblivious on a retrieval net) and, on
-    classifiers, `explain_oblivious`."""
+    """An export of `tfcaf.export`: outputs from `serving_default`, maps
+    from its explain signatures (their solver settings and method options
+    were fixed at export, and recorded in `assets.extra/tfcaf_solver.json`
+    with the method and target of each signature). Each method's default
+    target is evaluated: class ids on a classifier, the embedding on a
+    retrieval net."""
 
     def __init__(self, path):
         self.path = path
@@ -143,11 +144,21 @@ class SavedModelAdapter:
                         "wrote assets.extra/tfcaf_solver.json); metrics.json cannot say "
                         "which solver made its maps", path)
         self.signatures = self.loaded.signatures
-        self.embedding = "explain_oblivious" not in self.signatures
-        oblivious = "explain" if self.embedding else "explain_oblivious"
-        self.method_signatures = {"l2caf": oblivious}
-        if not self.embedding:
-            self.method_signatures["l2caf_specific"] = "explain"
+        self.embedding = "embedding" in self.signatures["serving_default"].structured_outputs
+        self.method_signatures = {
+            method_name: signature
+            for signature, (method_name, kind) in self._recorded_signatures().items()
+            if kind is None and signature in self.signatures}
+
+    def _recorded_signatures(self):
+        """{signature: (method, target kind or None: the default)} as the
+        export recorded them (tfcaf 0.2 exports: their known layout)."""
+        recorded = (self.export_settings or {}).get("signatures")
+        if recorded is None:
+            return LEGACY_SIGNATURES["embedding" if self.embedding else "logits"]
+        # Early 0.3 exports recorded {signature: method}.
+        return {signature: (entry, None) if isinstance(entry, str) else
+                (entry["method"], entry["target"]) for signature, entry in recorded.items()}
 
     def input_size(self, size=None):
         """(H, W) of the export's `images` input; `TfcafError` when `size`
@@ -181,9 +192,14 @@ class SavedModelAdapter:
                 "export_versions": recorded.get("versions")}
 
     def method_settings(self, method_name):
-        """The layer, filter and solver fixed at export (None where the
-        export predates their record)."""
+        """The layer, and the filter and solver (iterative methods) or the
+        options (the others) fixed at export (None where the export
+        predates their record)."""
         recorded = self.export_settings or {}
+        if not method(method_name).iterative:
+            options = (recorded.get("method_options") or {}).get(method_name)
+            return {"layer": recorded.get("layer"), "fixed_at_export": True,
+                    **({"options": options} if options else {})}
         solver = recorded.get("solver")
         return {"layer": recorded.get("layer"), "filter": solver and solver.get("filter"),
                 "solver": solver, "fixed_at_export": True}
@@ -200,7 +216,7 @@ class SavedModelAdapter:
         """(raw (B, h, w), heatmaps (B, H, W) in [0, 1])."""
         name = self.method_signatures[method_name]
         inputs = {"images": tf.constant(images)}
-        if method(method_name).uses_targets:
+        if "targets" in self.signatures[name].structured_input_signature[1]:
             inputs["targets"] = tf.constant(labels, tf.int32)
         result = self.signatures[name](**inputs)
         return result["maps"].numpy(), result["heatmaps"].numpy()

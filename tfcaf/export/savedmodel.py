@@ -1,4 +1,4 @@
-"""SavedModels for TF Serving with an in-graph L2-CAF `explain` signature.
+"""SavedModels for TF Serving with in-graph explain signatures of every method.
 
 Layout: `BASE/NAME/VERSION/` with numeric versions, as TF Serving expects.
 A version is written to a hidden temporary folder beside it and renamed
@@ -18,11 +18,11 @@ import shutil
 import keras
 import tensorflow as tf
 
-from tfcaf.caf import Explainer, SolverConfig, finite
-from tfcaf.caf.heatmaps import to_image_size
-from tfcaf.data.graph_decode import decoded_pixels
+from tfcaf.caf import METHODS, Explainer, SolverConfig
+from tfcaf.caf.methods import method_options as method_options_of
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import EXPORT_ITERATIONS, SETTINGS_FILE
+from tfcaf.export.signatures import endpoints, explain_signatures
 from tfcaf.outputs import OutputError, check_folder, make_folder
 from tfcaf.versions import versions
 
@@ -85,93 +85,18 @@ def _named_variable_captures(model, endpoint):
     return with_named_captures
 
 
-def _signatures(explainer, size, top_k, config):
-    """name -> (tf function, input signature) of every endpoint; the
-    explain signatures solve with the resolved `SolverConfig` `config`."""
-    height, width = size
-    images = tf.TensorSpec([None, height, width, 3], tf.float32, name="images")
-    embedding = explainer.output == "embedding"
-
-    def predict(images):
-        # The split head returns logits even for a model ending in softmax.
-        outputs = explainer.forward(images)[1]
-        if embedding:
-            return {"embedding": outputs}
-        probabilities = tf.nn.softmax(outputs, axis=-1)
-        scores, classes = tf.math.top_k(probabilities, k=min(top_k, outputs.shape[-1]))
-        return {"probabilities": probabilities, "classes": classes, "scores": scores}
-
-    def decode(image_bytes):
-        def one(data):
-            return tf.image.resize(decoded_pixels(data), (height, width))
-        return tf.map_fn(one, image_bytes, fn_output_signature=tf.float32)
-
-    def l2caf(images, targets=None):
-        feature_maps, logits = explainer.forward(images)
-        if targets is not None:
-            targets = _checked_targets(targets, images, logits.shape[-1])
-            predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            targets = tf.where(targets == -1, predicted, targets)
-        solution = explainer.solve(feature_maps, targets, config)
-        # A problem whose values went non-finite ends at its initial random
-        # filter: it is returned as NaN, never as a plausible map.
-        status = finite.problem_status(images, feature_maps, logits, solution.losses,
-                                       solution.maps)
-        ok = tf.equal(status, finite.OK)
-        maps = tf.where(ok[:, None, None], solution.maps, float("nan"))
-        heatmaps = tf.where(ok[:, None, None], to_image_size(solution.maps, (height, width)),
-                            float("nan"))
-        result = {"maps": maps, "heatmaps": heatmaps, "status": status}
-        if targets is not None:
-            result["targets"] = targets
-        return result
-
-    def predict_image_bytes(image_bytes):
-        return predict(decode(image_bytes))
-
-    endpoints = {
-        "serving_default": (predict, [images]),
-        "predict_image_bytes": (predict_image_bytes,
-                                [tf.TensorSpec([None], tf.string, name="image_bytes")]),
-        "explain": (l2caf, [images]),
-    }
-    if not embedding:
-        endpoints["explain"] = (l2caf, [images, tf.TensorSpec([None], tf.int32,
-                                                               name="targets")])
-        endpoints["explain_oblivious"] = (l2caf, [images])
-    return endpoints
-
-
-def _checked_targets(targets, images, num_classes):
-    """`targets` (B,) int32 after asserting, in the graph, one per image and
-    each a class id in [0, num_classes) or -1 (top-1): an out-of-range id
-    fails the call with an InvalidArgument error that names it."""
-    valid = (targets >= -1) & (targets < num_classes)
-    checks = [
-        tf.debugging.assert_equal(
-            tf.size(targets), tf.shape(images)[0],
-            message="explain: give one target per image (targets and images differ in "
-                    "length)"),
-        tf.debugging.Assert(tf.reduce_all(valid), [
-            f"explain: targets must be class ids in [0, {num_classes}) or -1 (the top-1 "
-            "class); got", tf.boolean_mask(targets, ~valid)]),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.identity(targets)
-
-
-def _settings(explainer, config):
+def _settings(explainer, config, signatures, method_options):
     """What the explain signatures' maps depend on (`SETTINGS_FILE`)."""
-    embedding = explainer.output == "embedding"
     return {"solver": config.describe(), "layer": explainer.layer,
             "output": explainer.output,
-            "signatures": {"explain": "l2caf" if embedding else "l2caf_specific",
-                           **({} if embedding else {"explain_oblivious": "l2caf"})},
-            "versions": versions()}
+            "signatures": {name: {"method": method, "target": kind}
+                           for name, (method, kind) in signatures.items()},
+            "method_options": method_options, "versions": versions()}
 
 
 def export_savedmodel(model, export_base, name, *, version=None, solver=None, iterations=None,
-                      top_k=5, layer=None, output=None, image_size=None):
+                      top_k=5, layer=None, output=None, image_size=None, methods=None,
+                      method_options=None):
     """Writes `export_base/name/version/` and returns its path.
 
     Signatures (inputs -> outputs):
@@ -180,16 +105,25 @@ def export_savedmodel(model, export_base, name, *, version=None, solver=None, it
             retrieval nets: embedding (B, D).
         predict_image_bytes: image_bytes (B,) encoded JPEG/PNG -> the same,
             decoded and resized to (H, W) in the graph.
-        explain: images [, targets (B,) int32, -1 = top-1 class] ->
-            maps (B, h, w), heatmaps (B, H, W) in [0, 1] [, targets];
-            class-specific L2-CAF for classifiers, class-oblivious for
-            retrieval nets; solved with `solver` as `tfcaf.explain(...,
-            **solver fields)` solves: at most `max_iterations` iterations,
-            each image stopping earlier by the same rule.
-        explain_oblivious (classifiers): images -> maps, heatmaps.
+        explain_<method>: images [, targets (B,) int32, -1 = top-1 class]
+            -> maps (B, h, w) (input-space methods: (B, H, W)), heatmaps
+            (B, H, W) in [0, 1], status (B,) string [, targets], for every
+            method that applies (`signatures.explain_signatures`): class
+            ids on a classifier where the method takes them, else the
+            output as a whole. Iterative methods solve with `solver` as
+            `tfcaf.explain(..., **solver fields)` solves: at most
+            `max_iterations` iterations, each image stopping earlier by
+            the same rule.
+        explain_<method>_similarity (retrieval nets): images, references
+            (B, D) -> the same, explaining the cosine similarity of each
+            image's embedding to its reference.
+        explain, explain_oblivious: tfcaf 0.2's names of
+            explain_l2caf_specific and explain_l2caf (classifiers), and of
+            explain_l2caf (retrieval nets).
 
-    The resolved solver settings, split layer, output kind and versions are
-    written to `assets.extra/tfcaf_solver.json` (`read_settings`).
+    The resolved solver settings, split layer, output kind, the method and
+    target of each explain signature, the methods' options and the versions
+    are written to `assets.extra/tfcaf_solver.json` (`read_settings`).
 
     Args:
         model: Keras model taking raw RGB pixels (tfcaf models do).
@@ -204,10 +138,16 @@ def export_savedmodel(model, export_base, name, *, version=None, solver=None, it
         layer: layer L2-CAF splits at (default: the last 4-D layer).
         output: "logits" | "embedding" (default: guessed, see `Explainer`).
         image_size: (H, W) for models whose input size is open.
+        methods: names of the methods to export (default: every method
+            that applies to the model).
+        method_options: {method: {option: value}} of the non-iterative
+            methods (default: each method's own defaults).
 
     Raises:
         TfcafError: an open input size without `image_size`, bad solver
-            settings or options the resolved optimizer does not read.
+            settings or options the resolved optimizer does not read, a
+            method of `methods` that does not apply, or an unknown method
+            option.
         OutputError: a bad `name`, an existing version, or a write the
             operating system refused (a full disk); no version is left.
     """
@@ -221,13 +161,31 @@ def export_savedmodel(model, export_base, name, *, version=None, solver=None, it
         solver = dataclasses.replace(solver, max_iterations=iterations)
     explainer = Explainer(model, layer=layer, output=output)
     config = explainer.resolve(solver)
+    signatures = explain_signatures(explainer, methods)
+    exported = sorted({method for method, _ in signatures.values()})
+    options = {name: method_options_of(METHODS[name], (method_options or {}).get(name, {}))
+               for name in exported if not METHODS[name].iterative}
+    unused = sorted(set(method_options or {}) - set(options))
+    if unused:
+        raise TfcafError(f"method_options given for {', '.join(unused)}, which this export "
+                         f"has no non-iterative signature of")
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for endpoint, (fn, signature) in _signatures(explainer, size, top_k, config).items():
+    for endpoint, (fn, signature) in endpoints(explainer, size, top_k, config, methods,
+                                               options).items():
         archive.add_endpoint(endpoint, _named_variable_captures(model, fn),
                              input_signature=signature)
-    _write_version(archive, final, _settings(explainer, config))
+    _write_version(archive, final, _settings(explainer, config, signatures,
+                                             _recordable(options)))
     return final
+
+
+def _recordable(options):
+    """`options` for the JSON record: array options, drawn from the seed
+    in the graph, as None."""
+    return {name: {key: value if value is None or isinstance(value, (int, float, str))
+                   else "array" for key, value in values.items()}
+            for name, values in options.items()}
 
 
 def _write_version(archive, final, settings):
