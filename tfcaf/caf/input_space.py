@@ -1,9 +1,12 @@
 """Input-space attributions (docs/method.md §2): Saliency, SmoothGrad,
 Integrated Gradients and Occlusion as xplique 2.0.2 computes them, and RISE
-as eclique/RISE does.
+as eclique/RISE does, by default; options give captum's, tf-keras-vis's and
+xplique's forms where they differ (IG's `approximation_method`,
+SmoothGrad's `abs`, `reducer`, RISE's `variant`, `mask_value`).
 
 Each takes a `methods.MethodCall` and returns (P, H, W) float32 maps at
-the input's size (the channels reduced as the reference does). The score
+the input's size (the colour channels reduced by `reducer` where the
+method has one, with xplique's default). The score
 is the objective's (`targets.Objective.score`) on the whole model's
 output: the logits (a final softmax left out), or the embedding before a
 final L2 normalisation for the `OUTPUT` kind (whose score has no gradient
@@ -16,7 +19,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfcaf.caf.methods import METHODS, array_problem
 from tfcaf.errors import TfcafError
+
+# xplique's `Rise.EPSILON`: its maps divide by each pixel's mask sum + 1e-4.
+XPLIQUE_RISE_EPSILON = 1e-4
 
 
 def _gradients(call, images, goal):
@@ -30,32 +37,70 @@ def _gradients(call, images, goal):
     return tape.gradient(total, images)
 
 
+def _reduce(maps, reducer):
+    """(P, H, W) of (P, H, W, C) attributions, the colours reduced by xplique's
+    `reducer` ("mean", "max", "min" or "sum")."""
+    return getattr(tf, f"reduce_{reducer}")(maps, axis=-1)
+
+
 def saliency(call):
-    """Saliency (Simonyan et al., 2014) as xplique's `Saliency`: the
-    largest |∂score/∂x| over the colour channels."""
+    """Saliency (Simonyan et al., 2014) as xplique's `Saliency`: |∂score/∂x|
+    reduced over the colour channels by `reducer` (xplique's default and
+    tf-keras-vis's: "max")."""
     images = tf.convert_to_tensor(call.images, tf.float32)
-    return tf.reduce_max(tf.abs(_gradients(call, images, call.objective)), axis=-1)
+    return _reduce(tf.abs(_gradients(call, images, call.objective)), call.options["reducer"])
+
+
+def path_rule(approximation_method, steps):
+    """(alphas, weights) float64: the `steps` points of [0, 1] where
+    Integrated Gradients takes the gradients, and their weights.
+
+    "trapezoid" is the trapezoid rule on `steps` evenly spaced points, both
+    ends included (xplique's `IntegratedGradients`). The others are
+    captum's `method=` values, with captum's own numbers
+    (`approximation_methods`): "gausslegendre" (captum's default) the
+    Gauss-Legendre nodes and weights on [0, 1]; "riemann_*" the weight 1/n
+    at every point, halved at both ends for "riemann_trapezoid" (whose
+    points are 1/(n − 1) apart, so its weights sum to (n − 1)/n, not 1).
+    """
+    n = steps
+    if approximation_method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(n)
+        return 0.5 * (1.0 + nodes), 0.5 * weights
+    if approximation_method == "trapezoid":
+        if n == 1:
+            return np.ones(1), np.ones(1)
+        weights = np.full(n, 1.0 / (n - 1))
+        weights[[0, -1]] /= 2.0
+        return np.linspace(0.0, 1.0, n), weights
+    weights = np.full(n, 1.0 / n)
+    if approximation_method == "riemann_trapezoid":
+        weights[0] /= 2.0
+        weights[-1] /= 2.0
+    first, last = {"riemann_trapezoid": (0.0, 1.0), "riemann_left": (0.0, 1.0 - 1.0 / n),
+                   "riemann_middle": (0.5 / n, 1.0 - 0.5 / n),
+                   "riemann_right": (1.0 / n, 1.0)}[approximation_method]
+    return np.linspace(first, last, n), weights
 
 
 def integrated_gradients(call):
     """Integrated Gradients (Sundararajan et al., ICML 2017) as xplique's
-    `IntegratedGradients`: the gradients at `steps` points of the straight
-    path from a constant `baseline_value` image to x (both ends included),
-    averaged by the trapezoid rule, times (x − baseline), averaged over the
-    colour channels."""
+    `IntegratedGradients`: the gradients at the points α_k of the straight
+    path from a constant `baseline_value` image to x, weighted by w_k
+    (`path_rule(approximation_method, steps)`: xplique's trapezoid rule by
+    default, or one of captum's), summed, times (x − baseline), reduced
+    over the colour channels by `reducer` (xplique's default: "mean")."""
     images = tf.convert_to_tensor(call.images, tf.float32)
-    steps, baseline = call.options["steps"], float(call.options["baseline_value"])
-    # Trapezoid weights of the `steps` points over [0, 1].
-    weights = tf.concat([[0.5], tf.ones([steps - 2]), [0.5]], 0) / (steps - 1.0) \
-        if steps > 1 else tf.ones([1])
+    baseline = float(call.options["baseline_value"])
+    alphas, weights = (tf.constant(v, tf.float32) for v in path_rule(
+        call.options["approximation_method"], call.options["steps"]))
 
     def body(k, total):
-        alpha = tf.cast(k, tf.float32) / max(steps - 1, 1)
-        point = baseline + alpha * (images - baseline)
+        point = baseline + alphas[k] * (images - baseline)
         return k + 1, total + weights[k] * _gradients(call, point, call.objective)
-    _, averaged = tf.while_loop(lambda k, _: k < steps, body,
-                                (tf.constant(0), tf.zeros_like(images)))
-    return tf.reduce_mean((images - baseline) * averaged, axis=-1)
+    _, summed = tf.while_loop(lambda k, _: k < len(alphas), body,
+                              (tf.constant(0), tf.zeros_like(images)))
+    return _reduce((images - baseline) * summed, call.options["reducer"])
 
 
 def _anchors(length, size, stride):
@@ -94,29 +139,24 @@ def occlusion(call):
 
 
 def check_arrays(method, options, image_shape):
-    """`TfcafError` unless the array options of `method` fit images of
-    shape (P, H, W, C) `image_shape` (run eagerly, before tracing: the
-    traced graph sees shapes only in part)."""
-    image = tuple(image_shape[1:])
-    if method == "rise" and options.get("masks") is not None:
-        shape = tuple(np.shape(options["masks"]))
-        if len(shape) != 3 or shape[1:] != image[:2]:
-            raise TfcafError(f"rise: masks must be (N, {image[0]}, {image[1]}) for these "
-                             f"images; got {shape}")
-    if method == "smoothgrad" and options.get("noise_draws") is not None:
-        shape = tuple(np.shape(options["noise_draws"]))
-        if len(shape) not in (4, 5) or shape[-3:] != image or \
-                (len(shape) == 5 and shape[0] != image_shape[0]):
-            raise TfcafError(f"smoothgrad: noise_draws must be (P={image_shape[0]}, N) + "
-                             f"{image} or (N,) + {image}; got {shape}")
+    """`TfcafError` unless the array options of method `method` (a name)
+    fit images of shape (P, H, W, C) `image_shape`, as its `ArrayShape`
+    rules declare (`methods.array_problem`). Run eagerly, before tracing:
+    the traced graph sees shapes only in part."""
+    problem = array_problem(METHODS[method], options, tuple(image_shape))
+    if problem:
+        raise TfcafError(problem)
 
 
 def smoothgrad(call):
     """SmoothGrad (Smilkov et al., 2017) as xplique's `SmoothGrad`: the
     gradients at `nb_samples` noisy copies x + ε, ε ~ N(0, noise²) in the
-    images' units, averaged (no absolute value), then averaged over the
-    colour channels. `noise_draws` gives ε: (P, nb_samples, H, W, C), or
-    (nb_samples, H, W, C) for every problem; default drawn from `seed`."""
+    images' units, averaged, then reduced over the colour channels by
+    `reducer` (xplique's default: "mean"). With `abs`, |gradient| is
+    averaged instead (captum's NoiseTunnel over Saliency, tf-keras-vis's
+    SmoothGrad; with reducer "max", tf-keras-vis's map). `noise_draws`
+    gives ε: (P, nb_samples, H, W, C), or (nb_samples, H, W, C) for every
+    problem; default drawn from `seed`."""
     images = tf.convert_to_tensor(call.images, tf.float32)
     count = call.options["nb_samples"]
     draws = call.options["noise_draws"]
@@ -128,13 +168,13 @@ def smoothgrad(call):
         draws = tf.convert_to_tensor(draws, tf.float32)
         if draws.shape.rank == images.shape.rank:
             draws = tf.repeat(draws[None], tf.shape(images)[0], axis=0)
-
+    modify = tf.abs if call.options["abs"] else tf.identity
 
     def body(k, total):
-        return k + 1, total + _gradients(call, images + draws[:, k], call.objective)
+        return k + 1, total + modify(_gradients(call, images + draws[:, k], call.objective))
     _, summed = tf.while_loop(lambda k, _: k < tf.shape(draws)[1], body,
                               (tf.constant(0), tf.zeros_like(images)))
-    return tf.reduce_mean(summed / tf.cast(tf.shape(draws)[1], tf.float32), axis=-1)
+    return _reduce(summed / tf.cast(tf.shape(draws)[1], tf.float32), call.options["reducer"])
 
 
 def rise_masks(count, height, width, grid_size, probability, seed):
@@ -157,26 +197,38 @@ def rise_masks(count, height, width, grid_size, probability, seed):
 
 
 def rise(call):
-    """RISE (Petsiuk et al., BMVC 2018) as eclique/RISE's `RISE`: the
-    target's scores s_n of the image times each of N masks M_n weight the
-    masks, Σ_n s_n M_n / (N · p1). `masks` gives them ((N, H, W) in
-    [0, 1]); default `rise_masks(nb_samples, ..., grid_size,
+    """RISE (Petsiuk et al., BMVC 2018): the target's scores s_n of the
+    image masked by each of N masks M_n (M x + (1 − M) `mask_value`) weight
+    the masks. `variant` "eclique" (eclique/RISE's `RISE`, the paper's
+    estimator): Σ_n s_n M_n / (N · p1); "xplique" (xplique's `Rise`):
+    Σ_n s_n M_n / (Σ_n M_n + 1e-4), each pixel's own mask sum.
+
+    `masks` gives the M_n in [0, 1]: (N, H, W) for every problem or
+    (P, N, H, W) one set per problem (xplique crops its masks per image);
+    default `rise_masks(nb_samples, ..., grid_size,
     preservation_probability, seed)`. Scores are the logits (a final
-    softmax left out; RISE's paper weights probabilities: explain a model
-    without the softmax layer removed to get those... see docs/method.md
-    §2)."""
+    softmax left out; RISE's paper weights probabilities: see
+    docs/method.md §2)."""
     images = tf.convert_to_tensor(call.images, tf.float32)
     _, height, width, _ = images.shape
     probability = call.options["preservation_probability"]
+    value = float(call.options["mask_value"])
     masks = call.options["masks"]
     if masks is None:
         masks = rise_masks(call.options["nb_samples"], height, width,
                            call.options["grid_size"], probability, call.options["seed"])
     masks = tf.convert_to_tensor(masks, tf.float32)
+    if masks.shape.rank == 3:
+        masks = masks[None]                                   # (1 or P, N, H, W)
 
-    def body(n, total):
-        score = call.objective.score(call.explainer.forward(images * masks[n][None, :, :, None])[1])
-        return n + 1, total + score[:, None, None] * masks[n][None]
-    _, summed = tf.while_loop(lambda n, _: n < tf.shape(masks)[0], body,
-                              (tf.constant(0), tf.zeros(tf.shape(images)[:3])))
-    return summed / (tf.cast(tf.shape(masks)[0], tf.float32) * probability)
+    def body(n, total, coverage):
+        mask = masks[:, n]
+        masked = images * mask[..., None] + (1.0 - mask[..., None]) * value
+        score = call.objective.score(call.explainer.forward(masked)[1])
+        return n + 1, total + score[:, None, None] * mask, coverage + mask
+    _, summed, coverage = tf.while_loop(
+        lambda n, *_: n < tf.shape(masks)[1], body,
+        (tf.constant(0), tf.zeros(tf.shape(images)[:3]), tf.zeros_like(masks[:, 0])))
+    if call.options["variant"] == "xplique":
+        return summed / (coverage + XPLIQUE_RISE_EPSILON)
+    return summed / (tf.cast(tf.shape(masks)[1], tf.float32) * probability)

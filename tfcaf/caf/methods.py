@@ -11,11 +11,10 @@ import their TensorFlow code when first called.
 
 import collections
 import importlib
-import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
+from tfcaf.caf.option_rules import ArrayShape, AtLeast, Choice, value_problem
 from tfcaf.errors import TfcafError
 from tfcaf.names import TARGET_KINDS
 
@@ -44,6 +43,10 @@ class Method:
         options: the method's own options and their defaults, named as in
             its reference implementation (iterative methods take the
             `SolverConfig` fields instead).
+        option_rules: what an option accepts where its default's type
+            does not say (`option_rules`): `Choice` for every text option,
+            `ArrayShape` for every array option (default None), `AtLeast`
+            for an integer whose least value is not 1.
         many_passes: runs the model or head once per channel, step, patch,
             noise sample or mask (tens to thousands of passes per image),
             where the others need one forward (and backward) pass.
@@ -56,6 +59,23 @@ class Method:
     description: str
     options: dict = field(default_factory=dict)
     many_passes: bool = False
+    option_rules: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # A text or array option without its rule could not be checked:
+        # refuse the entry itself, when the registry is built.
+        for name, default in self.options.items():
+            rule = self.option_rules.get(name)
+            integer = isinstance(default, int) and not isinstance(default, bool)
+            if (default is None) != isinstance(rule, ArrayShape) or \
+                    isinstance(default, str) != isinstance(rule, Choice) or \
+                    (isinstance(rule, Choice) and default not in rule.values) or \
+                    (isinstance(rule, AtLeast) and not (integer and default >= rule.least)):
+                raise TypeError(f"method {self.name!r}: option {name}={default!r} has rule "
+                                f"{rule!r}")
+        unknown = set(self.option_rules) - set(self.options)
+        if unknown:
+            raise TypeError(f"method {self.name!r}: rules of no option: {sorted(unknown)}")
 
     @property
     def uses_targets(self):
@@ -129,6 +149,12 @@ def _call_method(module_name, function_name):
 
 
 _ANY = (CLASSES, OUTPUT, SIMILARITY)
+# xplique's channel reducers (`reducer=`) of the input-space maps.
+REDUCERS = Choice(("mean", "max", "min", "sum"))
+# "trapezoid": the trapezoid rule on `steps` points (xplique); the others
+# are captum's `method=` values, with captum's step sizes (docs/method.md §2).
+APPROXIMATION_METHODS = ("trapezoid", "gausslegendre", "riemann_trapezoid", "riemann_left",
+                         "riemann_right", "riemann_middle")
 METHODS = collections.OrderedDict((m.name, m) for m in (
     Method("l2caf", targets=(OUTPUT,), iterative=True,
            needs_dense_gap_head=False, compute=_l2caf,
@@ -144,7 +170,9 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            needs_dense_gap_head=False, compute=_gradient_method("baselines", "gradcam"),
            description="Grad-CAM, Selvaraju et al. 2017 (docs/method.md §2)"),
     Method("gradcampp", targets=_ANY, iterative=False,
-           needs_dense_gap_head=False, compute=_gradient_method("baselines", "gradcampp"),
+           needs_dense_gap_head=False, compute=_call_method("baselines", "gradcampp_call"),
+           options={"variant": "pytorch-grad-cam"},
+           option_rules={"variant": Choice(("pytorch-grad-cam", "tf-keras-vis", "xplique"))},
            description="Grad-CAM++, Chattopadhay et al. 2018 (docs/method.md §2)"),
     Method("xgradcam", targets=_ANY, iterative=False,
            needs_dense_gap_head=False, compute=_gradient_method("cams", "xgradcam"),
@@ -173,12 +201,16 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
                        "when each channel is zeroed (docs/method.md §2)"),
     Method("saliency", targets=_ANY, iterative=False,
            needs_dense_gap_head=False, compute=_call_method("input_space", "saliency"),
-           description="Saliency, Simonyan et al. 2014: max |∂y/∂x| over colours, at "
-                       "input size (docs/method.md §2)"),
+           options={"reducer": "max"}, option_rules={"reducer": REDUCERS},
+           description="Saliency, Simonyan et al. 2014: |∂y/∂x| reduced over colours "
+                       "(max), at input size (docs/method.md §2)"),
     Method("integrated_gradients", targets=_ANY, iterative=False,
            needs_dense_gap_head=False,
            compute=_call_method("input_space", "integrated_gradients"),
-           options={"steps": 50, "baseline_value": 0.0},
+           options={"steps": 50, "baseline_value": 0.0, "approximation_method": "trapezoid",
+                    "reducer": "mean"},
+           option_rules={"approximation_method": Choice(APPROXIMATION_METHODS),
+                         "reducer": REDUCERS},
            many_passes=True,
            description="Integrated Gradients, Sundararajan et al. 2017, at input size "
                        "(docs/method.md §2)"),
@@ -190,14 +222,20 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
                        "at input size (docs/method.md §2)"),
     Method("smoothgrad", targets=_ANY, iterative=False,
            needs_dense_gap_head=False, compute=_call_method("input_space", "smoothgrad"),
-           options={"nb_samples": 50, "noise": 0.2, "noise_draws": None, "seed": 0},
+           options={"nb_samples": 50, "noise": 0.2, "noise_draws": None, "seed": 0,
+                    "abs": False, "reducer": "mean"},
+           option_rules={"noise_draws": ArrayShape((("P", "N", "H", "W", "C"),
+                                                    ("N", "H", "W", "C"))),
+                         "seed": AtLeast(0), "reducer": REDUCERS},
            many_passes=True,
            description="SmoothGrad, Smilkov et al. 2017: gradients at noisy copies, at "
                        "input size (docs/method.md §2)"),
     Method("rise", targets=(CLASSES, SIMILARITY), iterative=False,
            needs_dense_gap_head=False, compute=_call_method("input_space", "rise"),
            options={"nb_samples": 4000, "grid_size": 7, "preservation_probability": 0.5,
-                    "masks": None, "seed": 0},
+                    "masks": None, "seed": 0, "mask_value": 0.0, "variant": "eclique"},
+           option_rules={"masks": ArrayShape((("N", "H", "W"), ("P", "N", "H", "W"))),
+                         "seed": AtLeast(0), "variant": Choice(("eclique", "xplique"))},
            many_passes=True,
            description="RISE, Petsiuk et al. 2018: scores of randomly masked copies weight "
                        "the masks, at input size (docs/method.md §2)"),
@@ -206,8 +244,9 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
 
 def method_options(method, options):
     """The options `method` runs with: its defaults updated with `options`
-    (dict); `TfcafError` naming an option it does not take or a value that
-    is not a positive integer where the default is one."""
+    (dict); `TfcafError` naming an option it does not take or a value its
+    default's type and rule (`Method.option_rules`) refuse. Array options
+    are checked against the images (`array_problem`)."""
     unknown = sorted(set(options) - set(method.options))
     if unknown:
         valid = ", ".join(sorted(method.options)) or "none"
@@ -215,23 +254,32 @@ def method_options(method, options):
                          f"(valid: {valid})")
     values = dict(method.options, **options)
     for name, value in values.items():
-        default = method.options[name]
-        # Array options (noise, masks: None = drawn from `seed`) are
-        # checked by their method, against the shapes it gets.
-        if default is None:
-            continue
-        least = 0 if name == "seed" else 1
-        if isinstance(default, int) and (isinstance(value, bool) or
-                                         not isinstance(value, numbers.Integral) or
-                                         value < least):
-            raise TfcafError(f"method '{method.name}': option {name}={value!r} must be an "
-                             f"integer >= {least}")
-        if isinstance(default, float) and (
-                isinstance(value, bool) or not isinstance(value, numbers.Real) or
-                not math.isfinite(value)):
-            raise TfcafError(f"method '{method.name}': option {name}={value!r} must be a "
-                             "finite number")
+        problem = value_problem(method.options[name], value, method.option_rules.get(name))
+        if problem:
+            raise TfcafError(f"method '{method.name}': option {name}={value!r} {problem}")
     return values
+
+
+def array_problem(method, options, image_shape):
+    """None, or one line saying which array option of `method` (its
+    `ArrayShape` rules) does not fit images of (P, H, W, C) `image_shape`.
+
+    Args:
+        method: a `Method`.
+        options: its options (`method_options`); arrays as numpy takes
+            them (arrays, tensors, nested lists).
+        image_shape: (P, H, W, C) of the images, one row per problem.
+    """
+    import numpy as np  # only here: the flag checks need no numpy
+    for name, rule in method.option_rules.items():
+        value = options.get(name)
+        if not isinstance(rule, ArrayShape) or value is None:
+            continue
+        shape = tuple(np.shape(value))
+        if not rule.accepts(shape, image_shape):
+            return (f"{method.name}: {name} must be {rule.describe(image_shape)} for these "
+                    f"images; got {shape}")
+    return None
 
 
 def method(name):
