@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tfcaf import applications
+import tfcaf
+from tfcaf import applications, models
 from tfcaf.caf import SolverConfig
 from tfcaf.data import load_dataset
 from tfcaf.errors import TfcafError
@@ -292,3 +293,31 @@ def test_degenerate_maps_are_counted_and_warned_once(tmp_path, caplog):
         f"warning: {m}: 3 of 7 maps are constant or non-finite (degenerate): their heatmaps "
         "are all zeros" for m in ("cam", "gradcam")]
     assert "3 degenerate (constant or non-finite) maps" in (tmp_path / "report.md").read_text()
+
+
+def test_retrieval_net_methods_without_an_embedding_target_explain_self_similarity(tmp_path):
+    model = models.build_model("tiny_resnet", "embedding", image_size=32, embedding_dim=8,
+                               seed=0)
+    images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    labels = np.zeros(3, np.int32)
+    keras_adapter = KerasAdapter(model)
+    # Score-CAM explains no embedding by itself: the similarity to each
+    # image's own embedding; Grad-CAM keeps its default (the embedding).
+    assert keras_adapter.supports("scorecam") is None
+    assert keras_adapter.method_settings("scorecam")["target"] == \
+        "cosine similarity to the image's own embedding"
+    assert "target" not in keras_adapter.method_settings("gradcam")
+    wanted = tfcaf.explain(model, images, method="scorecam",
+                           targets=tfcaf.Similarity(embeddings=model(images).numpy()))
+    np.testing.assert_allclose(keras_adapter.maps(images, labels, "scorecam")[0], wanted.maps,
+                               rtol=1e-5, atol=1e-7)
+    export = export_savedmodel(model, str(tmp_path), "net", methods=("scorecam", "gradcam"))
+    served = SavedModelAdapter(export)
+    assert served.method_signatures == {"scorecam": "explain_scorecam_similarity",
+                                        "gradcam": "explain_gradcam"}
+    assert served.method_settings("scorecam")["target"] == \
+        keras_adapter.method_settings("scorecam")["target"]
+    for method in ("scorecam", "gradcam"):
+        np.testing.assert_allclose(served.maps(images, labels, method)[0],
+                                   keras_adapter.maps(images, labels, method)[0],
+                                   rtol=1e-4, atol=1e-6)

@@ -13,6 +13,7 @@ from tfcaf import applications, models
 from tfcaf.caf import METHODS, Explainer, SolverConfig, method
 from tfcaf.caf.methods import method_options as options_of
 from tfcaf.caf.heatmaps import to_image_size
+from tfcaf.caf.targets import SIMILARITY, Similarity
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import read_settings
 from tfcaf.export.signatures import LEGACY_SIGNATURES
@@ -20,10 +21,16 @@ from tfcaf.metrics.faithfulness import model_substrate
 from tfcaf.metrics.retrieval import neighbour_hits
 
 log = logging.getLogger("tfcaf.evaluate")
+SELF_SIMILARITY = "cosine similarity to the image's own embedding"
 
 
 class KerasAdapter:
-    """A Keras model; CAM comes from its own map for ACoL models.
+    """A Keras model; CAM comes from its own map for ACoL models. On a
+    retrieval net, a method that explains no embedding by itself, only a
+    similarity to a reference (Score-CAM, Ablation-CAM, Occlusion, RISE,
+    class-specific L2-CAF), explains each image's cosine similarity to its
+    own embedding: how much of it the image's parts keep, which is what
+    the faithfulness metrics score (docs/method.md §2).
 
     Args:
         model: tfcaf model (raw pixels in, logits or embedding out).
@@ -68,9 +75,13 @@ class KerasAdapter:
 
     def supports(self, method_name):
         """None when `method_name` applies to this model, else the reason."""
-        if self._acol_cam(method_name):
+        if self._acol_cam(method_name) or self._self_similarity(method_name):
             return None
         return self.explainer.supports(method_name)
+
+    def _self_similarity(self, method_name):
+        return self.embedding and self.explainer.supports(method_name) is not None and \
+            self.explainer.supports(method_name, SIMILARITY) is None
 
     def _acol_cam(self, method_name):
         # ACoL models localize with their own fused branch maps, which is
@@ -86,11 +97,12 @@ class KerasAdapter:
         that `method_name`'s maps depend on."""
         if self._acol_cam(method_name):
             return {"map": "ACoL fused branch maps (docs/method.md §3)"}
+        target = {"target": SELF_SIMILARITY} if self._self_similarity(method_name) else {}
         if not method(method_name).iterative:
             options = self._options(method_name)
-            return {"layer": self.explainer.layer,
+            return {"layer": self.explainer.layer, **target,
                     **({"options": options} if options else {})}
-        return {"layer": self.explainer.layer, "filter": self.resolved.filter,
+        return {"layer": self.explainer.layer, **target, "filter": self.resolved.filter,
                 "solver": self.resolved.describe()}
 
     def outputs(self, images):
@@ -112,6 +124,8 @@ class KerasAdapter:
             fused = models.acol_localization_map(self.model, images, labels)
             return fused.numpy(), to_image_size(fused, size).numpy()
         targets = labels if self.explainer.takes_targets(method_name) else None
+        if self._self_similarity(method_name):
+            targets = Similarity(embeddings=self.outputs(images))
         options = dataclasses.asdict(self.solver) if method(method_name).iterative else \
             self._options(method_name)
         result = self.explainer.explain(images, method_name, targets, **options)
@@ -145,10 +159,14 @@ class SavedModelAdapter:
                         "which solver made its maps", path)
         self.signatures = self.loaded.signatures
         self.embedding = "embedding" in self.signatures["serving_default"].structured_outputs
-        self.method_signatures = {
-            method_name: signature
-            for signature, (method_name, kind) in self._recorded_signatures().items()
-            if kind is None and signature in self.signatures}
+        # Each method's default target; where a retrieval net has only a
+        # similarity signature of a method, the similarity to the image's
+        # own embedding (as `KerasAdapter`).
+        recorded = [(method_name, kind, signature) for signature, (method_name, kind)
+                    in self._recorded_signatures().items() if signature in self.signatures]
+        self.method_signatures = {}
+        for method_name, kind, signature in sorted(recorded, key=lambda r: r[1] is None):
+            self.method_signatures[method_name] = signature
 
     def _recorded_signatures(self):
         """{signature: (method, target kind or None: the default)} as the
@@ -196,13 +214,17 @@ class SavedModelAdapter:
         options (the others) fixed at export (None where the export
         predates their record)."""
         recorded = self.export_settings or {}
+        signature = self.signatures[self.method_signatures[method_name]]
+        target = {"target": SELF_SIMILARITY} \
+            if "references" in signature.structured_input_signature[1] else {}
         if not method(method_name).iterative:
             options = (recorded.get("method_options") or {}).get(method_name)
-            return {"layer": recorded.get("layer"), "fixed_at_export": True,
+            return {"layer": recorded.get("layer"), **target, "fixed_at_export": True,
                     **({"options": options} if options else {})}
         solver = recorded.get("solver")
-        return {"layer": recorded.get("layer"), "filter": solver and solver.get("filter"),
-                "solver": solver, "fixed_at_export": True}
+        return {"layer": recorded.get("layer"), **target,
+                "filter": solver and solver.get("filter"), "solver": solver,
+                "fixed_at_export": True}
 
     def outputs(self, images):
         result = self.signatures["serving_default"](images=tf.constant(images))
@@ -216,8 +238,11 @@ class SavedModelAdapter:
         """(raw (B, h, w), heatmaps (B, H, W) in [0, 1])."""
         name = self.method_signatures[method_name]
         inputs = {"images": tf.constant(images)}
-        if "targets" in self.signatures[name].structured_input_signature[1]:
+        takes = self.signatures[name].structured_input_signature[1]
+        if "targets" in takes:
             inputs["targets"] = tf.constant(labels, tf.int32)
+        if "references" in takes:
+            inputs["references"] = tf.constant(self.outputs(images))
         result = self.signatures[name](**inputs)
         return result["maps"].numpy(), result["heatmaps"].numpy()
 
