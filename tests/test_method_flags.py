@@ -27,17 +27,21 @@ def test_values_take_the_type_of_the_default():
         "occlusion": {"occlusion_value": -1.0}}
     assert isinstance(_options("occlusion.occlusion_value=1")["occlusion"]["occlusion_value"],
                       float)
+    assert _options("smoothgrad.abs=True", "rise.variant=xplique") == {
+        "smoothgrad": {"abs": True}, "rise": {"variant": "xplique"}}
 
 
 @pytest.mark.parametrize("item,message", [
     ("lime.batch_size=3", r"METHOD one of l2caf, .*rise"),
     ("scorecam.batch_size", r"give METHOD.OPTION=VALUE"),
-    ("scorecam.steps=3", r"scorecam has no option 'steps' \(its options: batch_size\)"),
+    ("scorecam.steps=3", r"scorecam has no option 'steps' \(its options: batch_size, "),
     ("gradcam.batch_size=3", r"gradcam has no option 'batch_size' \(its options: none\)"),
     ("scorecam.batch_size=1.5", r"'1.5' is not an integer"),
     ("scorecam.batch_size=0", r"option batch_size=0 must be an integer >= 1"),
     ("occlusion.occlusion_value=nan", r"occlusion_value=nan must be a finite number"),
     ("rise.masks=1", r"an array option; pass it from Python"),
+    ("smoothgrad.abs=yes", r"'yes' is not true or false"),
+    ("rise.variant=torch", r"option variant='torch' must be one of eclique, xplique"),
     ("l2caf.max_iterations=5", r"solved by L2-CAF's solver; use the solver flags"),
 ])
 def test_bad_items_are_one_line_naming_the_item(item, message):
@@ -56,7 +60,9 @@ def test_adapter_runs_with_the_options_and_records_them():
                                                                 "patch_stride": 8}})
     assert adapter.method_settings("occlusion")["options"] == {
         "patch_size": 8, "patch_stride": 8, "occlusion_value": 0.0}
-    assert adapter.method_settings("scorecam")["options"] == {"batch_size": 16}
+    # Defaults are recorded too: the registry's, as given there.
+    from tfcaf.caf import METHODS
+    assert adapter.method_settings("scorecam")["options"] == METHODS["scorecam"].options
     assert "options" not in adapter.method_settings("gradcam")
     raw, _ = adapter.maps(images, np.array([0, 1]), "occlusion")
     # Four 8x8 patches tile the image: each pixel holds its one patch's drop.

@@ -24,9 +24,16 @@ def define(flag_values=FLAGS):
 
 
 def _value(text, default, item):
-    """`text` as the type of the option's `default`."""
+    """`text` as the type of the option's `default` (text options are
+    checked against their choices by `methods.method_options`)."""
     if default is None:
         raise TfcafError(f"--{FLAG}={item}: an array option; pass it from Python")
+    if isinstance(default, str):
+        return text
+    if isinstance(default, bool):
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise TfcafError(f"--{FLAG}={item}: {text!r} is not true or false")
     kind = int if isinstance(default, int) else float
     try:
         return kind(text)
