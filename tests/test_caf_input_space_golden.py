@@ -132,6 +132,7 @@ def test_default_rise_masks_keep_a_fraction_p_and_smoothgrad_is_seeded():
     ("smoothgrad", {"reducer": "median"}, r"reducer='median' must be one of mean, max, min, sum"),
     ("integrated_gradients", {"approximation_method": "simpson"},
      r"approximation_method='simpson' must be one of trapezoid, gausslegendre"),
+    ("scorecam", {"max_N": -1}, r"option max_N=-1 must be an integer >= 0"),
     ("gradcampp", {"variant": "captum"},
      r"variant='captum' must be one of pytorch-grad-cam, tf-keras-vis, xplique"),
     ("occlusion", {"occlusion_value": float("nan")}, r"occlusion_value=nan must be a finite"),

@@ -189,7 +189,9 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
                        "no target (docs/method.md §2)"),
     Method("scorecam", targets=(CLASSES, SIMILARITY), iterative=False,
            needs_dense_gap_head=False, compute=_call_method("perturbation", "scorecam"),
-           options={"batch_size": 16},
+           options={"batch_size": 16, "max_N": 0, "variant": "pytorch-grad-cam"},
+           option_rules={"max_N": AtLeast(0),
+                         "variant": Choice(("pytorch-grad-cam", "tf-keras-vis"))},
            many_passes=True,
            description="Score-CAM, Wang et al. 2020: the target's scores of the images "
                        "masked by each upsampled channel (docs/method.md §2)"),
