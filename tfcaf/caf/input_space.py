@@ -68,15 +68,14 @@ def path_rule(approximation_method, steps):
         nodes, weights = np.polynomial.legendre.leggauss(n)
         return 0.5 * (1.0 + nodes), 0.5 * weights
     if approximation_method == "trapezoid":
-        if n == 1:
-            return np.ones(1), np.ones(1)
+        if n == 1:  # no interval: linspace(0, 1, 1) = [0], the baseline, weight 1
+            return np.zeros(1), np.ones(1)
         weights = np.full(n, 1.0 / (n - 1))
         weights[[0, -1]] /= 2.0
         return np.linspace(0.0, 1.0, n), weights
     weights = np.full(n, 1.0 / n)
     if approximation_method == "riemann_trapezoid":
-        weights[0] /= 2.0
-        weights[-1] /= 2.0
+        weights[[0, -1]] /= 2.0
     first, last = {"riemann_trapezoid": (0.0, 1.0), "riemann_left": (0.0, 1.0 - 1.0 / n),
                    "riemann_middle": (0.5 / n, 1.0 - 0.5 / n),
                    "riemann_right": (1.0 / n, 1.0)}[approximation_method]
