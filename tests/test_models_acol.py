@@ -158,6 +158,28 @@ def test_localization_map_of_model():
         acol_localization_map(keras.Sequential([keras.Input((2,))], name="plain"), x)
 
 
+def test_cam_of_an_acol_model_is_its_fused_map_in_explain_and_evaluation():
+    import tfcaf
+    from tfcaf.evaluation import KerasAdapter
+    model = _tiny_acol()
+    x = np.random.default_rng(3).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
+    labels = np.array([0, 2, 1], np.int32)
+    expected = acol_localization_map(model, x, labels).numpy()
+    result = tfcaf.explain(model, x, method="cam", targets=labels)
+    np.testing.assert_allclose(result.maps, expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(result.targets, labels)
+    adapter = KerasAdapter(model)
+    assert adapter.supports("cam") is None
+    assert adapter.method_settings("cam") == {
+        "map": "the model's own class_activation_maps (docs/method.md §3)"}
+    np.testing.assert_allclose(adapter.maps(x, labels, "cam")[0], expected, rtol=1e-6,
+                               atol=1e-7)
+    # Another head with no Dense(GAP) after the split still has no CAM.
+    plain = build_model("tiny_resnet", "embedding", image_size=16, embedding_dim=4,
+                        backbone_options={"filters": (4, 8)})
+    assert "needs class logits" in tfcaf.caf.Explainer(plain).supports("cam")
+
+
 def test_acol_rejects_wrong_loss_and_shapes():
     model = _tiny_acol()
     with pytest.raises(ValueError, match="trains with ACoLLoss"):

@@ -72,6 +72,7 @@ class Explainer:
 
     def __init__(self, model, layer=None, output=None):
         output_kind.validate(output)
+        self.model = model
         self.split = split_model(model, layer)
         self.output = output_kind.resolve(model, output, self.split.final)
         self.input_shape = tuple(model.input_shape)
@@ -107,10 +108,16 @@ class Explainer:
         if target_kind is None and method.default_target(self.output) is None:
             other = " or a Similarity target" if SIMILARITY in method.targets else ""
             return f"needs class logits{other}, but the model's output is an embedding"
-        if method.needs_dense_gap_head and self.split.dense is None:
+        if method.needs_dense_gap_head and self.split.dense is None and \
+                self.model_maps(method) is None:
             return (f"needs a Dense(GlobalAveragePooling2D) head after layer "
                     f"'{self.layer}'; this head is different")
         return None
+
+    def model_maps(self, method):
+        """The model's own maps function for the `Method` `method`
+        (`Method.model_maps`), or None."""
+        return method.model_maps and getattr(self.model, method.model_maps, None)
 
     def takes_targets(self, method_name):
         """Whether `method_name` explains class ids on this model (else it
@@ -215,7 +222,11 @@ class Explainer:
         key = (method.name,) + tuple(sorted(scalars.items(), key=lambda kv: kv[0])) + \
             tuple(sorted(arrays))
         if key not in self._raw_map_functions:
+            own_maps = self.model_maps(method)
+
             def raw_map_function(feature_maps, goal, images, arrays):
+                if own_maps is not None:
+                    return tf.cast(own_maps(images, goal.classes), tf.float32)
                 options = dict(scalars, **arrays)
                 return method.compute(MethodCall(self, feature_maps, goal, images, options))
             self._raw_map_functions[key] = tf.function(raw_map_function, reduce_retracing=True)
@@ -375,19 +386,23 @@ def explain(model, images, method="l2caf", layer=None, targets=None, output=None
         model: Keras model (functional or Sequential, nesting allowed).
         images: (B, H, W, C) batch, as the model expects it (B >= 1, the
             model's input size, finite values).
-        method: a name of `METHODS`: "l2caf" (class-oblivious),
-            "l2caf_specific", "cam", "gradcam" or "gradcampp".
+        method: a name of `tfcaf.caf.METHODS` (the registry; README
+            "Methods" lists them): "l2caf" (class-oblivious L2-CAF),
+            "l2caf_specific", the CAM family, the input-space and
+            perturbation methods.
         layer: layer to split at; default the last 4-D layer.
         targets: class ids for methods that take them on a logits model:
             an int, (B,), or (B, T) for several targets per image (solved
             independently); default each image's top-1 class. Or a
             `Similarity(embeddings=... | images=...)`: explain the cosine
-            similarity of each image's output to a reference (Grad-CAM,
-            Grad-CAM++, and "l2caf_specific", which raises it).
+            similarity of each image's output to a reference (every
+            method whose `Method.targets` has it; "l2caf_specific" raises
+            it).
         output: "logits" | "embedding"; default guessed (see `Explainer`).
         **options: `SolverConfig` fields for iterative methods (filter,
             optimizer, learning_rate, max_iterations, tolerance, init,
-            seed, snapshot_every, ...).
+            seed, snapshot_every, ...); the method's own `Method.options`
+            for the others (Score-CAM's batch_size, RISE's nb_samples, ...).
 
     Returns:
         An `Explanation`; `.heatmaps` is (B, H, W) in [0, 1].

@@ -50,6 +50,11 @@ class Method:
         many_passes: runs the model or head once per channel, step, patch,
             noise sample or mask (tens to thousands of passes per image),
             where the others need one forward (and backward) pass.
+        model_maps: the name of a method by which a model that defines it
+            computes this method's maps itself, `(images (P, H, W, C),
+            classes (P,) int32) -> (P, h, w)`; it then applies whatever
+            the head (an ACoL model's CAM is its fused branch maps,
+            docs/method.md §3).
     """
     name: str
     targets: tuple
@@ -60,6 +65,7 @@ class Method:
     options: dict = field(default_factory=dict)
     many_passes: bool = False
     option_rules: dict = field(default_factory=dict)
+    model_maps: str | None = None
 
     def __post_init__(self):
         # A text or array option without its rule could not be checked:
@@ -164,8 +170,9 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            description="class-specific L2-CAF; with a Similarity target, raises the "
                        "similarity to a reference (docs/method.md §1)"),
     Method("cam", targets=(CLASSES,), iterative=False,
-           needs_dense_gap_head=True, compute=_cam,
-           description="class activation maps, Zhou et al. 2016 (docs/method.md §2)"),
+           needs_dense_gap_head=True, compute=_cam, model_maps="class_activation_maps",
+           description="class activation maps, Zhou et al. 2016 (docs/method.md §2); an "
+                       "ACoL model's fused branch maps (§3)"),
     Method("gradcam", targets=_ANY, iterative=False,
            needs_dense_gap_head=False, compute=_gradient_method("baselines", "gradcam"),
            description="Grad-CAM, Selvaraju et al. 2017 (docs/method.md §2)"),

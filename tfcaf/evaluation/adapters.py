@@ -9,10 +9,9 @@ import os
 
 import tensorflow as tf
 
-from tfcaf import applications, models
+from tfcaf import applications
 from tfcaf.caf import METHODS, Explainer, SolverConfig, method
 from tfcaf.caf.methods import method_options as options_of
-from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.caf.targets import SIMILARITY, Similarity
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import read_settings
@@ -25,7 +24,8 @@ SELF_SIMILARITY = "cosine similarity to the image's own embedding"
 
 
 class KerasAdapter:
-    """A Keras model; CAM comes from its own map for ACoL models. On a
+    """A Keras model, explained by `Explainer` (an ACoL model's CAM is its
+    fused branch maps, `Method.model_maps`). On a
     retrieval net, a method that explains no embedding by itself, only a
     similarity to a reference (Score-CAM, Ablation-CAM, Occlusion, RISE,
     class-specific L2-CAF), explains each image's cosine similarity to its
@@ -75,18 +75,13 @@ class KerasAdapter:
 
     def supports(self, method_name):
         """None when `method_name` applies to this model, else the reason."""
-        if self._acol_cam(method_name) or self._self_similarity(method_name):
+        if self._self_similarity(method_name):
             return None
         return self.explainer.supports(method_name)
 
     def _self_similarity(self, method_name):
         return self.embedding and self.explainer.supports(method_name) is not None and \
             self.explainer.supports(method_name, SIMILARITY) is None
-
-    def _acol_cam(self, method_name):
-        # ACoL models localize with their own fused branch maps, which is
-        # what CAM means for them (docs/method.md §3).
-        return method_name == "cam" and isinstance(self.model, models.ACoLModel)
 
     def settings(self):
         """What every method's numbers depend on, for metrics.json."""
@@ -95,10 +90,11 @@ class KerasAdapter:
     def method_settings(self, method_name):
         """The layer, filter and resolved solver (`SolverConfig.describe()`)
         that `method_name`'s maps depend on."""
-        if self._acol_cam(method_name):
-            return {"map": "ACoL fused branch maps (docs/method.md §3)"}
+        spec = method(method_name)
+        if self.explainer.model_maps(spec) is not None:
+            return {"map": f"the model's own {spec.model_maps} (docs/method.md §3)"}
         target = {"target": SELF_SIMILARITY} if self._self_similarity(method_name) else {}
-        if not method(method_name).iterative:
+        if not spec.iterative:
             options = self._options(method_name)
             return {"layer": self.explainer.layer, **target,
                     **({"options": options} if options else {})}
@@ -119,10 +115,6 @@ class KerasAdapter:
         """(raw (B, h, w), heatmaps (B, H, W) in [0, 1]); class-based methods
         explain `labels` (the ground-truth class, which equals the top-1
         class wherever top-1 localization can count)."""
-        size = images.shape[1:3]
-        if self._acol_cam(method_name):
-            fused = models.acol_localization_map(self.model, images, labels)
-            return fused.numpy(), to_image_size(fused, size).numpy()
         targets = labels if self.explainer.takes_targets(method_name) else None
         if self._self_similarity(method_name):
             targets = Similarity(embeddings=self.outputs(images))

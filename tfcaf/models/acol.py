@@ -237,6 +237,12 @@ class ACoLModel(keras.Model):
                 f"CE(B)); got loss {loss!r}")
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
+    def class_activation_maps(self, images, classes):
+        """What CAM means for an ACoL model (docs/method.md §3): the fused
+        branch maps (B, h, w) in [0, 1] of `classes` (B,) int for raw RGB
+        pixels (B, H, W, 3); tfcaf's "cam" method calls this."""
+        return acol_localization_map(self, images, classes)
+
     def branch_logits(self, images, labels=None, training=False):
         """(B, 2, K) logits of branches A and B, erasing with `labels`
         ((B,) int) or, when None, with branch A's predicted class."""
