@@ -32,7 +32,7 @@ flags.DEFINE_integer("max_images", 1000, "Evaluation images per network (evenly 
 flags.DEFINE_integer("faithfulness_images", 100,
                      "Images per network for the faithfulness metrics (evenly spaced; each "
                      "costs about 2 · H · W / step forward passes per method).", lower_bound=1)
-flags.DEFINE_integer("many_pass_images", 50,
+flags.DEFINE_integer("many_pass_images", 25,
                      "Images per network for the many-pass methods (Score-CAM, Ablation-CAM, "
                      "Integrated Gradients, Occlusion, SmoothGrad, RISE), for localization and "
                      "faithfulness alike (evenly spaced).", lower_bound=1)
@@ -184,7 +184,7 @@ def write_report(out_dir, results, timings, smoke, options):
 
 def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
              faithfulness_images=100, faithfulness_step=256, solver=None, iterations=None,
-             many_pass_images=50):
+             many_pass_images=25):
     """The whole job; returns the report path.
 
     Args:
