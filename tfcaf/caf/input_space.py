@@ -155,25 +155,25 @@ def smoothgrad(call):
     averaged instead (captum's NoiseTunnel over Saliency, tf-keras-vis's
     SmoothGrad; with reducer "max", tf-keras-vis's map). `noise_draws`
     gives ε: (P, nb_samples, H, W, C), or (nb_samples, H, W, C) for every
-    problem; default drawn from `seed`."""
+    problem; default one draw from `seed` for every problem, so that an
+    image's map does not depend on the batch it is explained in."""
     images = tf.convert_to_tensor(call.images, tf.float32)
-    count = call.options["nb_samples"]
     draws = call.options["noise_draws"]
     if draws is None:
         draws = call.options["noise"] * tf.random.stateless_normal(
-            (tf.shape(images)[0], count) + tuple(images.shape[1:]),
+            (call.options["nb_samples"],) + tuple(images.shape[1:]),
             seed=[call.options["seed"], 0])
-    else:
-        draws = tf.convert_to_tensor(draws, tf.float32)
-        if draws.shape.rank == images.shape.rank:
-            draws = tf.repeat(draws[None], tf.shape(images)[0], axis=0)
+    draws = tf.convert_to_tensor(draws, tf.float32)
+    shared = draws.shape.rank == images.shape.rank
+    count = tf.shape(draws)[0 if shared else 1]
     modify = tf.abs if call.options["abs"] else tf.identity
 
     def body(k, total):
-        return k + 1, total + modify(_gradients(call, images + draws[:, k], call.objective))
-    _, summed = tf.while_loop(lambda k, _: k < tf.shape(draws)[1], body,
+        noise = draws[k][None] if shared else draws[:, k]
+        return k + 1, total + modify(_gradients(call, images + noise, call.objective))
+    _, summed = tf.while_loop(lambda k, _: k < count, body,
                               (tf.constant(0), tf.zeros_like(images)))
-    return _reduce(summed / tf.cast(tf.shape(draws)[1], tf.float32), call.options["reducer"])
+    return _reduce(summed / tf.cast(count, tf.float32), call.options["reducer"])
 
 
 def rise_masks(count, height, width, grid_size, probability, seed):
