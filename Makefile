@@ -25,6 +25,13 @@ demo-smoke: $(STAMP)
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) bench/caf_speed.py
 
+# Every method beside tf-keras-vis and xplique (bench/methods_speed.py), in the
+# side venv of tools/make_xplique_golden.sh where it exists, else in .venv
+# (peers skipped). BENCH_FLAGS=--quick: about 3 minutes.
+bench-methods: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $$(test -x .venv-xplique/bin/python && echo .venv-xplique/bin/python \
+		|| echo $(PY)) bench/methods_speed.py $(BENCH_FLAGS)
+
 # Golden outputs of tensorflow-addons 0.23 (side virtualenv with TF 2.15).
 tfa-golden:
 	bash tools/make_tfa_golden.sh
