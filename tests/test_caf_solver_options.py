@@ -132,6 +132,24 @@ def test_auto_runs_adam_on_heads_ending_in_an_l2_normalisation():
         assert (resolved.optimizer, resolved.restarts) == ("adam", 1)
 
 
+def test_auto_runs_adam_on_heads_with_a_convolution_in_the_loop():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((H, W, C))
+    x = keras.layers.Conv2D(C, 1, name="features")(inputs)
+    block = keras.Sequential([keras.Input((H, W, C)),
+                              keras.layers.Conv2D(C, 3, padding="same", activation="relu")],
+                             name="block")
+    for layer in (keras.layers.Conv2D(C, 3, padding="same", activation="relu"),
+                  keras.layers.SeparableConv2D(C, 3, padding="same"), block):
+        y = keras.layers.Dense(K)(keras.layers.Flatten()(layer(x)))
+        resolved = Explainer(keras.Model(inputs, y), "features").resolve(SolverConfig())
+        assert (resolved.optimizer, resolved.restarts) == ("adam", 1), layer.name
+    # Without one (Flatten -> Dense), L-BFGS from 4 starts.
+    flat = keras.Model(inputs, keras.layers.Dense(K)(keras.layers.Flatten()(x)))
+    resolved = Explainer(flat, "features").resolve(SolverConfig())
+    assert (resolved.optimizer, resolved.restarts) == ("lbfgs", 4)
+
+
 def test_restarts_from_a_filter_of_ones_are_refused():
     with pytest.raises(TfcafError, match="restarts=2 with init='ones'"):
         SolverConfig.authors("pytorch", restarts=2).validate()
