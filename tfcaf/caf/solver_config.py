@@ -44,9 +44,12 @@ class SolverConfig:
     The default optimizer, "auto", is chosen per kind of head from
     measurements on trained networks (README, "L2-CAF quality and speed"):
     the authors' Adam where an iteration costs next to nothing (a
-    Dense(GAP) head, solved in closed form) and on heads ending in an L2
+    Dense(GAP) head, solved in closed form), on heads ending in an L2
     normalisation (whose small losses stop Adam early under the authors'
-    absolute tolerance), batched L-BFGS from 4 starts on other heads.
+    absolute tolerance) and on heads with a convolution in the loop
+    (where L-BFGS missed the speed or the per-image quality bar), batched
+    L-BFGS from 4 starts on other heads (fully connected after the last
+    pool).
 
     Attributes:
         filter: "l2norm" | "softmax" | "gauss".
@@ -173,7 +176,8 @@ class SolverConfig:
     def for_head(self, adam_head):
         """This config with optimizer="auto" and restarts=None resolved for
         a head on which "auto" runs the authors' Adam (`adam_head`: one
-        solved in closed form or ending in an L2 normalisation) or not;
+        solved in closed form, ending in an L2 normalisation or with a
+        convolution, `objective.runs_adam`) or not;
         `TfcafError` for options the resolved optimizer does not read."""
         resolved = self
         if self.optimizer == "auto":
