@@ -97,3 +97,16 @@ def test_a_reference_image_explains_as_its_embedding(method):
     np.testing.assert_allclose(by_image.maps, by_embedding.maps, rtol=1e-5,
                                atol=1e-6 * np.abs(by_embedding.maps).max() +
                                4 * np.finfo(np.float32).eps)
+
+
+def test_input_space_methods_with_targets_given_still_refuse_a_broken_model():
+    # They skip explain's own forward pass (the method runs the model
+    # itself); a NaN weight must still be named, not returned as a map.
+    import keras
+    from tfcaf.caf.finite import NonFiniteError
+    model = keras.models.clone_model(NETWORKS["adl"])
+    model.set_weights([np.full_like(w, np.nan) if i == 0 else w
+                       for i, w in enumerate(NETWORKS["adl"].get_weights())])
+    with pytest.raises(NonFiniteError, match=r"outputs are NaN or infinite for image\(s\) "
+                                             r"\[0, 1, 2\]"):
+        tfcaf.explain(model, IMAGES, method="saliency", targets=CLASSES)

@@ -254,35 +254,46 @@ class Explainer:
             config = self.resolve(config)
             options = {}
         images = self._checked_images(images)
-        feature_maps, outputs = self.forward(images)
+        # An input-space method with its targets given needs no forward
+        # pass here: it runs the whole model on the images itself.
+        skip_forward = not spec.reads_feature_maps and (
+            targets is not None or not self.takes_targets(method))
+        feature_maps, outputs = (None, None) if skip_forward else self.forward(images)
         feature_maps, goal, target_matrix, squeeze = self._objective(
-            method, targets, feature_maps, outputs)
-        # One row per problem, as the feature maps (several targets per image).
-        images = tf.repeat(images, feature_maps.shape[0] // images.shape[0], axis=0)
+            method, targets, feature_maps, outputs, images.shape[0])
+        # One row per problem (several targets per image).
+        problems = images.shape[0] * (1 if target_matrix is None else target_matrix.shape[1])
+        images = tf.repeat(images, problems // images.shape[0], axis=0)
         if spec.iterative:
             solution = spec.compute(MethodCall(self, feature_maps, goal, images, config))
             maps = solution.maps
         else:
             solution, maps = None, self.raw_maps(feature_maps, method, goal, images, **options)
+            if skip_forward and not bool(tf.reduce_all(tf.math.is_finite(maps))):
+                self.forward(images)  # raises, saying where the model broke
         explanation = self._package(maps, solution, target_matrix, squeeze, images.shape[1:3],
                                     method)
         explanation.solver = None if config is None else config.describe()
         return explanation
 
-    def _objective(self, method, targets, feature_maps, outputs):
-        """(feature maps repeated per target (P, h, w, C), the
+    def _objective(self, method, targets, feature_maps, outputs, batch):
+        """(feature maps repeated per target (P, h, w, C) or None, the
         `targets.Objective` of the P problems, the (B, T) class-id matrix
-        or None, whether the caller gave one target per image)."""
+        or None, whether the caller gave one target per image), for a
+        batch of B = `batch` images whose (B, K) `outputs` are None when
+        not needed (targets given)."""
+        width = self.split.head.output.shape[-1]
         if isinstance(targets, Similarity):
             references = similarity_references(
-                targets, outputs.shape[0], outputs.shape[-1],
+                targets, batch, width,
                 lambda x: self.forward(self._checked_images(x, "Similarity(images=...)"))[1])
             return feature_maps, Objective(SIMILARITY, references=tf.constant(references)), \
                 None, True
         if not self.takes_targets(method):
             return feature_maps, as_objective(None), None, True
-        target_matrix, squeeze = _target_matrix(targets, outputs)
-        feature_maps = tf.repeat(feature_maps, target_matrix.shape[1], axis=0)
+        target_matrix, squeeze = _target_matrix(targets, outputs, batch, width)
+        if feature_maps is not None:
+            feature_maps = tf.repeat(feature_maps, target_matrix.shape[1], axis=0)
         goal = as_objective(tf.constant(target_matrix.reshape(-1), tf.int32))
         return feature_maps, goal, target_matrix, squeeze
 
@@ -345,12 +356,11 @@ def _solver_config(method, options):
     return SolverConfig(**options)
 
 
-def _target_matrix(targets, outputs):
+def _target_matrix(targets, outputs, batch, num_classes):
     """Targets as a (B, T) int array, and whether the caller gave one per image.
 
-    None means each image's top-1 class.
+    None means each image's top-1 class of the (B, K) `outputs`.
     """
-    batch, num_classes = outputs.shape[0], outputs.shape[-1]
     if targets is None:
         return np.argmax(outputs.numpy(), axis=-1)[:, None].astype(np.int32), True
     array = np.asarray(targets)

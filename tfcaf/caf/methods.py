@@ -50,6 +50,9 @@ class Method:
         many_passes: runs the model or head once per channel, step, patch,
             noise sample or mask (tens to thousands of passes per image),
             where the others need one forward (and backward) pass.
+        reads_feature_maps: computes from the split layer's feature maps;
+            False for the input-space methods, which run the whole model
+            on the images (`explain` then skips the features).
         model_maps: the name of a method by which a model that defines it
             computes this method's maps itself, `(images (P, H, W, C),
             classes (P,) int32) -> (P, h, w)`; it then applies whatever
@@ -65,6 +68,7 @@ class Method:
     options: dict = field(default_factory=dict)
     many_passes: bool = False
     option_rules: dict = field(default_factory=dict)
+    reads_feature_maps: bool = True
     model_maps: str | None = None
 
     def __post_init__(self):
@@ -208,13 +212,13 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            many_passes=True,
            description="Ablation-CAM, Desai & Ramaswamy 2020: the score's relative drop "
                        "when each channel is zeroed (docs/method.md §2)"),
-    Method("saliency", targets=_ANY, iterative=False,
+    Method("saliency", targets=_ANY, iterative=False, reads_feature_maps=False,
            needs_dense_gap_head=False, compute=_call_method("input_space", "saliency"),
            options={"reducer": "max"}, option_rules={"reducer": REDUCERS},
            description="Saliency, Simonyan et al. 2014: |∂y/∂x| reduced over colours "
                        "(max), at input size (docs/method.md §2)"),
     Method("integrated_gradients", targets=_ANY, iterative=False,
-           needs_dense_gap_head=False,
+           reads_feature_maps=False, needs_dense_gap_head=False,
            compute=_call_method("input_space", "integrated_gradients"),
            options={"steps": 50, "baseline_value": 0.0, "approximation_method": "trapezoid",
                     "reducer": "mean"},
@@ -224,12 +228,13 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            description="Integrated Gradients, Sundararajan et al. 2017, at input size "
                        "(docs/method.md §2)"),
     Method("occlusion", targets=(CLASSES, SIMILARITY), iterative=False,
-           needs_dense_gap_head=False, compute=_call_method("input_space", "occlusion"),
+           reads_feature_maps=False, needs_dense_gap_head=False,
+           compute=_call_method("input_space", "occlusion"),
            options={"patch_size": 3, "patch_stride": 3, "occlusion_value": 0.0},
            many_passes=True,
            description="Occlusion, Zeiler & Fergus 2014: score drops of occluded patches, "
                        "at input size (docs/method.md §2)"),
-    Method("smoothgrad", targets=_ANY, iterative=False,
+    Method("smoothgrad", targets=_ANY, iterative=False, reads_feature_maps=False,
            needs_dense_gap_head=False, compute=_call_method("input_space", "smoothgrad"),
            options={"nb_samples": 50, "noise": 0.2, "noise_draws": None, "seed": 0,
                     "abs": False, "reducer": "mean"},
@@ -240,7 +245,8 @@ METHODS = collections.OrderedDict((m.name, m) for m in (
            description="SmoothGrad, Smilkov et al. 2017: gradients at noisy copies, at "
                        "input size (docs/method.md §2)"),
     Method("rise", targets=(CLASSES, SIMILARITY), iterative=False,
-           needs_dense_gap_head=False, compute=_call_method("input_space", "rise"),
+           reads_feature_maps=False, needs_dense_gap_head=False,
+           compute=_call_method("input_space", "rise"),
            options={"nb_samples": 4000, "grid_size": 7, "preservation_probability": 0.5,
                     "masks": None, "seed": 0, "mask_value": 0.0, "variant": "eclique"},
            option_rules={"masks": ArrayShape((("N", "H", "W"), ("P", "N", "H", "W"))),
