@@ -35,7 +35,8 @@ PROTOCOLS = (
     "**Average Drop / Increase in Confidence** (Chattopadhay et al. 2018): the score's "
     "relative drop on image ⊙ heatmap, and the share of images whose score rises, the "
     "product taken in the model's input space as pytorch-grad-cam's "
-    "`multiply_tensor_with_cam` does.",
+    "`multiply_tensor_with_cam` does. On a retrieval net Increase in Confidence is 0 by "
+    "construction: an image's cosine to its own embedding is already 1.",
     "**pointing game** (Zhang et al. 2016): the heatmap's maximum lies in a ground-truth "
     "box ± 15 px.",
 )
