@@ -142,8 +142,12 @@ def test_auto_runs_adam_on_heads_with_a_convolution_in_the_loop():
     for layer in (keras.layers.Conv2D(C, 3, padding="same", activation="relu"),
                   keras.layers.SeparableConv2D(C, 3, padding="same"), block):
         y = keras.layers.Dense(K)(keras.layers.Flatten()(layer(x)))
-        resolved = Explainer(keras.Model(inputs, y), "features").resolve(SolverConfig())
+        explainer = Explainer(keras.Model(inputs, y), "features")
+        resolved = explainer.resolve(SolverConfig())
         assert (resolved.optimizer, resolved.restarts) == ("adam", 1), layer.name
+        # The authors' run exactly, as the README's quality table says.
+        assert resolved.describe() == \
+            explainer.resolve(SolverConfig.preset("authors")).describe(), layer.name
     # Without one (Flatten -> Dense), L-BFGS from 4 starts.
     flat = keras.Model(inputs, keras.layers.Dense(K)(keras.layers.Flatten()(x)))
     resolved = Explainer(flat, "features").resolve(SolverConfig())
