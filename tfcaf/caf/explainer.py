@@ -13,7 +13,7 @@ from tfcaf.caf.methods import METHODS, MethodCall, method as lookup_method, meth
 from tfcaf.caf.solver import Solution, SolverConfig, best_starts
 from tfcaf.caf.split import check_model, split_model
 from tfcaf.caf.targets import SIMILARITY, Objective, Similarity, as_objective, \
-    similarity_references
+    class_id_matrix, similarity_references
 from tfcaf.errors import TfcafError
 
 _SOLVER_OPTIONS = frozenset(f.name for f in fields(SolverConfig))
@@ -291,7 +291,7 @@ class Explainer:
                 None, True
         if not self.takes_targets(method):
             return feature_maps, as_objective(None), None, True
-        target_matrix, squeeze = _target_matrix(targets, outputs, batch, width)
+        target_matrix, squeeze = class_id_matrix(targets, outputs, batch, width)
         if feature_maps is not None:
             feature_maps = tf.repeat(feature_maps, target_matrix.shape[1], axis=0)
         goal = as_objective(tf.constant(target_matrix.reshape(-1), tf.int32))
@@ -354,35 +354,6 @@ def _solver_config(method, options):
         raise TfcafError(f"method '{method.name}': unknown option(s) {', '.join(unknown)} "
                          f"(valid: {', '.join(sorted(_SOLVER_OPTIONS))})")
     return SolverConfig(**options)
-
-
-def _target_matrix(targets, outputs, batch, num_classes):
-    """Targets as a (B, T) int array, and whether the caller gave one per image.
-
-    None means each image's top-1 class of the (B, K) `outputs`.
-    """
-    if targets is None:
-        return np.argmax(outputs.numpy(), axis=-1)[:, None].astype(np.int32), True
-    array = np.asarray(targets)
-    # Checked first: int() would turn a float 0.5 into class 0.
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TfcafError(f"targets must be integer class ids; got {array.tolist()!r}")
-    if array.ndim == 0:
-        array = np.full((batch, 1), int(array))
-        squeeze = True
-    elif array.ndim == 1:
-        array, squeeze = array[:, None], True
-    else:
-        squeeze = False
-    if array.ndim != 2 or array.shape[0] != batch or array.shape[1] == 0:
-        raise TfcafError(
-            f"targets must be an int, (B,) or (B, T) with B={batch}, T >= 1; got shape "
-            f"{np.asarray(targets).shape}")
-    outside = (array < 0) | (array >= num_classes)
-    if outside.any():
-        bad = ", ".join(str(t) for t in sorted(set(array[outside].tolist())))
-        raise TfcafError(f"targets must be class ids in [0, {num_classes}); got {bad}")
-    return array.astype(np.int32), squeeze
 
 
 _EXPLAINERS = weakref.WeakKeyDictionary()

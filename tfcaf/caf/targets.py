@@ -139,3 +139,32 @@ def similarity_references(target, batch, output_dim, embed):
     if not np.isfinite(references).all() or (norms == 0).any():
         raise TfcafError(f"Similarity({given}=...): a reference is zero or not finite")
     return np.broadcast_to(references / norms[:, None], (batch, output_dim)).astype(np.float32)
+
+
+def class_id_matrix(targets, outputs, batch, num_classes):
+    """Class-id `targets` (an int, (B,) or (B, T); None: each image's
+    top-1 class of the (B, K) `outputs`) as a (B, T) int32 array, and
+    whether the caller gave one per image; `TfcafError` for floats, bools,
+    a wrong shape or ids outside [0, `num_classes`)."""
+    if targets is None:
+        return np.argmax(outputs.numpy(), axis=-1)[:, None].astype(np.int32), True
+    array = np.asarray(targets)
+    # Checked first: int() would turn a float 0.5 into class 0.
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TfcafError(f"targets must be integer class ids; got {array.tolist()!r}")
+    if array.ndim == 0:
+        array = np.full((batch, 1), int(array))
+        squeeze = True
+    elif array.ndim == 1:
+        array, squeeze = array[:, None], True
+    else:
+        squeeze = False
+    if array.ndim != 2 or array.shape[0] != batch or array.shape[1] == 0:
+        raise TfcafError(
+            f"targets must be an int, (B,) or (B, T) with B={batch}, T >= 1; got shape "
+            f"{np.asarray(targets).shape}")
+    outside = (array < 0) | (array >= num_classes)
+    if outside.any():
+        bad = ", ".join(str(t) for t in sorted(set(array[outside].tolist())))
+        raise TfcafError(f"targets must be class ids in [0, {num_classes}); got {bad}")
+    return array.astype(np.int32), squeeze
