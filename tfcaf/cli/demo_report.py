@@ -28,7 +28,8 @@ PROTOCOLS = (
     "(`evaluation.py`) on the same maps and boxes.",
     "**deletion / insertion** (AUC × 100; Petsiuk et al. 2018): removed pixels become the "
     "substrate (black for the digits models, whose preprocessing is x / 255); insertion "
-    "starts from a Gaussian blur (kernel 11, σ 5); trapezoid AUC on [0, 1]. Scores are the "
+    "starts from eclique/RISE's Gaussian blur (gkern(11, 5)); trapezoid AUC on [0, 1]. "
+    "Scores are the "
     "ground-truth class's softmax probability (ADL) or the cosine similarity to the image's "
     "embedding (retrieval nets). For classifiers it follows eclique/RISE's `CausalMetric`; "
     "no reference repository computes it for retrieval nets.",

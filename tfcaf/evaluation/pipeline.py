@@ -174,8 +174,8 @@ def _faithfulness_protocols(settings, embedding):
     return {
         "deletion_auc, insertion_auc": (
             f"RISE (Petsiuk et al. 2018): {score}, {settings['faithfulness_step']} pixels per "
-            f"step, substrate RGB ({substrate}), insertion from a Gaussian blur (kernel 11, "
-            "σ 5), trapezoid AUC on [0, 1]; deletion lower is better"),
+            f"step, substrate RGB ({substrate}), insertion from eclique/RISE's Gaussian "
+            "blur gkern(11, 5), trapezoid AUC on [0, 1]; deletion lower is better"),
         "average_drop, increase_in_confidence": (
             f"Grad-CAM++ (Chattopadhay et al. 2018): {score} on image ⊙ heatmap; Average "
             "Drop lower is better"),

@@ -59,13 +59,23 @@ def model_substrate(model):
     return substrate_colour(modes[0])
 
 
+def blur_kernel():
+    """(11, 11) float64 insertion blur kernel of eclique/RISE's
+    `evaluation.gkern(11, 5)`: a delta at the centre of an 11 × 11 grid
+    through a Gaussian filter of σ 5 (scipy's `gaussian_filter`, reflecting
+    at the grid's border, truncated at 4σ), not a sampled Gaussian: the
+    reference's insertion curves need its kernel to be equal."""
+    from scipy.ndimage import gaussian_filter
+    delta = np.zeros((BLUR_SIZE, BLUR_SIZE))
+    delta[BLUR_SIZE // 2, BLUR_SIZE // 2] = 1.0
+    return gaussian_filter(delta, BLUR_SIGMA)
+
+
 def blurred(images, substrate):
-    """Gaussian blur (kernel 11, σ 5) of (N, H, W, 3) images, padded with
-    the substrate (zero padding in the model's input space)."""
-    axis = np.arange(BLUR_SIZE) - BLUR_SIZE // 2
-    line = np.exp(-axis ** 2 / (2 * BLUR_SIGMA ** 2))
-    kernel = np.outer(line, line) / np.outer(line, line).sum()
-    kernel = np.tile(kernel[:, :, None, None], (1, 1, 3, 1)).astype(np.float32)
+    """(N, H, W, 3) images blurred by `blur_kernel` per channel, padded
+    with the substrate (zero padding in the model's input space, as the
+    reference's `conv2d(..., padding=5)`)."""
+    kernel = np.tile(blur_kernel()[:, :, None, None], (1, 1, 3, 1)).astype(np.float32)
     centred = tf.convert_to_tensor(images, tf.float32) - substrate
     return (tf.nn.depthwise_conv2d(centred, kernel, [1, 1, 1, 1], "SAME") + substrate).numpy()
 
