@@ -8,8 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcaf.caf import filters, finite, heatmaps, objective, output_kind
-from tfcaf.caf.input_space import check_arrays
-from tfcaf.caf.methods import METHODS, MethodCall, method as lookup_method, method_options
+from tfcaf.caf.methods import MethodCall, array_problem, method as lookup_method, method_options
 from tfcaf.caf.solver import Solution, SolverConfig, best_starts
 from tfcaf.caf.split import check_model, split_model
 from tfcaf.caf.targets import SIMILARITY, Objective, Similarity, as_objective, \
@@ -213,7 +212,10 @@ class Explainer:
             raise TfcafError(f"method '{method_name}': "
                              f"{reason or 'iterative; call solve() for it'}")
         if images is not None:
-            check_arrays(method.name, values, tuple(images.shape))
+            # Eagerly, before tracing: the traced graph sees shapes only in part.
+            problem = array_problem(method, values, tuple(images.shape))
+            if problem:
+                raise TfcafError(problem)
         # Scalar options are constants of the traced graph; arrays (noise,
         # masks) are inputs of it, so new arrays do not retrace.
         arrays = {k: tf.convert_to_tensor(v, tf.float32) for k, v in values.items()

@@ -19,8 +19,6 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfcaf.caf.methods import METHODS, array_problem
-from tfcaf.errors import TfcafError
 
 # xplique's `Rise.EPSILON`: its maps divide by each pixel's mask sum + 1e-4.
 XPLIQUE_RISE_EPSILON = 1e-4
@@ -135,16 +133,6 @@ def occlusion(call):
     _, drops = tf.while_loop(lambda k, _: k < len(row_masks), body,
                              (tf.constant(0), tf.TensorArray(tf.float32, len(row_masks))))
     return tf.einsum("kp,kh,kw->phw", drops.stack(), row_masks, col_masks)
-
-
-def check_arrays(method, options, image_shape):
-    """`TfcafError` unless the array options of method `method` (a name)
-    fit images of shape (P, H, W, C) `image_shape`, as its `ArrayShape`
-    rules declare (`methods.array_problem`). Run eagerly, before tracing:
-    the traced graph sees shapes only in part."""
-    problem = array_problem(METHODS[method], options, tuple(image_shape))
-    if problem:
-        raise TfcafError(problem)
 
 
 def smoothgrad(call):

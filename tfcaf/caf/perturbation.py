@@ -20,6 +20,7 @@ ABLATION_OFFSET = 1e7
 # and tf-keras-vis's (Keras' `epsilon()`).
 SCORECAM_EPSILON = {"pytorch-grad-cam": 1e-8, "tf-keras-vis": 1e-7}
 
+
 def _channel_scores(score_chunk, channels, batch_size):
     """(P, C) scores, `score_chunk(channels (batch_size,) int32) -> (P,
     batch_size)` called on chunks of the C channels (the last chunk is

@@ -171,7 +171,7 @@ def export_savedmodel(model, export_base, name, *, version=None, solver=None, it
                          f"has no non-iterative signature of")
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for endpoint, (fn, signature) in endpoints(explainer, size, top_k, config, methods,
+    for endpoint, (fn, signature) in endpoints(explainer, size, top_k, config, signatures,
                                                options).items():
         archive.add_endpoint(endpoint, _named_variable_captures(model, fn),
                              input_signature=signature)

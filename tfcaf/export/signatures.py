@@ -57,7 +57,7 @@ def explain_signatures(explainer, methods=None):
     return {**legacy, **chosen}
 
 
-def endpoints(explainer, size, top_k, config, methods=None, method_options=None):
+def endpoints(explainer, size, top_k, config, signatures, method_options=None):
     """name -> (tf function, input signature) of every endpoint.
 
     Args:
@@ -65,7 +65,7 @@ def endpoints(explainer, size, top_k, config, methods=None, method_options=None)
         size: (H, W) of the images input.
         top_k: classes returned by the predictions.
         config: resolved `SolverConfig` of the iterative methods.
-        methods: method names to export (default: every one that applies).
+        signatures: the explain signatures, `explain_signatures(...)`.
         method_options: {method: {option: value}} of the others (default:
             each method's defaults; array options are drawn from `seed`).
     """
@@ -93,7 +93,7 @@ def endpoints(explainer, size, top_k, config, methods=None, method_options=None)
                                 [tf.TensorSpec([None], tf.string, name="image_bytes")]),
     }
     dimension = explainer.split.head.output.shape[-1]
-    for signature, (name, kind) in explain_signatures(explainer, methods).items():
+    for signature, (name, kind) in signatures.items():
         method = METHODS[name]
         kind = kind or method.default_target(explainer.output)
         inputs = [images]
