@@ -111,7 +111,7 @@ def evaluate_network(name, config, model_path, out_dir, options):
     """Localization (+ retrieval) and faithfulness metrics of one network on
     its test split, the one-pass methods in `eval/NAME` (faithfulness on
     fewer images, in `eval/NAME/faithfulness`), the many-pass ones on fewer
-    still in `eval/NAME/many_pass`; returns ({"localization": [summaries],
+    still, both families in one run, in `eval/NAME/many_pass`; returns ({"localization": [summaries],
     "faithfulness": [summaries], "seeds": ...}, model)."""
     from tfcaf import applications
     from tfcaf.caf import METHODS
@@ -125,20 +125,21 @@ def evaluate_network(name, config, model_path, out_dir, options):
     retrieval = ("recall", "nmi") if config.metric_learning else ()
     one_pass, many_pass = demo_methods(METHODS)
     folder = os.path.join(out_dir, "eval", name)
-    many = options["many_pass_images"]
-    runs = {"localization": [(one_pass, LOCALIZATION + retrieval, options["max_images"],
-                              folder),
-                             (many_pass, LOCALIZATION, many,
-                              os.path.join(folder, "many_pass"))],
-            "faithfulness": [(one_pass, FAITHFULNESS, options["faithfulness_images"],
-                              os.path.join(folder, "faithfulness")),
-                             (many_pass, FAITHFULNESS, min(many, options["faithfulness_images"]),
-                              os.path.join(folder, "many_pass", "faithfulness"))]}
-    results = {part: [evaluate(adapter, dataset, out, EvalConfig(
-                          methods=methods, metrics=metrics, max_images=images, seed=config.seed,
-                          faithfulness_step=options["faithfulness_step"]))
-                      for methods, metrics, images, out in part_runs]
-               for part, part_runs in runs.items()}
+
+    def run(methods, metrics, images, out):
+        return evaluate(adapter, dataset, out, EvalConfig(
+            methods=methods, metrics=metrics, max_images=images, seed=config.seed,
+            faithfulness_step=options["faithfulness_step"]))
+    localization = run(one_pass, LOCALIZATION + retrieval, options["max_images"], folder)
+    # The many-pass methods' maps are their cost: one run computes them
+    # once for both metric families.
+    many_pass_run = run(many_pass, LOCALIZATION + FAITHFULNESS,
+                        min(options["many_pass_images"], options["faithfulness_images"]),
+                        os.path.join(folder, "many_pass"))
+    faithfulness = run(one_pass, FAITHFULNESS, options["faithfulness_images"],
+                       os.path.join(folder, "faithfulness"))
+    results = {"localization": [localization, many_pass_run],
+               "faithfulness": [faithfulness, many_pass_run]}
     results["seeds"] = _seed_stability(model, dataset, options)
     return results, model
 
