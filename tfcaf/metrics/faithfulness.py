@@ -25,11 +25,12 @@ import tensorflow as tf
 
 from tfcaf import graph
 from tfcaf.errors import TfcafError
-from tfcaf.evaluation.config import POINTING_TOLERANCE
 from tfcaf.models.layers import ImagePreprocessing
 from tfcaf.models.preprocessing import CAFFE_BGR_MEAN, TORCH_RGB_MEAN
 
 BLUR_SIZE, BLUR_SIGMA = 11, 5.0
+# Zhang et al.'s pointing-game tolerance in pixels (TorchRay's default).
+POINTING_TOLERANCE = 15
 
 _SUBSTRATES = {
     "caffe": tuple(reversed(CAFFE_BGR_MEAN)),
@@ -87,7 +88,7 @@ def explanation_images(images, heatmaps, substrate):
     return substrate + np.asarray(heatmaps, np.float32)[..., None] * (images - substrate)
 
 
-def _scores(outputs, targets, references):
+def target_scores(outputs, targets, references):
     """(B,) softmax probability of `targets` (classifiers, references None)
     or cosine similarity to `references` (B, D) (retrieval nets)."""
     outputs = tf.cast(outputs, tf.float32)
@@ -104,7 +105,7 @@ def image_scores(predict, images, targets=None, embedding=False, batch_size=64):
     outputs = np.concatenate([np.asarray(predict(images[i:i + batch_size]))
                               for i in range(0, len(images), batch_size)])
     references = outputs if embedding else None
-    return _scores(outputs, targets, references).numpy(), references
+    return target_scores(outputs, targets, references).numpy(), references
 
 
 def step_counts(num_pixels, step):
@@ -161,7 +162,7 @@ def perturbation_curves(predict, start, end, heatmaps, targets=None, references=
         image = index // steps
         chosen = None if targets is None else tf.gather(targets, image)
         refs = None if references is None else tf.gather(references, image)
-        scores.append(_scores(outputs, chosen, refs).numpy())
+        scores.append(target_scores(outputs, chosen, refs).numpy())
     return np.concatenate(scores).reshape(count, steps)
 
 
@@ -224,7 +225,7 @@ def average_drop_increase(predict, images, heatmaps, targets=None, *, embedding=
     explained = explanation_images(images, heatmaps, substrate)
     outputs = np.concatenate([np.asarray(predict(explained[i:i + batch_size]))
                               for i in range(0, len(images), batch_size)])
-    scores = _scores(outputs, targets, references).numpy()
+    scores = target_scores(outputs, targets, references).numpy()
     drop = np.maximum(0.0, original - scores) / np.maximum(original, 1e-12)
     increase = scores > original
     return {"average_drop": float(100 * drop.mean()),
