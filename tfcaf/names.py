@@ -5,8 +5,9 @@ The binaries check flags and print `--help` before TensorFlow is imported
 loaded. So each name tuple is defined here, once, and its registry imports
 it: `FILTERS`, `SOLVER_OPTIMIZERS` and `SOLVER_PRESETS`
 (`tfcaf.caf.solver_config`), `OUTPUTS` (`tfcaf.caf.output_kind`), `DATASETS`
-(`tfcaf.data`), `METRICS` and `BOX_PROTOCOLS` (`tfcaf.evaluation.config`). Method names need no copy:
-`tfcaf.caf.methods` itself loads no TensorFlow. `TARGET_KINDS` are the
+(`tfcaf.data`) and `BOX_PROTOCOLS` (`tfcaf.evaluation.config`). Method and
+metric names need no copy: `tfcaf.caf.methods` and `tfcaf.metrics.registry`
+themselves load no TensorFlow. `TARGET_KINDS` are the
 kinds of target a method explains (`tfcaf.caf.targets`).
 
 This module imports nothing.
@@ -26,8 +27,6 @@ OUTPUTS = ("logits", "embedding")
 # Input preprocessings, `tfcaf.models.preprocessing.MODES` (--preprocessing).
 PREPROCESSING_MODES = ("caffe", "torch", "tf", "unit", "none")
 DATASETS = ("digits", "cub", "imagenet", "folder")
-METRICS = ("iou", "maxboxacc", "recall", "nmi", "sanity", "deletion", "insertion",
-           "average_drop", "pointing_game")
 # "wsolevaluation": boxes exactly as clovaai/wsolevaluation (the protocol of
 # the WSOL literature, docs/method.md §5); "tfcaf": 8-connected components of
 # the map at image size, exclusive box maxima.

@@ -1,16 +1,20 @@
 """Names the binaries' flags accept, checked when flags are parsed.
 
 They are the registries' own names, imported from modules that load no
-TensorFlow (`tfcaf.caf.methods`, `tfcaf.names`), so a typo fails at once
-and `--help` lists them before TensorFlow is imported.
+TensorFlow (`tfcaf.caf.methods`, `tfcaf.metrics.registry`, `tfcaf.names`),
+so a typo fails at once and `--help` lists them before TensorFlow is
+imported. Metric names are read when checked (`metric_names`): a metric
+registered after this import is accepted too.
 """
 
 from tfcaf.caf.methods import METHODS as _METHOD_REGISTRY
-from tfcaf.names import BOX_PROTOCOLS, DATASETS, FILTERS, METRICS
+from tfcaf.metrics import registry as _metric_registry
+from tfcaf.names import BOX_PROTOCOLS, DATASETS, FILTERS
 
 METHODS = tuple(_METHOD_REGISTRY)
+metric_names = _metric_registry.names
 
-__all__ = ["BOX_PROTOCOLS", "DATASETS", "FILTERS", "METHODS", "METRICS", "check_names"]
+__all__ = ["BOX_PROTOCOLS", "DATASETS", "FILTERS", "METHODS", "check_names", "metric_names"]
 
 
 def check_names(values, valid):

@@ -1,7 +1,8 @@
-"""Evaluates a model's heatmaps and embeddings: localization (IoU,
-MaxBoxAcc), retrieval (R@K, NMI), faithfulness (deletion, insertion,
-Average Drop, pointing game) and randomisation sanity checks
-(docs/method.md §4-§7). Writes metrics.json, report.md and PNGs to --out_dir.
+"""Evaluates a model's heatmaps and embeddings with the metrics of the
+registry (`tfcaf.metrics.registry`): localization (IoU, MaxBoxAcc, PxAP),
+retrieval (R@K, NMI), faithfulness, robustness, complexity and the
+randomisation sanity check (docs/method.md §4-§7). Writes metrics.json,
+report.md and PNGs to --out_dir.
 """
 
 import os
@@ -31,7 +32,9 @@ flags.DEFINE_integer("max_images", _DEFAULT.max_images,
                      "Evaluate an evenly spaced subset of this size.", lower_bound=1)
 flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Images per batch.", lower_bound=1)
 flags.DEFINE_list("metric", list(_DEFAULT.metrics),
-                  "Metrics, comma separated: " + ", ".join(choices.METRICS))
+                  "Metrics, comma separated: " + ", ".join(choices.metric_names()))
+flags.DEFINE_list("metric_options", [], "METRIC.OPTION=VALUE, comma separated: a metric's "
+                  "own settings (docs/method.md §7 lists them; the flags below set theirs).")
 flags.DEFINE_list("methods", ["cam", "gradcam", "l2caf", "l2caf_specific"],
                   "Heatmap methods, comma separated: " + ", ".join(choices.METHODS) +
                   "; those that do not apply to the model are skipped with a warning.")
@@ -61,14 +64,14 @@ flags.DEFINE_integer("seed", _DEFAULT.seed,
                      "Seed of K-means, of the randomisation and of noise baselines.")
 flags.DEFINE_string("out_dir", "eval_out", "Where metrics.json, report.md and PNGs go.")
 
-flags.register_validator("metric", lambda v: choices.check_names(v, choices.METRICS))
+flags.register_validator("metric", lambda v: choices.check_names(v, choices.metric_names()))
 flags.register_validator("methods", lambda v: choices.check_names(v, choices.METHODS))
 
 FLAG_GROUPS = (
     ("Model", ("model", "image_size") + MODEL_FLAGS),
     ("Method", SOLVER_FLAGS + METHOD_FLAGS),
     ("Data", ("dataset", "data_dir", "split", "max_images", "batch_size")),
-    ("Metrics", ("metric", "methods", "cam_threshold", "iou_threshold", "box_protocol",
+    ("Metrics", ("metric", "metric_options", "methods", "cam_threshold", "iou_threshold", "box_protocol",
                  "nmi_inits", "faithfulness_step", "pointing_tolerance")),
     ("Sanity checks", ("sanity_images", "sanity_stages", "sanity_mode", "seed")),
     ("Output", ("out_dir",)),
@@ -84,7 +87,27 @@ def eval_config():
         faithfulness_step=FLAGS.faithfulness_step,
         pointing_tolerance=FLAGS.pointing_tolerance, sanity_images=FLAGS.sanity_images,
         sanity_stages=FLAGS.sanity_stages, sanity_cascading=FLAGS.sanity_mode == "cascading",
-        seed=FLAGS.seed).validate()
+        seed=FLAGS.seed, metric_options=metric_options_flag()).validate()
+
+
+def metric_options_flag():
+    """{metric: {option: value}} of --metric_options, typed by the
+    registry's defaults; `TfcafError` naming the item at fault."""
+    from tfcaf.metrics import registry
+    parsed = {}
+    for item in FLAGS.metric_options:
+        name, _, value = item.partition("=")
+        metric_name, _, option = name.partition(".")
+        if not value or not option or metric_name not in registry.METRICS:
+            raise TfcafError(f"--metric_options={item}: give METRIC.OPTION=VALUE with METRIC "
+                             f"one of {', '.join(registry.names())}")
+        defaults = registry.metric(metric_name).options
+        if option not in defaults:
+            raise TfcafError(f"--metric_options={item}: {metric_name} has no option "
+                             f"'{option}' (its options: {', '.join(defaults) or 'none'})")
+        parsed.setdefault(metric_name, {})[option] = method_flags.typed_value(
+            value, defaults[option], item, "metric_options")
+    return parsed
 
 
 def check_flags():

@@ -23,23 +23,23 @@ def define(flag_values=FLAGS):
     return (FLAG,)
 
 
-def _value(text, default, item):
-    """`text` as the type of the option's `default` (text options are
-    checked against their choices by `methods.method_options`)."""
-    if default is None:
-        raise TfcafError(f"--{FLAG}={item}: an array option; pass it from Python")
+def typed_value(text, default, item, flag=FLAG):
+    """`text` of `--flag=item` as the type of the option's `default` (text
+    options are checked against their choices by their registry)."""
+    if default is None or isinstance(default, (tuple, list)):
+        raise TfcafError(f"--{flag}={item}: an array option; pass it from Python")
     if isinstance(default, str):
         return text
     if isinstance(default, bool):
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
-        raise TfcafError(f"--{FLAG}={item}: {text!r} is not true or false")
+        raise TfcafError(f"--{flag}={item}: {text!r} is not true or false")
     kind = int if isinstance(default, int) else float
     try:
         return kind(text)
     except ValueError:
         wanted = "an integer" if kind is int else "a number"
-        raise TfcafError(f"--{FLAG}={item}: {text!r} is not {wanted}") from None
+        raise TfcafError(f"--{flag}={item}: {text!r} is not {wanted}") from None
 
 
 def method_options_flag(flag_values=FLAGS):
@@ -61,7 +61,7 @@ def method_options_flag(flag_values=FLAGS):
             raise TfcafError(f"--{FLAG}={item}: {method_name} has no option '{option}' "
                              f"(its options: {valid})")
         options = parsed.setdefault(method_name, {})
-        options[option] = _value(value, method.options[option], item)
+        options[option] = typed_value(value, method.options[option], item)
         try:
             method_options(method, options)
         except TfcafError as err:

@@ -46,6 +46,10 @@ class ImageDataset:
         box_file: the file the boxes are read from, or would be when it
             is optional and absent (folder: `boxes.csv`), for messages;
             "" when the loader names none.
+        masks: None (no masks), or N pairs ([instance mask files], ignore
+            file or "") of ground-truth foreground masks
+            (`tfcaf.data.masks`); an example without a mask has ([], "").
+        mask_file: the file the masks are listed in, for messages.
     """
     name: str
     split: str
@@ -59,6 +63,8 @@ class ImageDataset:
     augment: transforms.Augment = transforms.Augment()
     source: str = ""
     box_file: str = ""
+    masks: list | None = None
+    mask_file: str = ""
 
     def __post_init__(self):
         self.paths = np.asarray(self.paths, dtype=str)
@@ -68,6 +74,8 @@ class ImageDataset:
         self.image_size = _size_hw(self.image_size)
         if not len(self.paths) == len(self.labels) == len(self.boxes):
             raise TfcafError("paths, labels and boxes differ in length")
+        if self.masks is not None and len(self.masks) != len(self.paths):
+            raise TfcafError("paths and masks differ in length")
         if len(self.labels) and not (
                 0 <= self.labels.min() and
                 self.labels.max() < len(self.class_names)):
@@ -96,7 +104,8 @@ class ImageDataset:
         keep = np.arange(len(self))[keep]
         return dataclasses.replace(
             self, paths=self.paths[keep], labels=self.labels[keep],
-            boxes=[self.boxes[i] for i in keep])
+            boxes=[self.boxes[i] for i in keep],
+            masks=None if self.masks is None else [self.masks[i] for i in keep])
 
     def check(self, level="header", skip_bad_images=False):
         """Validates files and boxes (`checks.check_examples`); returns the
@@ -217,13 +226,33 @@ class ImageDataset:
             dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
+    def evenly_spaced_indices(self, count):
+        """(min(count, N),) int64 positions taken every len/count-th."""
+        stride = max(1, len(self) // max(count, 1))
+        return np.arange(0, len(self), stride)[:count]
+
     def evenly_spaced(self, count, batch_size=64, **example_options):
         """Batches of `count` examples taken every len/count-th, in order,
         so a slice covers all classes of a class-sorted split (validation
         during training, `--max_images` in evaluation)."""
-        stride = max(1, len(self) // max(count, 1))
-        indices = tf.data.Dataset.range(0, len(self), stride).take(count)
+        indices = tf.data.Dataset.from_tensor_slices(self.evenly_spaced_indices(count))
         return self.from_indices(indices, batch_size=batch_size, **example_options)
+
+    def gt_masks(self, indices):
+        """(n, H, W) uint8 ground-truth masks of the examples at `indices`
+        at `image_size`, in the pipeline's geometry (`tfcaf.data.masks`:
+        1 foreground, 0 background, 255 ignored).
+
+        Raises:
+            DataError: the dataset has no masks (naming `mask_file`).
+        """
+        from tfcaf.data import masks
+        if self.masks is None:
+            where = f": {self.mask_file} does not exist" if self.mask_file else ""
+            raise checks.DataError(f"{self.name}/{self.split} has no ground-truth masks{where}")
+        return np.stack([masks.fitted_mask(*self.masks[i], self.paths[i], self.image_size,
+                                           self.resize, self.crop_fraction)
+                         for i in indices])
 
     def pipeline(self, batch_size=32, *, shuffle=False, seed=0,
                  augment=False, repeat=False, drop_remainder=False,

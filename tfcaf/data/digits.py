@@ -9,7 +9,7 @@ long on the canvas, fainter), never closer than 2 pixels to the digit's box
 nor touching each other, and uniform grey pixel noise of +-8. So the digit
 is the largest, most salient object and its box (tight around its ink:
 pixels where the upscaled digit reaches 35% of full ink) is the
-localization target.
+localization target; those ink pixels are its ground-truth mask (PxAP).
 
 Splits are by source digit, per class 60/20/20 % train/val/test; every
 source digit is drawn `copies` times (4/2/2) with independent placement and
@@ -19,8 +19,9 @@ take all canvases of classes 0-4 (retrieval_train) and 5-9
 
 The set is generated once into `<data_dir>/digits-<hash>/` (hash of the
 parameters and generator version; data_dir defaults to
-`$XDG_CACHE_HOME/tfcaf` or `~/.cache/tfcaf`): PNG files under `images/`
-plus `annotations.json`, which records the parameters and seed. The folder
+`$XDG_CACHE_HOME/tfcaf` or `~/.cache/tfcaf`): PNG files under `images/`,
+their masks under `masks/`, and `annotations.json`, which records the
+parameters and seed. The folder
 is built under a temporary name and renamed into place when complete.
 """
 
@@ -41,7 +42,7 @@ from tfcaf.errors import TfcafError
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
 """Generator version, part of the cache hash: bump it when the rendering
 changes so that old caches are not mistaken for new ones."""
 SPLITS = ("train", "val", "test")
@@ -185,7 +186,8 @@ def render(image, pool, images, key, config):
 
     Returns:
         canvas (S, S, 3) uint8 RGB, box (4,) int (x_min, y_min, x_max,
-        y_max), pixels, max exclusive.
+        y_max), pixels, max exclusive, and mask (S, S) bool, the digit's
+        ink pixels (clutter never reaches them).
     """
     # Python's generator for the many scalar draws (ten times cheaper per
     # call than numpy's), numpy's for the noise image.
@@ -218,11 +220,13 @@ def render(image, pool, images, key, config):
     canvas += noise.integers(-config.noise, config.noise + 1, (size, size),
                              dtype=np.int8)
     canvas = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(canvas.transpose(1, 2, 0)), box
+    mask = np.zeros((size, size), bool)
+    mask[y:y + h, x:x + w] = alpha > 0
+    return np.ascontiguousarray(canvas.transpose(1, 2, 0)), box, mask
 
 
 def _records(config):
-    """Renders every canvas; yields (record dict, canvas)."""
+    """Renders every canvas; yields (record dict, canvas, mask)."""
     from sklearn.datasets import load_digits  # imported late: slow import
     digits = load_digits()
     images, targets = digits.images, digits.target
@@ -232,11 +236,12 @@ def _records(config):
             pool = sources[targets[sources] != targets[source]]
             for copy in range(config.copies[split_id]):
                 key = (config.seed, split_id, int(source), copy)
-                canvas, box = render(images[source], pool, images, key, config)
+                canvas, box, mask = render(images[source], pool, images, key, config)
                 yield {"file": f"images/{split}/{source:04d}_{copy}.png",
+                       "mask": f"masks/{split}/{source:04d}_{copy}.png",
                        "label": int(targets[source]), "split": split,
                        "source": int(source), "copy": copy,
-                       "box": [int(v) for v in box]}, canvas
+                       "box": [int(v) for v in box]}, canvas, mask
 
 
 def _annotation_text(config, records):
@@ -250,15 +255,18 @@ def _annotation_text(config, records):
 
 
 def generate(folder, config):
-    """Writes the whole set into `folder` (which must exist): PNG images,
-    then `annotations.json` last."""
+    """Writes the whole set into `folder` (which must exist): PNG images
+    and masks (0/255), then `annotations.json` last."""
     for split in SPLITS:
-        os.makedirs(os.path.join(folder, "images", split), exist_ok=True)
+        for kind in ("images", "masks"):
+            os.makedirs(os.path.join(folder, kind, split), exist_ok=True)
     records = []
-    for record, canvas in _records(config):
-        path = os.path.join(folder, record["file"])
-        if not cv2.imwrite(path, canvas[..., ::-1]):
-            raise OSError(f"could not write {path}")
+    for record, canvas, mask in _records(config):
+        for name, pixels in ((record["file"], canvas[..., ::-1]),
+                             (record["mask"], mask.astype(np.uint8) * 255)):
+            path = os.path.join(folder, name)
+            if not cv2.imwrite(path, pixels):
+                raise OSError(f"could not write {path}")
         records.append(record)
         if len(records) % 1000 == 0:
             log.info("digits: %d canvases written to %s", len(records), folder)
@@ -346,6 +354,8 @@ def load_digits(data_dir=None, split="train", *, config=None, image_size=None,
         paths=[os.path.join(folder, r["file"]) for r in chosen],
         labels=[r["label"] - first for r in chosen],
         boxes=[[r["box"]] for r in chosen], class_names=names,
+        masks=[([os.path.join(folder, r["mask"])], "") for r in chosen],
+        mask_file=os.path.join(folder, "annotations.json"),
         image_size=image_size or config.canvas_size, resize=resize,
         augment=transforms.Augment(area=(0.6, 1.0), flip=False),
         source=os.path.join(folder, "annotations.json"))

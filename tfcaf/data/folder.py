@@ -2,6 +2,7 @@
 
     <data_dir>/[<split>/]<class name>/<image>.{jpg,jpeg,png,bmp,gif}
     <data_dir>/[<split>/]boxes.csv          (optional)
+    <data_dir>/[<split>/]masks.csv          (optional)
 Class ids are the positions of the class folder names in sorted order.
 With split "train", "val" or "test" the folder `<data_dir>/<split>` is read
 (it must exist); with split None, `<data_dir>` itself. The retrieval splits
@@ -14,12 +15,17 @@ box in pixels of the stored image, x_max and y_max exclusive. Images
 without a row have no boxes. The metrics that read boxes (IoU, MaxBoxAcc,
 pointing game) refuse a folder without `boxes.csv` (see
 `checks.require_boxes`).
+
+`masks.csv` lists ground-truth foreground masks as OpenImages does for
+wsolevaluation (`tfcaf.data.masks`): header `path,mask_path,ignore_path`,
+one row per instance mask (paths relative to the folder read); PxAP reads
+them.
 """
 
 import csv
 import os
 
-from tfcaf.data import checks, dataset
+from tfcaf.data import checks, dataset, masks
 from tfcaf.errors import TfcafError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -72,13 +78,15 @@ def _list_images(root):
 
 
 def load_folder(data_dir, split=None, *, boxes=None, image_size=224,
-                resize="resize", check="header", skip_bad_images=False):
+                resize="resize", check="header", skip_bad_images=False, mask_file=None):
     """The folder dataset as an `ImageDataset`.
 
     Args:
         data_dir: the root folder (see the module docstring).
         split: one of `SPLITS`.
         boxes: box CSV file (default `boxes.csv` in the folder read, if any).
+        mask_file: mask CSV file (default `masks.csv` in the folder read,
+            if any).
         image_size, resize, check, skip_bad_images: see `load_dataset`.
     """
     if split not in SPLITS:
@@ -89,6 +97,9 @@ def load_folder(data_dir, split=None, *, boxes=None, image_size=224,
     default_boxes = os.path.join(root, "boxes.csv")
     boxes = boxes or (default_boxes if os.path.isfile(default_boxes) else None)
     table = read_boxes(boxes, {p for p, _ in items}) if boxes else {}
+    given, mask_file = mask_file, mask_file or os.path.join(root, "masks.csv")
+    mask_table = masks.read_mask_table(mask_file, {p for p, _ in items}, root) \
+        if given or os.path.isfile(mask_file) else None
     first, names = 0, classes
     if split in ("retrieval_train", "retrieval_test"):
         half = len(classes) // 2
@@ -101,5 +112,6 @@ def load_folder(data_dir, split=None, *, boxes=None, image_size=224,
         labels=[c - first for _, c in items],
         boxes=[table.get(p, []) for p, _ in items], class_names=names,
         image_size=image_size, resize=resize, source=boxes or root,
-        box_file=boxes or default_boxes)
+        box_file=boxes or default_boxes, mask_file=mask_file,
+        masks=None if mask_table is None else [mask_table.get(p, ([], "")) for p, _ in items])
     return data.check(check, skip_bad_images)

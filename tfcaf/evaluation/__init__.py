@@ -9,7 +9,7 @@ from tfcaf import lazy
 
 # Public name -> the submodule that defines it.
 _SOURCES = {
-    "BOX_PROTOCOLS": "config", "METRICS": "config", "EvalConfig": "config",
+    "BOX_PROTOCOLS": "config", "EvalConfig": "config",
     "METHODS": "adapters", "KerasAdapter": "adapters", "SavedModelAdapter": "adapters",
     "load_adapter": "adapters",
     "evaluate": "pipeline",

@@ -7,11 +7,10 @@ user typed (`--cam_threshold must be in [0, 1], got 2`).
 import dataclasses
 
 from tfcaf.errors import TfcafError
-from tfcaf.names import BOX_PROTOCOLS, METRICS
+from tfcaf.metrics import registry
+from tfcaf.names import BOX_PROTOCOLS
 
-# Zhang et al.'s pointing-game tolerance, here (not in the TensorFlow-bound
-# `tfcaf.metrics.faithfulness`) so that bin/evaluate's flag reads it unloaded.
-POINTING_TOLERANCE = 15
+POINTING_TOLERANCE = registry.metric("pointing_game").options["tolerance"]
 
 
 def _sequence(value):
@@ -23,7 +22,7 @@ class EvalConfig:
     """Settings of `tfcaf.evaluation.evaluate`.
 
     Args:
-        metrics: any of `METRICS`.
+        metrics: names of registered metrics (`tfcaf.metrics.registry`).
         methods: heatmap methods (those that do not apply to the model are
             skipped with a warning).
         cam_threshold: τ in [0, 1] of the box at a fixed threshold (top-1 /
@@ -43,6 +42,9 @@ class EvalConfig:
         sanity_cascading: True: cumulative randomisation; False: one layer
             at a time.
         seed: seed of K-means, of the randomisation and of noise baselines.
+        metric_options: {metric: {option: value}} overriding a metric's
+            defaults (`Metric.options`; the fields above set those of the
+            same name).
     """
     metrics: tuple = ("iou",)
     methods: tuple = ("l2caf",)
@@ -58,6 +60,7 @@ class EvalConfig:
     sanity_stages: int = 6
     sanity_cascading: bool = True
     seed: int = 0
+    metric_options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         # Accept lists and single names; the frozen dataclass stores tuples.
@@ -66,12 +69,17 @@ class EvalConfig:
 
     def validate(self):
         """Raises `TfcafError` naming the first bad field as its flag."""
-        unknown = [m for m in self.metrics if m not in METRICS]
+        names = registry.names()
+        unknown = [m for m in self.metrics if m not in names]
         if unknown:
             raise TfcafError(f"--metric: unknown {', '.join(unknown)}; "
-                             f"choose from {', '.join(METRICS)}")
+                             f"choose from {', '.join(names)}")
         if not self.metrics:
-            raise TfcafError(f"--metric is empty; choose from {', '.join(METRICS)}")
+            raise TfcafError(f"--metric is empty; choose from {', '.join(names)}")
+        for name, given in self.metric_options.items():
+            if name not in self.metrics:
+                raise TfcafError(f"--metric_options: metric {name!r} is not in --metric")
+            registry.metric(name).resolve_options(self, given)
         if self.box_protocol not in BOX_PROTOCOLS:
             raise TfcafError(f"--box_protocol must be one of {', '.join(BOX_PROTOCOLS)}, "
                              f"got '{self.box_protocol}'")

@@ -3,13 +3,14 @@
 import logging
 import os
 
-from tfcaf.data.checks import require_boxes
+from tfcaf.data.checks import DataError, require_boxes
 from tfcaf.errors import TfcafError
 from tfcaf.evaluation import report, runner, sanity
 from tfcaf.evaluation.adapters import KerasAdapter
 from tfcaf.evaluation.config import EvalConfig
 from tfcaf.metrics import faithfulness as fm
 from tfcaf.metrics import localization as loc
+from tfcaf.metrics import registry
 from tfcaf.metrics.degenerate import degenerate_warning
 from tfcaf.outputs import OutputSet
 from tfcaf.versions import versions
@@ -17,7 +18,6 @@ from tfcaf.versions import versions
 log = logging.getLogger("tfcaf.evaluate")
 _BOX_REFERENCE = {"wsolevaluation": "equal to clovaai/wsolevaluation@96f4b88",
                   "tfcaf": "tfcaf's connected-component boxes (docs/method.md §5)"}
-_LOCALIZING = {"iou", "maxboxacc"}
 
 
 def _usable_methods(adapter, methods):
@@ -31,16 +31,29 @@ def _usable_methods(adapter, methods):
     return usable
 
 
+def _needing(metrics, need):
+    return [m.name for m in metrics if need in m.needs]
+
+
 def _check(metrics, adapter, dataset):
-    """User errors that can be told before any image is run."""
-    boxed = sorted((_LOCALIZING | {"pointing_game"}) & set(metrics))
+    """User errors that can be told before any image is run: what each
+    metric `needs` (`tfcaf.metrics.registry.NEEDS`)."""
+    boxed = _needing(metrics, "boxes")
     if boxed:
         require_boxes(dataset, "--metric=" + ",".join(boxed))
-    if {"recall", "nmi"} & set(metrics) and not adapter.embedding:
-        raise TfcafError("--metric=recall/nmi needs a retrieval net (embedding output)")
-    if "sanity" in metrics and not isinstance(adapter, KerasAdapter):
-        raise TfcafError("--metric=sanity randomises weights: give a .keras model")
-    if set(runner.FAITHFULNESS) & set(metrics):
+    masked = _needing(metrics, "masks")
+    if masked and getattr(dataset, "masks", None) is None:
+        where = f" ({dataset.mask_file} does not exist)" if getattr(
+            dataset, "mask_file", "") else ""
+        raise DataError(f"--metric={','.join(masked)} needs ground-truth masks: "
+                        f"{dataset.name}/{dataset.split} has none{where}")
+    if _needing(metrics, "embedding") and not adapter.embedding:
+        raise TfcafError(f"--metric={'/'.join(_needing(metrics, 'embedding'))} needs a "
+                         "retrieval net (embedding output)")
+    if _needing(metrics, "keras_model") and not isinstance(adapter, KerasAdapter):
+        raise TfcafError(f"--metric={','.join(_needing(metrics, 'keras_model'))} randomises "
+                         "weights: give a .keras model")
+    if _needing(metrics, "scores"):
         adapter.scores_input()  # raises when the model cannot be scored
 
 
@@ -70,17 +83,17 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
         pass) and, per metric, "retrieval", "top1_accuracy", "sanity".
     """
     config.validate()
-    metrics = set(config.metrics)
+    metrics = [registry.metric(n) for n in config.metrics]
     _check(metrics, adapter, dataset)
     methods = _usable_methods(adapter, config.methods)
-    mapping = (_LOCALIZING | set(runner.FAITHFULNESS)) & metrics
+    mapping = any(m.scope == "maps" for m in metrics)
     if mapping and not methods:
         raise TfcafError("no --methods apply to this model")
     outputs = OutputSet(out_dir, "out_dir", staged=True)
-    outputs.claim([os.path.join(out_dir, name) for name in _file_names(metrics, bool(mapping))])
-    log.info("evaluating %s on %s/%s", ", ".join(sorted(metrics)), dataset.name, dataset.split)
+    outputs.claim([os.path.join(out_dir, name) for name in _file_names(metrics, mapping)])
+    log.info("evaluating %s on %s/%s", ", ".join(config.metrics), dataset.name, dataset.split)
     result = runner.run_pass(adapter, dataset, methods if mapping else [], config)
-    explained = methods if mapping or "sanity" in metrics else []
+    explained = methods if mapping or "sanity" in config.metrics else []
     summary = {"dataset": f"{dataset.name}/{dataset.split}", "images": int(len(result.labels)),
                "methods": {m: {} for m in (methods if mapping else [])},
                "settings": _settings(config, adapter, explained), "protocols": {},
@@ -89,7 +102,7 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
         if count:
             log.warning("warning: %s", degenerate_warning(method, count, len(result.labels)))
     curves = _fill(summary, result, adapter, config)
-    if "sanity" in metrics:
+    if "sanity" in config.metrics:
         summary["sanity_mode"] = "cascading" if config.sanity_cascading else "independent"
         summary["sanity"] = _sanity(adapter, dataset, methods, config)
     try:
@@ -104,84 +117,65 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
 
 def _file_names(metrics, mapping):
     """The files a run with `metrics` may write (`_write`)."""
-    return (["metrics.json", "report.md"] + (["sanity.png"] if "sanity" in metrics else [])
-            + (["curves.png"] if set(runner.FAITHFULNESS) & metrics else [])
+    names = [m.name for m in metrics]
+    return (["metrics.json", "report.md"] + (["sanity.png"] if "sanity" in names else [])
+            + (["curves.png"] if any(m.curves for m in metrics) else [])
             + (["examples.png"] if mapping else []))
 
 
 def _settings(config, adapter, methods):
     """Everything a number depends on, for metrics.json: the metrics'
-    settings, the model (`adapter.settings()`), each method's layer, filter
-    and resolved solver (`adapter.method_settings`), and the versions."""
+    settings (each metric's resolved options), the model
+    (`adapter.settings()`), each method's layer, filter and resolved solver
+    (`adapter.method_settings`), and the versions."""
     settings = {"box_protocol": config.box_protocol, "cam_threshold": config.cam_threshold,
                 "iou_threshold": config.iou_threshold, "seed": config.seed,
                 "maxboxacc_thresholds": "0, 0.01, ..., 0.99", "nmi_inits": config.nmi_inits,
                 "max_images": config.max_images, "model": adapter.settings(),
                 "methods": {m: adapter.method_settings(m) for m in methods},
-                "versions": versions()}
+                "metric_options": runner.metric_options(config), "versions": versions()}
     if "sanity" in config.metrics:
         settings.update(sanity_images=config.sanity_images, sanity_stages=config.sanity_stages,
                         sanity_mode="cascading" if config.sanity_cascading else "independent")
-    if set(runner.FAITHFULNESS) & set(config.metrics):
+    if any("scores" in registry.metric(n).needs for n in config.metrics):
         settings.update(faithfulness_step=config.faithfulness_step or "image width",
                         substrate_rgb=[float(v) for v in adapter.scores_input()[1]],
-                        blur={"kernel": fm.BLUR_SIZE, "sigma": fm.BLUR_SIGMA},
-                        pointing_tolerance_px=config.pointing_tolerance)
+                        blur={"kernel": fm.BLUR_SIZE, "sigma": fm.BLUR_SIGMA})
+    if "pointing_game" in config.metrics:
+        settings["pointing_tolerance_px"] = config.pointing_tolerance
     return settings
+
+
+def _protocol(metric, options, settings, embedding):
+    """The report's protocol sentence of `metric`, its options filled in."""
+    score = "cosine similarity to the image's embedding" if embedding else \
+        "softmax probability of the ground-truth class"
+    substrate = ", ".join(f"{v:g}" for v in settings.get("substrate_rgb", ()))
+    shown = {k: ("image width" if v is None else v) for k, v in options.items()}
+    return metric.protocol.format(
+        score=score, substrate=substrate,
+        box_reference=_BOX_REFERENCE.get(options.get("box_protocol"), ""), **shown)
 
 
 def _fill(summary, result, adapter, config):
     """Adds every requested metric and its protocol line to `summary`;
-    returns the deletion/insertion mean curves."""
-    metrics, protocols = set(config.metrics), summary["protocols"]
-    boxes = f"{config.box_protocol} protocol, {_BOX_REFERENCE[config.box_protocol]}"
-    if "iou" in metrics:
-        table, top1 = runner.localization_metrics(result, adapter.embedding,
-                                                  config.iou_threshold)
-        summary["top1_condition"] = "R@1" if adapter.embedding else "top-1 class"
-        summary["top1_accuracy"] = top1
+    returns the mean curves (method -> name -> (S + 1,))."""
+    options = runner.metric_options(config)
+    protocols, curves = summary["protocols"], {}
+    if any(registry.metric(n).scope == "maps" for n in config.metrics):
+        table, top1, curves = runner.map_metric_tables(result, adapter.embedding, config)
         _merge(summary, table)
-        protocols["top1_loc, gt_known_loc"] = (
-            f"largest-contour box at τ = {config.cam_threshold}, IoU ≥ "
-            f"{config.iou_threshold}; {boxes}")
-    if "maxboxacc" in metrics:
-        _merge(summary, runner.maxboxacc_metrics(result))
-        protocols["maxboxacc_v1, maxboxacc_v2"] = f"MaxBoxAcc / MaxBoxAccV2, {boxes}"
-    if {"recall", "nmi"} & metrics:
-        summary["retrieval"] = runner.retrieval_metrics(result, config.seed, config.nmi_inits,
-                                                        metrics)
-    if "nmi" in metrics:
-        protocols["nmi"] = (f"scikit-learn KMeans(n_init={config.nmi_inits}, random_state="
-                            f"{config.seed}) + NMI (geometric mean), as in the metric-"
-                            "learning literature")
-    if not set(runner.FAITHFULNESS) & metrics:
-        return {}
-    table, curves = runner.faithfulness_metrics(result)
-    _merge(summary, {m: _faithfulness_columns(row) for m, row in table.items()})
-    protocols.update(_faithfulness_protocols(summary["settings"], adapter.embedding))
+        if "iou" in config.metrics:
+            summary["top1_condition"] = "R@1" if adapter.embedding else "top-1 class"
+            summary["top1_accuracy"] = top1
+    if any(registry.metric(n).scope == "outputs" for n in config.metrics):
+        summary["retrieval"] = runner.output_metrics(result, config)
+    for name in config.metrics:
+        metric = registry.metric(name)
+        if metric.protocol and metric.scope != "model":
+            protocols[name] = _protocol(metric, options[name], summary["settings"],
+                                        adapter.embedding)
     return curves
-
-
-def _faithfulness_columns(row):
-    names = {"deletion": "deletion_auc", "insertion": "insertion_auc"}
-    return {names.get(k, k): v for k, v in row.items()}
-
-
-def _faithfulness_protocols(settings, embedding):
-    score = "cosine similarity to the image's embedding" if embedding else \
-        "softmax probability of the ground-truth class"
-    substrate = ", ".join(f"{v:g}" for v in settings["substrate_rgb"])
-    return {
-        "deletion_auc, insertion_auc": (
-            f"RISE (Petsiuk et al. 2018): {score}, {settings['faithfulness_step']} pixels per "
-            f"step, substrate RGB ({substrate}), insertion from eclique/RISE's Gaussian "
-            "blur gkern(11, 5), trapezoid AUC on [0, 1]; deletion lower is better"),
-        "average_drop, increase_in_confidence": (
-            f"Grad-CAM++ (Chattopadhay et al. 2018): {score} on image ⊙ heatmap; Average "
-            "Drop lower is better"),
-        "pointing_game": (f"Zhang et al. 2016: maximum inside a GT box ± "
-                          f"{settings['pointing_tolerance_px']} px"),
-    }
 
 
 def _merge(summary, table):
@@ -199,15 +193,15 @@ def _sanity(adapter, dataset, methods, config):
 
 def _report_lines(summary, methods):
     lines = [f"# Evaluation on {summary['dataset']} ({summary['images']} images)", ""]
-    columns = [c for c in ("top1_loc", "gt_known_loc", "maxboxacc_v1", "best_threshold",
-                           "maxboxacc_v2", "deletion_auc", "insertion_auc", "average_drop",
-                           "increase_in_confidence", "pointing_game")
-               if any(c in v for v in summary["methods"].values())]
+    columns = list(dict.fromkeys(c for v in summary["methods"].values() for c in v))
     if columns:
-        lines += [report.markdown_table(summary["methods"], columns), "",
-                  "Columns in % except thresholds and AUCs (in [0, 1]). Protocols:", ""]
-        lines += [f"- {names}: {text}." for names, text in summary["protocols"].items()
-                  if names != "nmi"]
+        percent = {c for m in registry.METRICS.values() for c in m.percent}
+        lines += [report.markdown_table(summary["methods"], columns,
+                                        percent_columns=percent), "",
+                  "Columns in %: " + (", ".join(c for c in columns if c in percent) or "none")
+                  + "; the others as computed. Protocols:", ""]
+        lines += [f"- {name}: {text}." for name, text in summary["protocols"].items()
+                  if registry.metric(name).scope == "maps"]
         if "top1_accuracy" in summary:
             lines.append(f"- Top-1 condition: {summary['top1_condition']} "
                          f"({100 * summary['top1_accuracy']:.1f}% of images).")
@@ -215,8 +209,8 @@ def _report_lines(summary, methods):
     if "retrieval" in summary:
         lines += [report.markdown_table({"embedding": summary["retrieval"]},
                                         list(summary["retrieval"]), first="net"), ""]
-        if "nmi" in summary["protocols"]:
-            lines += [f"NMI: {summary['protocols']['nmi']}.", ""]
+        lines += [f"{name}: {text}." for name, text in summary["protocols"].items()
+                  if registry.metric(name).scope == "outputs"] + [""]
     lines += _settings_lines(summary)
     if "sanity" in summary:
         table = {r["layer"]: {m: r[m]["spearman"] for m in methods} for r in summary["sanity"]}

@@ -31,12 +31,18 @@ def write_text(path, text):
         f.write(text)
 
 
-def markdown_table(rows, columns, first="method", percent=True):
+def markdown_table(rows, columns, first="method", percent=True, percent_columns=None):
     """rows: name -> {column: value}; with `percent`, values in [0, 1] are
-    shown as percentages (thresholds and AUCs excepted)."""
+    shown as percentages: those of `percent_columns` when given, else all
+    but thresholds and AUCs."""
+    def shown_as_percent(column):
+        if percent_columns is not None:
+            return column in percent_columns
+        return percent and not any(word in column for word in _PLAIN_COLUMNS)
+
     def cell(value, column):
         if isinstance(value, float):
-            if percent and not any(word in column for word in _PLAIN_COLUMNS):
+            if shown_as_percent(column):
                 return f"{100 * value:.1f}"
             return f"{value:.3f}"
         return "–" if value is None else str(value)

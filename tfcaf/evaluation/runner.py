@@ -1,7 +1,9 @@
 """One pass over a dataset: outputs, heatmaps per method, and the per-image
-values (IoUs, faithfulness scores) that every metric is computed from."""
+values every "maps" metric of the registry (`tfcaf.metrics.registry`)
+computes from them, batch by batch; then each metric's summary."""
 
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -9,29 +11,21 @@ import time
 import numpy as np
 
 from tfcaf.evaluation.adapters import check_classes, top1_correct
-from tfcaf.metrics import faithfulness as fm
-from tfcaf.metrics import localization as loc
+from tfcaf.metrics import registry
 from tfcaf.metrics.degenerate import degenerate_maps
-from tfcaf.metrics.retrieval import nmi, recall_at_k
 
 log = logging.getLogger("tfcaf.evaluate")
-FAITHFULNESS = ("deletion", "insertion", "average_drop", "pointing_game")
 
 
 @dataclasses.dataclass
 class Pass:
-    """What one pass collected (N images, T thresholds).
+    """What one pass collected (N images).
 
     Attributes:
         outputs: (N, K) logits/probabilities or (N, D) embeddings.
         labels: (N,) class ids.
-        ious: method -> (N,) best IoU of the largest-component box at the
-            CAM threshold.
-        sweep_v1, sweep_v2: method -> (N, T) best IoU at each MaxBoxAcc
-            threshold (largest component / all components).
-        faithfulness: method -> name -> (N,) per-image values
-            ("deletion", "insertion" AUCs, "drop" in [0, 1], "increase" and
-            "pointing" bool) and "deletion_curve"/"insertion_curve" (N, S + 1).
+        values: method -> metric name -> key -> (N, ...) per-image values
+            (the metric's `values`).
         examples: first images (n, H, W, 3), their GT boxes, and method ->
             (n, H, W) heatmaps and (n, h, w) raw maps, for the report's
             picture grid.
@@ -40,10 +34,7 @@ class Pass:
     """
     outputs: np.ndarray
     labels: np.ndarray
-    ious: dict
-    sweep_v1: dict
-    sweep_v2: dict
-    faithfulness: dict
+    values: dict
     examples: dict
     degenerate: dict
 
@@ -55,151 +46,123 @@ def _progress(done, total, started):
     sys.stderr.flush()
 
 
-def _box_values(raw, heatmaps, boxes, image_size, config, sweep):
-    """Per image: IoU at τ and, with `sweep`, the (T,) v1/v2 sweeps, under
-    `config.box_protocol` (wsolevaluation: raw maps, as its code takes them)."""
-    maps = raw if config.box_protocol == "wsolevaluation" else heatmaps
-    thresholds = loc.MAXBOXACC_THRESHOLDS
-    ious, v1, v2 = [], [], []
-    for heatmap, gt in zip(maps, boxes):
-        ious.append(loc.box_iou_at(heatmap, gt, config.cam_threshold, config.box_protocol,
-                                   image_size))
-        if sweep:
-            largest, best = loc.sweep_ious(heatmap, gt, thresholds, config.box_protocol,
-                                           image_size)
-            v1.append(largest)
-            v2.append(best)
-    return ious, v1, v2
+def metric_options(config):
+    """name -> resolved options of every metric of `config`
+    (`Metric.resolve_options`, with `config.metric_options`)."""
+    return {name: registry.metric(name).resolve_options(config,
+                                                        config.metric_options.get(name))
+            for name in config.metrics}
 
 
-def _faithfulness_values(adapter, images, labels, heatmaps, boxes, metrics, config):
-    """Per-image faithfulness values of one batch (see `Pass.faithfulness`)."""
-    predict, substrate = adapter.scores_input()
-    options = dict(embedding=adapter.embedding, substrate=substrate,
-                   batch_size=config.batch_size)
-    values = {}
-    if {"deletion", "insertion"} & set(metrics):
-        curves = fm.deletion_insertion(predict, images, heatmaps, labels,
-                                       step=config.faithfulness_step, **options)
-        values.update(curves)
-    if "average_drop" in metrics:
-        drop = fm.average_drop_increase(predict, images, heatmaps, labels, **options)
-        values.update(drop=drop["drop"], increase=drop["increase"])
-    if "pointing_game" in metrics:
-        values["pointing"] = fm.pointing_game(
-            heatmaps, boxes, tolerance=config.pointing_tolerance)["hits"]
+def _batch_values(batch, metrics, options):
+    """metric name -> {key: (n, ...)} of one method's batch. Metrics that
+    share a function and options (deletion and insertion) run it once."""
+    results, values = {}, {}
+    for metric in metrics:
+        function = registry.load(metric.batch_function or metric.function)
+        arguments = metric.arguments(batch, options[metric.name], function)
+        key = (function, json.dumps({k: v for k, v in arguments.items()
+                                     if k in options[metric.name]}, sort_keys=True, default=str))
+        if key not in results:
+            results[key] = function(**arguments)
+        values[metric.name] = {k: np.asarray(results[key][k]) for k in metric.values}
     return values
 
 
-def _append(store, values):
-    for key, value in values.items():
-        store.setdefault(key, []).append(np.asarray(value))
+def _batches(dataset, total, batch_size, masks):
+    """(images, labels, boxes, masks or None) numpy batches of the evenly
+    spaced `total` examples."""
+    indices = dataset.evenly_spaced_indices(total) if masks else None
+    for start, (images, labels, boxes) in zip(range(0, total, batch_size),
+                                             dataset.evenly_spaced(total, batch_size)):
+        yield (images.numpy(), labels.numpy(), boxes.numpy(),
+               dataset.gt_masks(indices[start:start + batch_size]) if masks else None)
+
+
+def _method_batch(adapter, method, images, labels, boxes, masks, scoring, config):
+    """The `MetricBatch` of `method` on one batch, and its raw maps."""
+    raw, heatmaps = adapter.maps(images, labels, method)
+    predict, substrate = scoring if scoring else (None, None)
+    return registry.MetricBatch(
+        images=images, targets=labels, boxes=boxes, masks=masks, heatmaps=heatmaps,
+        maps=raw, predict=predict, substrate=substrate, embedding=adapter.embedding,
+        explain=lambda x, t: adapter.maps(x, t, method)[1], batch_size=config.batch_size,
+        seed=config.seed, image_size=images.shape[1:3])
 
 
 def run_pass(adapter, dataset, methods, config, example_count=8):
     """Runs `adapter` over `dataset` (or an evenly spaced `config.max_images`
-    slice), computing what `config.metrics` need for each of `methods`.
+    slice), computing what the "maps" metrics of `config.metrics` need for
+    each of `methods`.
 
     Raises:
         TfcafError: the dataset has more classes than the classifier has
             outputs (`adapters.check_classes`), before any image is run.
     """
     check_classes(adapter, dataset)
-    metrics = set(config.metrics)
-    localizing, sweep = bool({"iou", "maxboxacc"} & metrics), "maxboxacc" in metrics
-    faithful = [m for m in FAITHFULNESS if m in metrics]
+    metrics = [registry.metric(n) for n in config.metrics
+               if registry.metric(n).scope == "maps"]
+    options = metric_options(config)
+    scoring = adapter.scores_input() if any("scores" in m.needs for m in metrics) else None
+    masks = any("masks" in m.needs for m in metrics)
     total = min(len(dataset), config.max_images or len(dataset))
     outputs, labels = [], []
-    per_method = {m: {"ious": [], "v1": [], "v2": [], "faithfulness": {}, "degenerate": 0}
-                  for m in methods}
+    values = {m: {metric.name: {} for metric in metrics} for m in methods}
+    degenerate = {m: 0 for m in methods}
     examples = {"images": [], "boxes": [], "heatmaps": {m: [] for m in methods},
                 "maps": {m: [] for m in methods}}
     started, done = time.time(), 0
-    for images, batch_labels, boxes in dataset.evenly_spaced(total, config.batch_size):
-        images, batch_labels, boxes = images.numpy(), batch_labels.numpy(), boxes.numpy()
+    for images, batch_labels, boxes, batch_masks in _batches(dataset, total, config.batch_size,
+                                                             masks):
         outputs.append(adapter.outputs(images))
         labels.append(batch_labels)
         room = example_count - len(examples["images"])
         examples["images"] += list(images[:room])
         examples["boxes"] += list(boxes[:room])
         for method in methods:
-            raw, heatmaps = adapter.maps(images, batch_labels, method)
-            examples["heatmaps"][method] += list(heatmaps[:room])
-            examples["maps"][method] += list(raw[:room])
-            store = per_method[method]
-            store["degenerate"] += int(degenerate_maps(raw).sum())
-            if localizing:
-                ious, v1, v2 = _box_values(raw, heatmaps, boxes, images.shape[1:3], config,
-                                           sweep)
-                store["ious"] += ious
-                store["v1"] += v1
-                store["v2"] += v2
-            if faithful:
-                _append(store["faithfulness"], _faithfulness_values(
-                    adapter, images, batch_labels, heatmaps, boxes, faithful, config))
+            batch = _method_batch(adapter, method, images, batch_labels, boxes, batch_masks,
+                                  scoring, config)
+            examples["heatmaps"][method] += list(batch.heatmaps[:room])
+            examples["maps"][method] += list(batch.maps[:room])
+            degenerate[method] += int(degenerate_maps(batch.maps).sum())
+            for name, per_image in _batch_values(batch, metrics, options).items():
+                for key, value in per_image.items():
+                    values[method][name].setdefault(key, []).append(value)
         done += len(images)
         _progress(done, total, started)
     sys.stderr.write("\n")
-    pick = lambda key: {m: np.array(v[key]) for m, v in per_method.items()}
-    faithfulness = {m: {k: np.concatenate(v) for k, v in per_method[m]["faithfulness"].items()}
-                    for m in methods}
-    return Pass(np.concatenate(outputs), np.concatenate(labels), pick("ious"), pick("v1"),
-                pick("v2"), faithfulness,
-                {**examples, **{key: {m: np.array(v) for m, v in examples[key].items()}
-                                for key in ("heatmaps", "maps")}},
-                {m: v["degenerate"] for m, v in per_method.items()})
+    values = {m: {name: {k: np.concatenate(v) for k, v in keys.items()}
+                  for name, keys in per_metric.items()} for m, per_metric in values.items()}
+    examples.update({key: {m: np.array(v) for m, v in examples[key].items()}
+                     for key in ("heatmaps", "maps")})
+    return Pass(np.concatenate(outputs), np.concatenate(labels), values, examples, degenerate)
 
 
-def localization_metrics(result, embedding, iou_threshold=0.5):
-    """method -> {top1_loc, gt_known_loc} in [0, 1], and the top-1 rate."""
+def map_metric_tables(result, embedding, config):
+    """method -> {column: value} of every "maps" metric, the top-1 rate
+    (None unless a summary reads it), and method -> curve name -> mean
+    curve (S + 1,)."""
     correct = top1_correct(result.outputs, result.labels, embedding)
-    table = {}
-    for method, ious in result.ious.items():
-        accuracy = loc.accuracy_from_ious(ious, correct, iou_threshold)
-        table[method] = {k: accuracy[k] for k in ("top1_loc", "gt_known_loc")}
-    return table, float(np.mean(correct))
-
-
-def maxboxacc_metrics(result):
-    """method -> {maxboxacc_v1, best_threshold, maxboxacc_v2}."""
-    table = {}
-    for method in result.sweep_v1:
-        v1 = loc.max_box_acc_from_ious(result.sweep_v1[method], version=1)
-        v2 = loc.max_box_acc_from_ious(result.sweep_v2[method], version=2)
-        table[method] = {"maxboxacc_v1": v1["max_box_acc"],
-                         "best_threshold": v1["best_threshold"],
-                         "maxboxacc_v2": v2["max_box_acc"]}
-    return table
-
-
-def faithfulness_metrics(result):
-    """method -> {deletion, insertion (AUC in [0, 1]), average_drop,
-    increase_in_confidence (in [0, 1], shown as %), pointing_game}, and
-    method -> {"deletion", "insertion"} mean curves (S + 1,)."""
+    options = metric_options(config)
     table, curves = {}, {}
-    for method, values in result.faithfulness.items():
-        row = {k: float(values[k].mean()) for k in ("deletion", "insertion") if k in values}
-        if "drop" in values:
-            row.update(average_drop=float(values["drop"].mean()),
-                       increase_in_confidence=float(values["increase"].mean()))
-        if "pointing" in values:
-            row["pointing_game"] = float(values["pointing"].mean())
-        table[method] = row
-        method_curves = {k: values[f"{k}_curve"].mean(axis=0)
-                         for k in ("deletion", "insertion") if f"{k}_curve" in values}
-        if method_curves:  # none without deletion/insertion: no curves.png
-            curves[method] = method_curves
-    return table, curves
+    for method, per_metric in result.values.items():
+        table[method] = {}
+        for name, values in per_metric.items():
+            metric = registry.metric(name)
+            table[method].update(registry.summary(metric, values, correct, options[name]))
+            for curve, key in metric.curves.items():
+                curves.setdefault(method, {})[curve] = values[key].mean(axis=0)
+    return table, float(np.mean(correct)), curves
 
 
-def retrieval_metrics(result, seed=0, nmi_inits=10, metrics=("recall", "nmi")):
-    """{"recall@K": ...} (with "recall" in `metrics`) and "nmi" (with
-    "nmi") of the embeddings of the pass: only what was asked, as NMI's
-    K-means is the slow part."""
+def output_metrics(result, config):
+    """{column: value} of the "outputs" metrics of `config` (retrieval):
+    only what was asked, as NMI's K-means is the slow part."""
+    options = metric_options(config)
     values = {}
-    if "recall" in metrics:
-        recalls = recall_at_k(result.outputs, result.labels, ks=(1, 2, 4, 8))
-        values.update({f"recall@{k}": float(v) for k, v in recalls.items()})
-    if "nmi" in metrics:
-        values["nmi"] = float(nmi(result.outputs, result.labels, seed=seed, n_init=nmi_inits))
+    for name in config.metrics:
+        metric = registry.metric(name)
+        if metric.scope == "outputs":
+            values.update(registry.load(metric.batch_function)(
+                result.outputs, result.labels, **options[name]))
     return values

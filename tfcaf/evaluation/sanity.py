@@ -7,12 +7,11 @@ of the absolute maps and SSIM. A faithful method's similarity drops as the
 weights it explains are randomised.
 """
 
-import numpy as np
 import tensorflow as tf
 from keras import initializers
-from scipy import stats
 
 from tfcaf import graph
+from tfcaf.metrics.randomization import map_similarity
 
 
 def weighted_layers(model):
@@ -42,24 +41,6 @@ def reinitialize(layer, seed):
         variable.assign(tf.cast(fresh(variable.shape, dtype=variable.dtype), variable.dtype))
 
 
-def spearman(a, b):
-    """Mean over images of the rank correlation of |a| and |b|, raw maps
-    (N, h, w)."""
-    values = []
-    for x, y in zip(a, b):
-        x, y = np.abs(x).ravel(), np.abs(y).ravel()
-        values.append(0.0 if x.std() == 0 or y.std() == 0 else stats.spearmanr(x, y)[0])
-    return float(np.mean(values))
-
-
-def ssim(a, b):
-    """Mean SSIM of (N, H, W) maps in [0, 1]."""
-    a = tf.convert_to_tensor(np.asarray(a, np.float32)[..., None])
-    b = tf.convert_to_tensor(np.asarray(b, np.float32)[..., None])
-    size = min(11, a.shape[1], a.shape[2])
-    return float(tf.reduce_mean(tf.image.ssim(a, b, max_val=1.0, filter_size=size)))
-
-
 def randomization_check(adapter, images, labels, methods, stages=6, cascading=True, seed=0):
     """Similarity of each method's maps to the trained model's maps.
 
@@ -87,8 +68,7 @@ def randomization_check(adapter, images, labels, methods, stages=6, cascading=Tr
             row = {"layer": layer.name}
             for method in methods:
                 raw, heat = adapter.maps(images, labels, method)
-                row[method] = {"spearman": spearman(reference[method][0], raw),
-                               "ssim": ssim(reference[method][1], heat)}
+                row[method] = map_similarity(*reference[method], raw, heat)
             rows.append(row)
     finally:
         model.set_weights(trained_weights)

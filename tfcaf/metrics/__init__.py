@@ -1,10 +1,29 @@
-"""Evaluation metrics. Retrieval (Recall@K, NMI) is exported here;
-localization metrics live in `tfcaf.metrics.localization` (the
-wsolevaluation box protocol in `tfcaf.metrics.wsolevaluation`), faithfulness
-metrics in `tfcaf.metrics.faithfulness`."""
+"""Evaluation metrics: `tfcaf.metrics.<name>` is the library function of the
+registered metric `<name>` (`tfcaf.metrics.registry.METRICS`, the names of
+`bin/evaluate --metric`), on plain arrays, e.g.
+`tfcaf.metrics.pxap(heatmaps (N, H, W) in [0, 1], masks (N, H, W)) -> float`.
 
-from tfcaf.metrics.retrieval import nmi
-from tfcaf.metrics.retrieval import normalized_mutual_information
-from tfcaf.metrics.retrieval import recall_at_k
+Names are imported on first use, so importing the package loads no
+TensorFlow (the binaries read the registry before it loads).
+"""
 
-__all__ = ["nmi", "normalized_mutual_information", "recall_at_k"]
+from tfcaf.metrics import registry
+
+_ALIASES = {"normalized_mutual_information": "tfcaf.metrics.retrieval",
+            "recall_at_k": "tfcaf.metrics.retrieval"}
+
+
+def __getattr__(name):
+    import importlib
+    if name in registry.METRICS:
+        value = registry.load(registry.METRICS[name].function)
+    elif name in _ALIASES:
+        value = getattr(importlib.import_module(_ALIASES[name]), name)
+    else:
+        raise AttributeError(f"module 'tfcaf.metrics' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(registry.METRICS) | set(_ALIASES))

@@ -231,3 +231,43 @@ def max_box_acc_from_ious(ious, thresholds=MAXBOXACC_THRESHOLDS, version=1):
                 "best_threshold": float(thresholds[best])}
     per_iou = {delta: float((ious >= delta).mean(axis=0).max()) for delta in MAXBOXACC_V2_IOUS}
     return {"max_box_acc": float(np.mean(list(per_iou.values()))), "per_iou": per_iou}
+
+
+def _protocol_maps(maps, heatmaps, protocol):
+    """What `protocol` thresholds: wsolevaluation the raw maps, as its code
+    takes them; tfcaf the heatmaps at image size."""
+    return maps if protocol == "wsolevaluation" else heatmaps
+
+
+def box_ious(maps, heatmaps, gt_boxes, cam_threshold=0.2, box_protocol="wsolevaluation",
+             image_size=None):
+    """Per image, the best IoU of the box at τ (`box_iou_at`): {"iou": (N,)}.
+    maps (N, h, w) raw, heatmaps (N, H, W), gt_boxes (N, M, 4)."""
+    chosen = _protocol_maps(maps, heatmaps, box_protocol)
+    return {"iou": np.array([box_iou_at(m, g, cam_threshold, box_protocol, image_size)
+                             for m, g in zip(chosen, gt_boxes)], np.float64)}
+
+
+def box_sweeps(maps, heatmaps, gt_boxes, box_protocol="wsolevaluation", image_size=None):
+    """Per image, `sweep_ious` over `MAXBOXACC_THRESHOLDS`: {"sweep_v1",
+    "sweep_v2": (N, T)}."""
+    chosen = _protocol_maps(maps, heatmaps, box_protocol)
+    sweeps = [sweep_ious(m, g, MAXBOXACC_THRESHOLDS, box_protocol, image_size)
+              for m, g in zip(chosen, gt_boxes)]
+    shape = (len(sweeps), len(MAXBOXACC_THRESHOLDS))
+    return {"sweep_v1": np.array([s[0] for s in sweeps]).reshape(shape),
+            "sweep_v2": np.array([s[1] for s in sweeps]).reshape(shape)}
+
+
+def localization_summary(values, correct, options):
+    """The registry's summary of "iou": top-1 and GT-known localization."""
+    accuracy = accuracy_from_ious(values["iou"], correct, options["iou_threshold"])
+    return {k: accuracy[k] for k in ("top1_loc", "gt_known_loc")}
+
+
+def max_box_acc_summary(values, correct, options):
+    """The registry's summary of "maxboxacc": v1 (and its τ) and v2."""
+    del correct, options
+    v1 = max_box_acc_from_ious(values["sweep_v1"], version=1)
+    return {"maxboxacc_v1": v1["max_box_acc"], "best_threshold": v1["best_threshold"],
+            "maxboxacc_v2": max_box_acc_from_ious(values["sweep_v2"], version=2)["max_box_acc"]}

@@ -183,3 +183,13 @@ def nmi(embeddings, labels, *, seed=0, n_init=10):
     clusters = KMeans(n_clusters=num_classes, n_init=n_init,
                       random_state=seed).fit_predict(embeddings)
     return normalized_mutual_information(labels, clusters)
+
+
+def recall_columns(embeddings, labels, ks=(1, 2, 4, 8)):
+    """The registry's "recall": {"recall@K": R@K in [0, 1]}."""
+    return {f"recall@{k}": float(v) for k, v in recall_at_k(embeddings, labels, ks).items()}
+
+
+def nmi_columns(embeddings, labels, nmi_inits=10, seed=0):
+    """The registry's "nmi": {"nmi": NMI in [0, 1]} (`nmi`)."""
+    return {"nmi": float(nmi(embeddings, labels, seed=seed, n_init=nmi_inits))}

@@ -1,0 +1,107 @@
+"""The built-in entries of the metric registry (`tfcaf.metrics.registry`),
+in the order the report shows them. Each names its library function; the
+registry imports it when the metric first runs.
+
+Protocol sentences are formatted with the metric's resolved options and
+{score} (what the model's output is scored by), {substrate} (the RGB of
+removed pixels) and {box_reference} (the box protocol's reference)."""
+
+from tfcaf.metrics.registry import Metric, register
+
+_LOC, _FAITH = "tfcaf.metrics.localization", "tfcaf.metrics.faithfulness"
+_PX = "tfcaf.metrics.pixel_precision"
+_SCORED = ("predict", "images", "heatmaps", "targets", "embedding", "substrate",
+           "batch_size")
+
+register(Metric(
+    name="iou", family="localization",
+    description="top-1 / GT-known localization: the box at τ has IoU ≥ δ with a GT box",
+    function=f"{_LOC}:localization_accuracy", batch_function=f"{_LOC}:box_ious",
+    inputs=("maps", "heatmaps", "gt_boxes=boxes", "image_size"),
+    options={"cam_threshold": 0.2, "iou_threshold": 0.5, "box_protocol": "wsolevaluation"},
+    values=("iou",), summarize=f"{_LOC}:localization_summary", needs=("boxes",),
+    percent=("top1_loc", "gt_known_loc"),
+    protocol="largest-contour box at τ = {cam_threshold}, IoU ≥ {iou_threshold}; "
+             "{box_protocol} protocol, {box_reference}"))
+
+register(Metric(
+    name="maxboxacc", family="localization",
+    description="MaxBoxAcc / MaxBoxAccV2 (Choe et al. 2020) over τ = 0, 0.01, ..., 0.99",
+    function=f"{_LOC}:max_box_acc", batch_function=f"{_LOC}:box_sweeps",
+    inputs=("maps", "heatmaps", "gt_boxes=boxes", "image_size"),
+    options={"box_protocol": "wsolevaluation"}, values=("sweep_v1", "sweep_v2"),
+    summarize=f"{_LOC}:max_box_acc_summary", needs=("boxes",),
+    percent=("maxboxacc_v1", "maxboxacc_v2"),
+    protocol="MaxBoxAcc / MaxBoxAccV2, {box_protocol} protocol, {box_reference}"))
+
+register(Metric(
+    name="pxap", family="localization",
+    description="PxAP (Choe et al. 2020): pixel average precision against GT masks",
+    function=f"{_PX}:pxap", batch_function=f"{_PX}:mask_histograms",
+    inputs=("heatmaps", "masks"), options={"interval": 0.001},
+    values=("foreground", "background"), summarize=f"{_PX}:pxap_summary",
+    needs=("masks",), percent=("pxap",),
+    protocol="heatmap pixels against GT foreground masks, bins of {interval:g}, equal to "
+             "clovaai/wsolevaluation@96f4b88 MaskEvaluator"))
+
+register(Metric(
+    name="recall", family="retrieval", scope="outputs",
+    description="Recall@K (K = 1, 2, 4, 8) of the embeddings",
+    function="tfcaf.metrics.retrieval:recall_at_k",
+    batch_function="tfcaf.metrics.retrieval:recall_columns", options={"ks": (1, 2, 4, 8)},
+    needs=("embedding",), protocol="Euclidean nearest neighbours, the query left out"))
+
+register(Metric(
+    name="nmi", family="retrieval", scope="outputs",
+    description="NMI of K-means clusters of the embeddings",
+    function="tfcaf.metrics.retrieval:nmi", batch_function="tfcaf.metrics.retrieval:nmi_columns",
+    options={"nmi_inits": 10, "seed": 0}, needs=("embedding",),
+    protocol="scikit-learn KMeans(n_init={nmi_inits}, random_state={seed}) + NMI (geometric "
+             "mean), as in the metric-learning literature"))
+
+register(Metric(
+    name="deletion", family="faithfulness",
+    description="deletion AUC (RISE): score while the most salient pixels are removed",
+    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options={"step": None},
+    config_fields={"step": "faithfulness_step"}, values=("deletion", "deletion_curve"),
+    columns={"deletion_auc": "deletion"}, curves={"deletion": "deletion_curve"},
+    lower_is_better=("deletion_auc",), needs=("scores",),
+    protocol="RISE (Petsiuk et al. 2018): {score}, {step} pixels per step, substrate RGB "
+             "({substrate}), trapezoid AUC on [0, 1], equal to eclique/RISE CausalMetric"))
+
+register(Metric(
+    name="insertion", family="faithfulness",
+    description="insertion AUC (RISE): score while the most salient pixels return onto a "
+                "blurred image",
+    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options={"step": None},
+    config_fields={"step": "faithfulness_step"}, values=("insertion", "insertion_curve"),
+    columns={"insertion_auc": "insertion"}, curves={"insertion": "insertion_curve"},
+    needs=("scores",),
+    protocol="RISE (Petsiuk et al. 2018): {score}, {step} pixels per step, from eclique/RISE's "
+             "Gaussian blur gkern(11, 5), trapezoid AUC on [0, 1], equal to its CausalMetric"))
+
+register(Metric(
+    name="average_drop", family="faithfulness",
+    description="Average Drop % / Increase in Confidence % (Grad-CAM++) of image ⊙ heatmap",
+    function=f"{_FAITH}:average_drop_increase", inputs=_SCORED, values=("drop", "increase"),
+    columns={"average_drop": "drop", "increase_in_confidence": "increase"},
+    lower_is_better=("average_drop",), needs=("scores",),
+    percent=("average_drop", "increase_in_confidence"),
+    protocol="Grad-CAM++ (Chattopadhay et al. 2018): {score} on image ⊙ heatmap"))
+
+register(Metric(
+    name="pointing_game", family="faithfulness",
+    description="pointing game (Zhang et al. 2016): the maximum lies in a GT box ± tolerance",
+    function=f"{_FAITH}:pointing_game", inputs=("heatmaps", "gt_boxes=boxes"),
+    options={"tolerance": 15}, config_fields={"tolerance": "pointing_tolerance"},
+    values=("hits",), columns={"pointing_game": "hits"}, needs=("boxes",),
+    percent=("pointing_game",),
+    protocol="Zhang et al. 2016: maximum inside a GT box ± {tolerance} px"))
+
+register(Metric(
+    name="sanity", family="sanity", scope="model",
+    description="model-randomisation sanity check (Adebayo et al. 2018)",
+    function="tfcaf.metrics.randomization:map_similarity", needs=("keras_model",),
+    options={"sanity_images": 16, "sanity_stages": 6, "sanity_cascading": True, "seed": 0},
+    protocol="weights re-drawn from their initializers from the output down; Spearman "
+             "correlation of the absolute maps with the trained model's"))
