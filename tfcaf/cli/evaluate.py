@@ -33,6 +33,9 @@ flags.DEFINE_integer("max_images", _DEFAULT.max_images,
 flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Images per batch.", lower_bound=1)
 flags.DEFINE_list("metric", list(_DEFAULT.metrics),
                   "Metrics, comma separated: " + ", ".join(choices.metric_names()))
+flags.DEFINE_list("metric_modules", [], "Python modules to import first, comma separated: "
+                  "each registers metrics of its own (tfcaf.metrics.registry.register), "
+                  "which --metric then accepts.")
 flags.DEFINE_list("metric_options", [], "METRIC.OPTION=VALUE, comma separated: a metric's "
                   "own settings (docs/method.md §7 lists them; the flags below set theirs).")
 flags.DEFINE_list("methods", ["cam", "gradcam", "l2caf", "l2caf_specific"],
@@ -64,14 +67,13 @@ flags.DEFINE_integer("seed", _DEFAULT.seed,
                      "Seed of K-means, of the randomisation and of noise baselines.")
 flags.DEFINE_string("out_dir", "eval_out", "Where metrics.json, report.md and PNGs go.")
 
-flags.register_validator("metric", lambda v: choices.check_names(v, choices.metric_names()))
 flags.register_validator("methods", lambda v: choices.check_names(v, choices.METHODS))
 
 FLAG_GROUPS = (
     ("Model", ("model", "image_size") + MODEL_FLAGS),
     ("Method", SOLVER_FLAGS + METHOD_FLAGS),
     ("Data", ("dataset", "data_dir", "split", "max_images", "batch_size")),
-    ("Metrics", ("metric", "metric_options", "methods", "cam_threshold", "iou_threshold", "box_protocol",
+    ("Metrics", ("metric", "metric_modules", "metric_options", "methods", "cam_threshold", "iou_threshold", "box_protocol",
                  "nmi_inits", "faithfulness_step", "pointing_tolerance")),
     ("Sanity checks", ("sanity_images", "sanity_stages", "sanity_mode", "seed")),
     ("Output", ("out_dir",)),
@@ -110,10 +112,26 @@ def metric_options_flag():
     return parsed
 
 
+def _import_metric_modules():
+    """Imports --metric_modules (their metrics register themselves)."""
+    import importlib
+    for name in FLAGS.metric_modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise TfcafError(f"--metric_modules={name}: cannot import it ({err})") from None
+
+
 def check_flags():
-    """Solver flags valid together; --model given; neither they nor
-    --preprocessing given with a SavedModel (its settings were fixed at
-    export)."""
+    """--metric_modules imported and --metric known; solver flags valid
+    together; --model given; neither they nor --preprocessing given with a
+    SavedModel (its settings were fixed at export)."""
+    _import_metric_modules()
+    try:
+        choices.check_names(FLAGS.metric, choices.metric_names())
+    except flags.ValidationError as err:
+        raise TfcafError(f"--metric: {err}") from None
+    metric_options_flag()
     solver_flags.check()
     method_flags.method_options_flag()
     if not FLAGS.model:
