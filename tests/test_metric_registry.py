@@ -16,6 +16,7 @@ from tfcaf import metrics
 from tfcaf.data import load_dataset
 from tfcaf.errors import TfcafError
 from tfcaf.metrics import registry
+from tfcaf.models.layers import ImagePreprocessing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = '''
@@ -73,7 +74,7 @@ def tiny_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("toy") / "tiny.keras"
     keras.utils.set_random_seed(0)
     inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = ImagePreprocessing("unit")(inputs)
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     keras.Model(inputs, keras.layers.Dense(10)(x)).save(str(path))
@@ -114,3 +115,28 @@ def test_bin_evaluate_refuses_unknown_metrics_and_modules(tmp_path, tiny_model, 
     run = _evaluate(tmp_path, tiny_model, digits_dir, "--metric=iou",
                     "--metric_options=iou.cam_threshold=high")
     assert run.returncode == 2 and "'high' is not a number" in run.stderr
+
+
+FAST = {"road": {"percentiles": (30, 70)}, "faithfulness_correlation": {"nb_runs": 8},
+        "stability": {"nb_samples": 2}}
+
+
+def test_every_maps_metric_runs_in_one_evaluation(tmp_path, tiny_model, digits_dir):
+    from tfcaf import applications
+    from tfcaf.evaluation import EvalConfig, KerasAdapter, evaluate
+    names = [n for n in registry.names(scope="maps")]
+    dataset = load_dataset("digits", digits_dir, "test", image_size=32)
+    summary = evaluate(KerasAdapter(applications.load_model(str(tiny_model))), dataset,
+                       str(tmp_path), EvalConfig(metrics=names, methods=("gradcam", "l2caf"),
+                                                 max_images=4, batch_size=4,
+                                                 metric_options=FAST))
+    columns = {c for n in names for c in registry.metric(n).columns} | {
+        "top1_loc", "gt_known_loc", "maxboxacc_v1", "maxboxacc_v2", "pxap"}
+    for method, row in summary["methods"].items():
+        assert columns <= set(row), (method, columns - set(row))
+        assert all(np.isfinite(v) for v in row.values()), (method, str(row))
+        # A constant map has no entropy: left out of the mean and counted.
+        missing = summary["undefined_values"].get(method, {})
+        assert missing.get("complexity", 0) == summary["degenerate_maps"][method]
+    assert set(summary["protocols"]) == set(names)
+    assert list(summary["settings"]["metric_options"]["road"]["percentiles"]) == [30, 70]

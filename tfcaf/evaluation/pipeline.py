@@ -163,8 +163,10 @@ def _fill(summary, result, adapter, config):
     options = runner.metric_options(config)
     protocols, curves = summary["protocols"], {}
     if any(registry.metric(n).scope == "maps" for n in config.metrics):
-        table, top1, curves = runner.map_metric_tables(result, adapter.embedding, config)
+        table, top1, curves, missing = runner.map_metric_tables(result, adapter.embedding,
+                                                                config)
         _merge(summary, table)
+        summary["undefined_values"] = missing
         if "iou" in config.metrics:
             summary["top1_condition"] = "R@1" if adapter.embedding else "top-1 class"
             summary["top1_accuracy"] = top1
@@ -205,6 +207,10 @@ def _report_lines(summary, methods):
         if "top1_accuracy" in summary:
             lines.append(f"- Top-1 condition: {summary['top1_condition']} "
                          f"({100 * summary['top1_accuracy']:.1f}% of images).")
+        for method, counts in summary.get("undefined_values", {}).items():
+            lines.append(f"- {method}: no value (a constant map) for " + ", ".join(
+                f"{column} on {count} image(s)" for column, count in counts.items())
+                + "; means over the others.")
         lines.append("")
     if "retrieval" in summary:
         lines += [report.markdown_table({"embedding": summary["retrieval"]},

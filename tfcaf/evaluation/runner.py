@@ -64,7 +64,9 @@ def _batch_values(batch, metrics, options):
         key = (function, json.dumps({k: v for k, v in arguments.items()
                                      if k in options[metric.name]}, sort_keys=True, default=str))
         if key not in results:
-            results[key] = function(**arguments)
+            result = function(**arguments)
+            # A function returning one array gives one value per image.
+            results[key] = result if isinstance(result, dict) else {metric.name: result}
         values[metric.name] = {k: np.asarray(results[key][k]) for k in metric.values}
     return values
 
@@ -139,20 +141,23 @@ def run_pass(adapter, dataset, methods, config, example_count=8):
 
 
 def map_metric_tables(result, embedding, config):
-    """method -> {column: value} of every "maps" metric, the top-1 rate
-    (None unless a summary reads it), and method -> curve name -> mean
-    curve (S + 1,)."""
+    """method -> {column: value} of every "maps" metric, the top-1 rate,
+    method -> curve name -> mean curve (S + 1,), and method -> {column:
+    images without a value} (`registry.undefined`; methods with none left
+    out)."""
     correct = top1_correct(result.outputs, result.labels, embedding)
     options = metric_options(config)
-    table, curves = {}, {}
+    table, curves, missing = {}, {}, {}
     for method, per_metric in result.values.items():
         table[method] = {}
         for name, values in per_metric.items():
             metric = registry.metric(name)
             table[method].update(registry.summary(metric, values, correct, options[name]))
+            if registry.undefined(metric, values):
+                missing.setdefault(method, {}).update(registry.undefined(metric, values))
             for curve, key in metric.curves.items():
                 curves.setdefault(method, {})[curve] = values[key].mean(axis=0)
-    return table, float(np.mean(correct)), curves
+    return table, float(np.mean(correct)), curves, missing
 
 
 def output_metrics(result, config):

@@ -105,3 +105,62 @@ register(Metric(
     options={"sanity_images": 16, "sanity_stages": 6, "sanity_cascading": True, "seed": 0},
     protocol="weights re-drawn from their initializers from the output down; Spearman "
              "correlation of the absolute maps with the trained model's"))
+
+register(Metric(
+    name="road", family="faithfulness",
+    description="ROAD (Rong et al. 2022): score change as pixels are imputed, most / least "
+                "relevant first",
+    function="tfcaf.metrics.remove_and_debias:road",
+    inputs=tuple(i for i in _SCORED if i != "substrate"),
+    # 1% of the [0, 255] range: the reference's 0.01 on inputs in [0, 1].
+    options={"percentiles": (10, 20, 30, 40, 50, 60, 70, 80, 90), "order": "combined",
+             "noise": 2.55, "seed": 0},
+    values=("road", "morf", "lerf"), columns={"road": "road", "road_morf": "morf",
+                                               "road_lerf": "lerf"},
+    lower_is_better=("road_morf",), needs=("scores",),
+    protocol="pytorch-grad-cam 1.5.7 ROADCombined = (LeRF − MoRF) / 2 at percentiles "
+             "{percentiles}, noisy linear imputation σ = {noise} pixel levels, {score}; "
+             "MoRF lower, LeRF and the combination higher are better"))
+
+register(Metric(
+    name="faithfulness_correlation", family="faithfulness",
+    description="Faithfulness Correlation (Bhatt et al. 2020): Pearson of attribution sums "
+                "and score drops over random subsets",
+    function="tfcaf.metrics.correlation:faithfulness_correlation", inputs=_SCORED,
+    options={"nb_runs": 100, "subset_size": 224, "softmax": True, "seed": 0},
+    values=("faithfulness_correlation",),
+    columns={"faithfulness_correlation": "faithfulness_correlation"}, needs=("scores",),
+    protocol="Quantus 0.6.0 FaithfulnessCorrelation: {nb_runs} random subsets of "
+             "{subset_size} input values set to the substrate, {score}"))
+
+register(Metric(
+    name="stability", family="robustness",
+    description="Average Sensitivity (Yeh et al. 2019): change of the map under small "
+                "uniform input noise",
+    function="tfcaf.metrics.sensitivity:stability",
+    inputs=("explain", "images", "targets", "batch_size"),
+    # 5% of the [0, 255] range; 10 copies, as every copy is a whole explanation.
+    options={"lower_bound": 12.75, "nb_samples": 10, "norm": "fro", "reduce": "mean",
+             "seed": 0},
+    values=("stability",), columns={"stability": "stability"},
+    lower_is_better=("stability",), needs=("explain",),
+    protocol="Quantus 0.6.0 AvgSensitivity ({reduce}): ‖E(x + u) − E(x)‖ / ‖E(x)‖ "
+             "({norm}), u uniform in ±{lower_bound} pixel levels, {nb_samples} copies, "
+             "heatmaps in [0, 1]; lower is better"))
+
+register(Metric(
+    name="sparseness", family="complexity",
+    description="Sparseness (Chalasani et al. 2020): Gini index of the map",
+    function="tfcaf.metrics.map_complexity:sparseness", inputs=("heatmaps",),
+    values=("sparseness",), columns={"sparseness": "sparseness"},
+    protocol="Quantus 0.6.0 Sparseness: Gini index of |heatmap| (normalised); higher is "
+             "more concentrated"))
+
+register(Metric(
+    name="complexity", family="complexity",
+    description="Complexity (Bhatt et al. 2020): entropy of the map's share per pixel",
+    function="tfcaf.metrics.map_complexity:complexity", inputs=("heatmaps",),
+    values=("complexity",), columns={"complexity": "complexity"},
+    lower_is_better=("complexity",),
+    protocol="Quantus 0.6.0 Complexity: entropy of |heatmap| / Σ|heatmap| in nats; lower "
+             "is simpler"))

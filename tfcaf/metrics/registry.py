@@ -155,12 +155,25 @@ def load(reference):
 
 
 def summary(metric, values, correct, options):
-    """{column: float} of a pass's concatenated per-image `values`."""
+    """{column: float} of a pass's concatenated per-image `values`: the
+    mean over the images whose value is defined (a constant map has no
+    Pearson correlation, entropy or relative change: `undefined`)."""
     import numpy as np
     if metric.summarize:
         return load(metric.summarize)(values, correct, options)
-    return {column: float(np.mean(values[key])) if len(values[key]) else float("nan")
-            for column, key in metric.columns.items()}
+    means = {}
+    for column, key in metric.columns.items():
+        defined = np.isfinite(np.asarray(values[key], np.float64))
+        means[column] = float(np.mean(values[key][defined])) if defined.any() else float("nan")
+    return means
+
+
+def undefined(metric, values):
+    """{column: number of images without a value} (only columns with some)."""
+    import numpy as np
+    counts = {column: int((~np.isfinite(np.asarray(values[key], np.float64))).sum())
+              for column, key in metric.columns.items()}
+    return {column: count for column, count in counts.items() if count}
 
 
 METRICS = {}
