@@ -137,3 +137,62 @@ def test_step_counts_cover_every_pixel():
     np.testing.assert_array_equal(fm.step_counts(10, 4), [0, 4, 8, 10])
     np.testing.assert_array_equal(fm.step_counts(8, 4), [0, 4, 8])
     np.testing.assert_allclose(fm.auc([[1.0, 0.5, 0.0]]), [0.5])
+
+
+def _brute_xplique_curve(model, start, end, heatmap, counts, target, reference):
+    # xplique CausalFidelity: np.argsort(flat)[::-1], the first `count` switched.
+    order = np.argsort(heatmap.reshape(-1))[::-1]
+    scores = []
+    for count in counts:
+        image = start.copy().reshape(-1, 3)
+        image[order[:count]] = end.reshape(-1, 3)[order[:count]]
+        scores.append(_score(model, image.reshape(H, W, 3), target, reference))
+    return np.array(scores), np.mean(np.add(scores[:-1], scores[1:])) * 0.5
+
+
+@pytest.mark.parametrize("embedding", [False, True])
+def test_deletion_insertion_xplique_protocol_equal_brute_force(embedding):
+    model = _tiny_model(4 if embedding else 3, seed=1, normalize=embedding)
+    images, heatmaps, targets = _data(3, seed=4)
+    heatmaps[1] = np.round(heatmaps[1] * 3) / 3  # ties: numpy's argsort order, as xplique
+    substrate = fm.model_substrate(model)
+    got = fm.deletion_insertion(lambda x: model(x), images, heatmaps, targets,
+                                embedding=embedding, substrate=substrate, batch_size=5,
+                                protocol="xplique", steps=4, max_percentage_perturbed=0.9)
+    # floor(30 · 0.9) = 27 pixels in 4 steps: linspace 0, 6.75, 13.5, 20.25, 27 truncated.
+    np.testing.assert_array_equal(got["counts"], [0, 6, 13, 20, 27])
+    flat = np.broadcast_to(substrate, (H, W, 3))
+    for i in range(3):
+        reference = model(images[i:i + 1]).numpy()[0].astype(np.float64) if embedding else None
+        for name, start, end in (("deletion", images[i], flat), ("insertion", flat, images[i])):
+            curve, area = _brute_xplique_curve(model, start.copy(), end, heatmaps[i],
+                                               got["counts"], targets[i], reference)
+            np.testing.assert_allclose(got[f"{name}_curve"][i], curve, rtol=1e-4, atol=1e-6)
+            assert got[name][i] == pytest.approx(area, rel=1e-4)
+
+
+def test_xplique_steps_minus_one_is_one_pixel_per_step():
+    from tfcaf.metrics import faithfulness_protocols as protocols
+    np.testing.assert_array_equal(protocols.xplique_step_counts(30, -1, 0.5), np.arange(16))
+    np.testing.assert_array_equal(protocols.xplique_step_counts(10, 3), [0, 3, 6, 10])
+
+
+@pytest.mark.parametrize("protocol", ["xplique", "pytorch-grad-cam"])
+def test_average_drop_protocols_equal_brute_force(protocol):
+    model = _tiny_model(3, seed=2, mode="tf")
+    images, heatmaps, targets = _data(6, seed=5)
+    heatmaps = 3 * heatmaps - 1                         # signed: xplique takes |h|, min-max
+    if protocol == "pytorch-grad-cam":
+        heatmaps = np.clip(heatmaps, 0, 1)
+    got = fm.average_drop_increase(lambda x: model(x), images, heatmaps, targets,
+                                   substrate=fm.model_substrate(model), protocol=protocol)
+    for i in range(6):
+        y = _score(model, images[i], targets[i], None)
+        mask = np.abs(heatmaps[i])
+        if protocol == "xplique":
+            mask = (mask - mask.min()) / (mask.max() - mask.min() + 1e-8)
+        explained = (mask[..., None] * (images[i] / 127.5 - 1) + 1) * 127.5
+        o = _score(model, explained.astype(np.float32), targets[i], None)
+        drop = max(0.0, y - o) / (y + 1e-8) if protocol == "xplique" else max(0.0, y - o)
+        assert got["drop"][i] == pytest.approx(drop, rel=1e-4, abs=1e-6)
+        assert got["increase"][i] == (o > y)

@@ -18,6 +18,18 @@ colour for "caffe"/"torch" backbones (ResNet50, VGG16, GoogLeNet, DenseNet),
 mid-grey 127.5 for "tf" (MobileNetV2, Inception), black for "unit"
 (tiny_resnet, the digits models) and "none". Products with a heatmap and the
 blur's padding are taken relative to it, i.e. in the model's input space.
+
+Each metric takes a `protocol`, the reference whose rules it follows
+(defaults: the rules above; `faithfulness_protocols` holds the others):
+deletion / insertion "rise" | "xplique", Average Drop / Increase
+"grad-cam++" | "xplique" | "pytorch-grad-cam", the pointing game "tfcaf" |
+"torchray" | "quantus". xplique's metrics score `model(x) · one_hot`: with
+activation="softmax" that is tfcaf's classifier score, and with the
+operator cos(model(x), t), t the unperturbed embeddings, its retrieval
+score; its `baseline_mode` value is the substrate colour (the inputs xplique
+sees being the model's input space). pytorch-grad-cam's
+ClassifierOutputSoftmaxTarget and its embedding tutorial's
+SimilarityToConceptTarget are the same two scores.
 """
 
 import numpy as np
@@ -25,6 +37,7 @@ import tensorflow as tf
 
 from tfcaf import graph
 from tfcaf.errors import TfcafError
+from tfcaf.metrics import faithfulness_protocols as protocols
 from tfcaf.models.layers import ImagePreprocessing
 from tfcaf.models.preprocessing import CAFFE_BGR_MEAN, TORCH_RGB_MEAN
 
@@ -132,8 +145,32 @@ def _mixed_batch(start, end, ranks, counts, index, steps):
     return tf.where(keep_end[..., None], tf.gather(end, image), tf.gather(start, image))
 
 
+def batched_scores(predict, build, count, per_image, targets=None, references=None,
+                   batch_size=64):
+    """Scores of `count` · `per_image` perturbed images, `batch_size` per
+    `predict` call.
+
+    Args:
+        build: flat indices (B,) int32 of the (image, j) grid, row-major ->
+            (B, H, W, 3) the images to score.
+        targets, references: per image, as `target_scores`.
+
+    Returns:
+        (count, per_image) scores.
+    """
+    scores = []
+    for first in range(0, count * per_image, batch_size):
+        index = tf.range(first, min(first + batch_size, count * per_image))
+        outputs = predict(build(index))
+        image = index // per_image
+        chosen = None if targets is None else tf.gather(targets, image)
+        refs = None if references is None else tf.gather(references, image)
+        scores.append(target_scores(outputs, chosen, refs).numpy())
+    return np.concatenate(scores).reshape(count, per_image)
+
+
 def perturbation_curves(predict, start, end, heatmaps, targets=None, references=None,
-                        step=None, batch_size=64):
+                        step=None, batch_size=64, counts=None, ranks=None):
     """Score curves while pixels, most salient first, go from `start` to
     `end` images, `step` pixels at a time; every step of every image runs
     batched through `predict`.
@@ -146,24 +183,24 @@ def perturbation_curves(predict, start, end, heatmaps, targets=None, references=
         references: (N, D) embeddings scored against (retrieval nets).
         step: pixels per step (default: the image width).
         batch_size: images per model call.
+        counts: (S + 1,) pixels switched after each step, instead of
+            `step_counts(H · W, step)`.
+        ranks: (N, H, W) switching order (0 first) instead of
+            `salience_ranks(heatmaps)`.
 
     Returns:
-        (N, S + 1) scores, S = ceil(H · W / step).
+        (N, S + 1) scores, S = ceil(H · W / step) or len(counts) − 1.
     """
     count, height, width = np.shape(heatmaps)
-    counts = tf.constant(step_counts(height * width, step or width), tf.int32)
+    if counts is None:
+        counts = step_counts(height * width, step or width)
+    counts = tf.constant(counts, tf.int32)
     steps = int(counts.shape[0])
-    ranks = tf.constant(salience_ranks(heatmaps))
+    ranks = tf.constant(salience_ranks(heatmaps) if ranks is None else ranks, tf.int32)
     start, end = tf.constant(start, tf.float32), tf.constant(end, tf.float32)
-    scores = []
-    for first in range(0, count * steps, batch_size):
-        index = tf.range(first, min(first + batch_size, count * steps))
-        outputs = predict(_mixed_batch(start, end, ranks, counts, index, steps))
-        image = index // steps
-        chosen = None if targets is None else tf.gather(targets, image)
-        refs = None if references is None else tf.gather(references, image)
-        scores.append(target_scores(outputs, chosen, refs).numpy())
-    return np.concatenate(scores).reshape(count, steps)
+    return batched_scores(predict, lambda index: _mixed_batch(start, end, ranks, counts, index,
+                                                               steps),
+                          count, steps, targets, references, batch_size)
 
 
 def auc(curves):
@@ -173,10 +210,24 @@ def auc(curves):
 
 
 def deletion_insertion(predict, images, heatmaps, targets=None, *, embedding=False,
-                       substrate=(0.0, 0.0, 0.0), step=None, batch_size=64):
+                       substrate=(0.0, 0.0, 0.0), step=None, batch_size=64, protocol="rise",
+                       steps=None, max_percentage_perturbed=None):
     """Deletion and insertion (RISE): AUC of the score while the most salient
     pixels are replaced by the substrate (deletion, lower is better) or put
-    back onto a blurred copy (insertion, higher is better).
+    back onto a start image (insertion, higher is better).
+
+    Protocols:
+        "rise" (default, eclique/RISE's CausalMetric, the paper's own
+            code): `step` pixels per step (default the image width, RISE's
+            224), ties in row-major order, NaN last, insertion from the
+            image's `blurred` copy.
+        "xplique" (xplique 2.0.2 Deletion / Insertion): `steps` steps
+            (default 10; -1 = one pixel each) over the first
+            floor(H · W · max_percentage_perturbed) pixels (default 1.0),
+            counts `xplique_step_counts`; order `xplique_ranks`; insertion
+            from the substrate (its baseline_mode), no blur.
+        Both: AUC = trapezoids on evenly spaced x in [0, 1] (xplique's
+        `mean(s[:-1] + s[1:]) / 2`); xplique reports the mean over images.
 
     Args:
         predict, step, batch_size: see `perturbation_curves`.
@@ -186,78 +237,149 @@ def deletion_insertion(predict, images, heatmaps, targets=None, *, embedding=Fal
         embedding: True for retrieval nets (score: cosine similarity to the
             unperturbed image's embedding).
         substrate: (3,) RGB colour of removed pixels (`model_substrate`).
+        protocol: "rise" or "xplique".
+        steps, max_percentage_perturbed: "xplique" only.
 
     Returns:
-        dict "deletion", "insertion" (N,) AUCs and their (N, S + 1) curves
-        "deletion_curve", "insertion_curve".
+        dict "deletion", "insertion" (N,) AUCs, their (N, S + 1) curves
+        "deletion_curve", "insertion_curve", and "counts" (S + 1,) the
+        pixels switched after each step.
     """
+    protocols.check_protocol(protocol, protocols.DELETION_PROTOCOLS, "deletion_insertion")
+    xplique = protocol == "xplique"
+    if (step is not None and xplique) or (not xplique and (steps, max_percentage_perturbed)
+                                          != (None, None)):
+        raise TfcafError("deletion_insertion: `step` is a 'rise' option, `steps` and "
+                         "`max_percentage_perturbed` are 'xplique' options")
     images = np.asarray(images, np.float32)
     substrate = np.asarray(substrate, np.float32)
     targets = None if embedding else tf.constant(np.asarray(targets), tf.int32)
     _, references = image_scores(predict, images, targets, embedding, batch_size)
-    options = dict(targets=targets, references=references, step=step, batch_size=batch_size)
-    deletion = perturbation_curves(predict, images, np.broadcast_to(substrate, images.shape),
-                                   heatmaps, **options)
-    insertion = perturbation_curves(predict, blurred(images, substrate), images, heatmaps,
-                                    **options)
+    height, width = images.shape[1:3]
+    if xplique:
+        counts = protocols.xplique_step_counts(height * width, 10 if steps is None else steps,
+                                               1.0 if max_percentage_perturbed is None
+                                               else max_percentage_perturbed)
+        ranks = protocols.xplique_ranks(heatmaps)
+    else:
+        counts, ranks = step_counts(height * width, step or width), None
+    options = dict(targets=targets, references=references, batch_size=batch_size,
+                   counts=counts, ranks=ranks)
+    flat = np.broadcast_to(substrate, images.shape)
+    deletion = perturbation_curves(predict, images, flat, heatmaps, **options)
+    insertion = perturbation_curves(predict, flat if xplique else blurred(images, substrate),
+                                    images, heatmaps, **options)
     return {"deletion": auc(deletion), "insertion": auc(insertion),
-            "deletion_curve": deletion, "insertion_curve": insertion}
+            "deletion_curve": deletion, "insertion_curve": insertion, "counts": counts}
 
 
 def average_drop_increase(predict, images, heatmaps, targets=None, *, embedding=False,
-                          substrate=(0.0, 0.0, 0.0), batch_size=64):
-    """Average Drop % and Increase in Confidence % (Grad-CAM++).
+                          substrate=(0.0, 0.0, 0.0), batch_size=64, protocol="grad-cam++"):
+    """Average Drop % and Increase in Confidence %.
 
     With Y the score of the image and O that of the explanation image
-    E = image ⊙ heatmap (`explanation_images`): AD = mean(max(0, Y − O) / Y)
-    · 100 (lower is better), IC = mean(O > Y) · 100 (higher is better).
-    For retrieval nets Y = 1 (the cosine similarity of an embedding to
-    itself). Arguments as in `deletion_insertion`.
+    E = s + M · (x − s) (`explanation_images`, x ⊙ M in the model's input
+    space), per protocol:
+        "grad-cam++" (default, Chattopadhay et al.'s definition): M = the
+            heatmap as given, drop = max(0, Y − O) / Y;
+        "xplique" (AverageDropMetric / AverageIncreaseMetric): M =
+            `xplique_mask` (|map| min-max scaled), drop = max(0, Y − O) /
+            (Y + 1e-8);
+        "pytorch-grad-cam" (DropInConfidence / IncreaseInConfidence): M =
+            the heatmap as given, drop = max(0, Y − O), absolute (a
+            probability difference, not relative to Y).
+    Always increase = O > Y; AD = 100 · mean(drop) (lower is better), IC =
+    100 · mean(increase) (higher is better). For retrieval nets Y is the
+    cosine similarity of the image's embedding to itself (1 up to
+    rounding). Other arguments as in `deletion_insertion`.
 
     Returns:
         dict "average_drop", "increase_in_confidence" in [0, 100] and the
         per-image "drop" (N,) in [0, 1] and "increase" (N,) bool.
     """
+    protocols.check_protocol(protocol, protocols.AVERAGE_DROP_PROTOCOLS,
+                             "average_drop_increase")
     images = np.asarray(images, np.float32)
     substrate = np.asarray(substrate, np.float32)
     targets = None if embedding else tf.constant(np.asarray(targets), tf.int32)
     original, references = image_scores(predict, images, targets, embedding, batch_size)
-    explained = explanation_images(images, heatmaps, substrate)
+    masks = protocols.xplique_mask(heatmaps) if protocol == "xplique" else heatmaps
+    explained = explanation_images(images, masks, substrate)
     outputs = np.concatenate([np.asarray(predict(explained[i:i + batch_size]))
                               for i in range(0, len(images), batch_size)])
     scores = target_scores(outputs, targets, references).numpy()
-    drop = np.maximum(0.0, original - scores) / np.maximum(original, 1e-12)
+    loss = np.maximum(np.float32(0), original - scores)  # float32, as the references
+    if protocol == "xplique":
+        drop = loss / (original + np.float32(protocols.XPLIQUE_EPS))
+    elif protocol == "pytorch-grad-cam":
+        drop = loss
+    else:
+        drop = loss / np.maximum(original, np.float32(1e-12))
     increase = scores > original
     return {"average_drop": float(100 * drop.mean()),
             "increase_in_confidence": float(100 * increase.mean()),
             "drop": drop, "increase": increase}
 
 
-def pointing_game(heatmaps, gt_boxes, tolerance=POINTING_TOLERANCE):
-    """Pointing game: a hit when the heatmap's maximum (first in row-major
-    order) lies inside a ground-truth box enlarged by `tolerance` pixels; a
-    constant or NaN map points nowhere (a miss).
+def pointing_game(heatmaps, gt_boxes=None, tolerance=POINTING_TOLERANCE, protocol="tfcaf",
+                  gt_masks=None):
+    """Pointing game: the hit rate of the heatmaps' maxima on the objects.
+
+    Protocols:
+        "tfcaf" (default): a hit when the maximum (first in row-major
+            order) lies inside a box enlarged by `tolerance` pixels on every
+            side (a square: up to `tolerance` px away along an axis and
+            diagonally); a constant or NaN map points nowhere (a miss).
+        "torchray" (TorchRay's PointingGame, Zhang et al.'s tolerance 15):
+            the first arg-max (constant maps point at (0, 0), NaN counts as
+            the maximum) hits when a mask pixel is at Euclidean distance
+            < `tolerance` (an open disc: up to tolerance − 1 px along an
+            axis, less diagonally; tolerance 0 never hits).
+        "quantus" (Quantus' PointingGame): a hit when any pixel equal to the
+            maximum lies inside the mask; `tolerance` is not used; a
+            constant map hits any non-empty mask.
+    Masks are `gt_masks`, or built from the boxes (`box_masks`, the pixels
+    x0 <= x < x1, y0 <= y < y1). An image with no box or an empty mask is a
+    miss (Quantus gives it NaN). The rate is over images (TorchRay's
+    `accuracy` averages per-class rates).
 
     Args:
         heatmaps: (N, H, W) in the frame of the boxes.
         gt_boxes: N arrays (M_i, 4) (x0, y0, x1, y1), exclusive maxima;
             rows with a negative coordinate are padding.
-        tolerance: pixels added on every side.
+        tolerance: pixels ("tfcaf", "torchray").
+        protocol: "tfcaf", "torchray" or "quantus".
+        gt_masks: (N, H, W) bool object masks ("torchray", "quantus"),
+            instead of the boxes.
 
     Returns:
         dict "pointing_game" (hit rate in [0, 1]) and "hits" (N,) bool.
     """
-    hits = []
-    for heatmap, boxes in zip(heatmaps, gt_boxes):
-        heatmap = np.asarray(heatmap, np.float64)
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        boxes = boxes[(boxes >= 0).all(axis=1)]
-        if not np.isfinite(heatmap).all() or heatmap.max() == heatmap.min() or not len(boxes):
-            hits.append(False)
-            continue
-        y, x = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-        inside = ((boxes[:, 0] - tolerance <= x) & (x < boxes[:, 2] + tolerance) &
-                  (boxes[:, 1] - tolerance <= y) & (y < boxes[:, 3] + tolerance))
-        hits.append(bool(inside.any()))
-    hits = np.array(hits, bool)
+    protocols.check_protocol(protocol, protocols.POINTING_PROTOCOLS, "pointing_game")
+    if (gt_masks is None) == (gt_boxes is None) or (protocol == "tfcaf" and gt_boxes is None):
+        raise TfcafError("pointing_game: pass gt_boxes, or gt_masks (protocols 'torchray' and "
+                         "'quantus' only)")
+    if protocol == "tfcaf":
+        hits = np.array([_box_hit(np.asarray(h, np.float64), b, tolerance)
+                         for h, b in zip(heatmaps, gt_boxes)], bool)
+    else:
+        heatmaps = np.asarray(heatmaps)
+        masks = (protocols.box_masks(gt_boxes, heatmaps.shape[1:]) if gt_masks is None
+                 else np.asarray(gt_masks, bool))
+        if masks.shape != heatmaps.shape:
+            raise TfcafError(f"pointing_game: gt_masks {masks.shape} must match the heatmaps "
+                             f"{heatmaps.shape}")
+        hits = np.array([protocols.torchray_hit(h, m, tolerance) if protocol == "torchray"
+                         else protocols.quantus_hit(h, m) for h, m in zip(heatmaps, masks)], bool)
     return {"pointing_game": float(hits.mean()) if len(hits) else 0.0, "hits": hits}
+
+
+def _box_hit(heatmap, boxes, tolerance):
+    """tfcaf's rule for one map and its (M, 4) boxes."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    boxes = boxes[(boxes >= 0).all(axis=1)]
+    if not np.isfinite(heatmap).all() or heatmap.max() == heatmap.min() or not len(boxes):
+        return False
+    y, x = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    return bool(((boxes[:, 0] - tolerance <= x) & (x < boxes[:, 2] + tolerance) &
+                 (boxes[:, 1] - tolerance <= y) & (y < boxes[:, 3] + tolerance)).any())
