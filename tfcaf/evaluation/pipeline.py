@@ -151,8 +151,11 @@ def _protocol(metric, options, settings, embedding):
     score = "cosine similarity to the image's embedding" if embedding else \
         "softmax probability of the ground-truth class"
     substrate = ", ".join(f"{v:g}" for v in settings.get("substrate_rgb", ()))
-    shown = {k: ("image width" if v is None else v) for k, v in options.items()}
-    return metric.protocol.format(
+    shown = {k: v if v is not None else "image width" if k == "step" else "the default"
+             for k, v in options.items()}
+    text = metric.protocol[options["protocol"]] if isinstance(metric.protocol, dict) \
+        else metric.protocol
+    return text.format(
         score=score, substrate=substrate,
         box_reference=_BOX_REFERENCE.get(options.get("box_protocol"), ""), **shown)
 

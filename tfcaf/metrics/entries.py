@@ -59,44 +59,83 @@ register(Metric(
     protocol="scikit-learn KMeans(n_init={nmi_inits}, random_state={seed}) + NMI (geometric "
              "mean), as in the metric-learning literature"))
 
+_CURVE_OPTIONS = {"step": None, "protocol": "rise", "steps": None,
+                  "max_percentage_perturbed": None}
+
+
+def _curve_protocols(start):
+    """Deletion's or insertion's sentence per protocol (`start`: where the
+    pixels come from)."""
+    return {
+        "rise": "eclique/RISE CausalMetric (Petsiuk et al. 2018, the default: the metric's "
+                "own code): {score}, {step} pixels per step, most salient first, " + start +
+                ", trapezoid AUC on [0, 1]",
+        "xplique": "xplique 2.0.2 " + ("Deletion" if "substrate" in start else "Insertion") +
+                   ": {score}, {steps} steps up to {max_percentage_perturbed} of the pixels, "
+                   "baseline RGB ({substrate}), mean of the trapezoids"}
+
+
 register(Metric(
     name="deletion", family="faithfulness",
     description="deletion AUC (RISE): score while the most salient pixels are removed",
-    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options={"step": None},
+    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options=_CURVE_OPTIONS,
     config_fields={"step": "faithfulness_step"}, values=("deletion", "deletion_curve"),
     columns={"deletion_auc": "deletion"}, curves={"deletion": "deletion_curve"},
     lower_is_better=("deletion_auc",), needs=("scores",),
-    protocol="RISE (Petsiuk et al. 2018): {score}, {step} pixels per step, substrate RGB "
-             "({substrate}), trapezoid AUC on [0, 1], equal to eclique/RISE CausalMetric"))
+    protocol=_curve_protocols("removed pixels set to the substrate RGB ({substrate})")))
 
 register(Metric(
     name="insertion", family="faithfulness",
     description="insertion AUC (RISE): score while the most salient pixels return onto a "
                 "blurred image",
-    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options={"step": None},
+    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options=_CURVE_OPTIONS,
     config_fields={"step": "faithfulness_step"}, values=("insertion", "insertion_curve"),
     columns={"insertion_auc": "insertion"}, curves={"insertion": "insertion_curve"},
     needs=("scores",),
-    protocol="RISE (Petsiuk et al. 2018): {score}, {step} pixels per step, from eclique/RISE's "
-             "Gaussian blur gkern(11, 5), trapezoid AUC on [0, 1], equal to its CausalMetric"))
+    protocol=_curve_protocols("inserted onto eclique/RISE's blur gkern(11, 5)")))
 
 register(Metric(
     name="average_drop", family="faithfulness",
     description="Average Drop % / Increase in Confidence % (Grad-CAM++) of image ⊙ heatmap",
-    function=f"{_FAITH}:average_drop_increase", inputs=_SCORED, values=("drop", "increase"),
+    function=f"{_FAITH}:average_drop_increase", inputs=_SCORED,
+    options={"protocol": "grad-cam++"}, values=("drop", "increase"),
     columns={"average_drop": "drop", "increase_in_confidence": "increase"},
     lower_is_better=("average_drop",), needs=("scores",),
     percent=("average_drop", "increase_in_confidence"),
-    protocol="Grad-CAM++ (Chattopadhay et al. 2018): {score} on image ⊙ heatmap"))
+    protocol={"grad-cam++": "Chattopadhay et al. 2018 (the default: the paper's definition): "
+                            "{score} on image ⊙ heatmap, drop relative to the image's",
+              "xplique": "xplique 2.0.2 AverageDropMetric / AverageIncreaseMetric: {score} "
+                         "on image ⊙ |heatmap| scaled to [0, 1], relative drop",
+              "pytorch-grad-cam": "pytorch-grad-cam 1.5.7 DropInConfidence / "
+                                  "IncreaseInConfidence: {score} on image ⊙ heatmap, "
+                                  "absolute drop"}))
 
 register(Metric(
     name="pointing_game", family="faithfulness",
-    description="pointing game (Zhang et al. 2016): the maximum lies in a GT box ± tolerance",
+    description="pointing game (Zhang et al. 2016): the maximum lies on the object",
     function=f"{_FAITH}:pointing_game", inputs=("heatmaps", "gt_boxes=boxes"),
-    options={"tolerance": 15}, config_fields={"tolerance": "pointing_tolerance"},
+    options={"tolerance": 15, "protocol": "tfcaf"},
+    config_fields={"tolerance": "pointing_tolerance"},
     values=("hits",), columns={"pointing_game": "hits"}, needs=("boxes",),
     percent=("pointing_game",),
-    protocol="Zhang et al. 2016: maximum inside a GT box ± {tolerance} px"))
+    protocol={"tfcaf": "Zhang et al. 2016 (the default): the first maximum inside a GT box "
+                       "± {tolerance} px (a square), a constant map a miss",
+              "torchray": "TorchRay PointingGame: the first maximum within an open disc of "
+                          "radius {tolerance} px of a GT box pixel",
+              "quantus": "Quantus 0.6.0 PointingGame: any tied maximum inside a GT box, no "
+                         "tolerance"}))
+
+register(Metric(
+    name="mufidelity", family="faithfulness",
+    description="MuFidelity (Bhatt et al. 2020): correlation of attribution sums and score "
+                "drops over random grid subsets",
+    function="tfcaf.metrics.fidelity:mufidelity", inputs=_SCORED,
+    options={"grid_size": 9, "subset_percent": 0.2, "nb_samples": 200, "seed": 0,
+             "correlation": "spearman"},
+    values=("mufidelity",), columns={"mufidelity": "mufidelity"}, needs=("scores",),
+    protocol="xplique 2.0.2 MuFidelity: {nb_samples} random subsets of a {grid_size} × "
+             "{grid_size} grid ({subset_percent} of cells) set to the substrate, {score}, "
+             "{correlation} correlation; higher is better"))
 
 register(Metric(
     name="sanity", family="sanity", scope="model",

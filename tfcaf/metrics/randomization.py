@@ -6,14 +6,21 @@ import numpy as np
 from scipy import stats
 
 
-def spearman(a, b):
-    """Mean over images of the rank correlation of |a| and |b|, raw maps
-    (N, h, w); 0 for a constant map."""
+def spearman_per_image(a, b):
+    """(N,) rank correlation of |a| and |b| per image, raw maps (N, h, w),
+    ties ranked by their mean; 0 for a constant map. Quantus's MPRT
+    (top_down, abs, normalised by the batch's maximum, which no rank
+    changes) computes the same (tests/test_randomization_golden.py)."""
     values = []
     for x, y in zip(a, b):
         x, y = np.abs(x).ravel(), np.abs(y).ravel()
         values.append(0.0 if x.std() == 0 or y.std() == 0 else stats.spearmanr(x, y)[0])
-    return float(np.mean(values))
+    return np.array(values, np.float64)
+
+
+def spearman(a, b):
+    """Mean over images of `spearman_per_image`."""
+    return float(np.mean(spearman_per_image(a, b)))
 
 
 def ssim(a, b):

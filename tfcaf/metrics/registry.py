@@ -91,8 +91,9 @@ class Metric:
         curves: name -> per-image (N, S) key whose mean curve is plotted.
         lower_is_better: columns where a lower value is better.
         needs: of `NEEDS`.
-        protocol: the report's sentence; `str.format`ted with the options
-            and {score} (what the model's output is scored by).
+        protocol: the report's sentence, `str.format`ted with the options
+            and {score} (what the model's output is scored by); or one per
+            value of the metric's "protocol" option.
         percent: columns reported in %, the others as plain numbers.
         config_fields: option -> the `EvalConfig` field (bin/evaluate flag)
             that sets it, where the names differ.
@@ -111,7 +112,7 @@ class Metric:
     curves: dict = dataclasses.field(default_factory=dict)
     lower_is_better: tuple = ()
     needs: tuple = ()
-    protocol: str = ""
+    protocol: str | dict = ""
     percent: tuple = ()
     config_fields: dict = dataclasses.field(default_factory=dict)
 
