@@ -22,27 +22,31 @@ def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
         assert (out / "eval" / name / "examples.png").exists()
         assert (out / "eval" / name / "faithfulness" / "curves.png").exists()
         assert f"| {name} |" in report
-    for title in ("L2-CAF seed stability", "## Protocols", "Average Drop / Increase in "
-                  "Confidence", "pointing game", "clovaai/wsolevaluation@96f4b88",
-                  "| method | top-1 loc | GT-known loc | MaxBoxAcc | MaxBoxAccV2 | deletion ↓ | "
-                  "insertion ↑ | Avg Drop ↓ | Incr. Conf. ↑ | pointing ↑ | images |"):
+    for title in ("L2-CAF seed stability", "## Protocols", "**average_drop**",
+                  "**pointing_game**", "clovaai/wsolevaluation@96f4b88", "**road**",
+                  "| method | top1_loc | gt_known_loc | maxboxacc_v1 | maxboxacc_v2 | pxap | "
+                  "images |", "| method | stability ↓ | sparseness | complexity ↓ | images |"):
         assert title in report
-    # Every method, one table per network: numbers wherever the method
+    # Every method, three tables per network: numbers wherever the method
     # applies (CAM: class logits only); the many-pass methods on fewer images.
     from tfcaf.caf import METHODS
     for name in ("digits_triplet", "digits_npairs", "digits_adl"):
-        table = report.split(f"## {name}\n")[1].split("\n## ")[0]
-        rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[3:]
-                if line.startswith("| ")}
-        assert list(rows) == list(METHODS), name
-        for method, line in rows.items():
-            cells = line.strip("| ").split(" | ")[1:]
-            applies = method != "cam" or name == "digits_adl"
-            assert ("–" not in cells[:-1]) == applies, (name, line)
-            counts = "2 / 2" if METHODS[method].many_passes else "24 / 8"
-            assert cells[-1] == (counts if applies else "– / –"), line
+        section = report.split(f"## {name}\n")[1].split("\n## ")[0]
+        tables = section.split("**")[2::2]
+        assert len(tables) == 3, name
+        for table, images in zip(tables, ("24", "8", "8")):
+            rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[4:]
+                    if line.startswith("| ")}
+            assert list(rows) == list(METHODS), name
+            for method, line in rows.items():
+                cells = line.strip("| ").split(" | ")[1:]
+                applies = method != "cam" or name == "digits_adl"
+                assert ("–" not in cells[:-1]) == applies, (name, line)
+                counts = "2" if METHODS[method].many_passes else images
+                assert cells[-1] == (counts if applies else "–"), line
         many_pass = json.loads((out / "eval" / name / "many_pass" / "metrics.json").read_text())
-        assert {"deletion_auc", "maxboxacc_v1"} <= set(many_pass["methods"]["rise"])
+        assert {"deletion_auc", "maxboxacc_v1", "pxap", "road", "mufidelity", "stability",
+                "complexity"} <= set(many_pass["methods"]["rise"])
     # A second run reuses the trained models (its evaluation, the same as
     # the first run's, is left out to keep the suite short).
     script = ("import logging, sys; from tfcaf.cli import demo; "

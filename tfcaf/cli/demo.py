@@ -4,9 +4,11 @@ Trains a triplet and an N-pair retrieval net and an ADL classifier with the
 `flags/digits_*.flags` settings, exports each as a SavedModel, evaluates
 every method of `tfcaf.caf.METHODS` that applies (the many-pass ones,
 Score-CAM to RISE, on fewer images: `demo_methods`): localization (top-1 /
-GT-known loc and MaxBoxAcc under the wsolevaluation protocol), retrieval
-(R@K, NMI with 10 K-means initialisations) and faithfulness (deletion,
-insertion, Average Drop / Increase in Confidence, pointing game), and writes
+GT-known loc and MaxBoxAcc under the wsolevaluation protocol, PxAP),
+retrieval (R@K, NMI with 10 K-means initialisations), faithfulness
+(deletion, insertion, Average Drop / Increase in Confidence, pointing game,
+ROAD, MuFidelity, Faithfulness Correlation), stability and complexity
+(`LOCALIZATION`, `FAITHFULNESS`: the metric registry's names), and writes
 `OUT_DIR/report.md`. A second run reuses the dataset cache, the trained
 models and the exports (`--force` retrains).
 """
@@ -100,11 +102,21 @@ def export_network(model, name, out_dir, force, solver, methods=None):
 # A smoke run exports three methods' signatures, not all (each traces the
 # model once more); tests/test_export.py serves every one.
 SMOKE_EXPORT_METHODS = ("l2caf", "l2caf_specific", "gradcam")
-LOCALIZATION = ("iou", "maxboxacc")
+LOCALIZATION = ("iou", "maxboxacc", "pxap")
 # RISE's 4000 masks (xplique's default) take 3.5 s per 64-px image on 2
 # cores; 1000 keep the demo in its time budget.
 DEMO_METHOD_OPTIONS = {"rise": {"nb_samples": 1000}}
-FAITHFULNESS = ("deletion", "insertion", "average_drop", "pointing_game")
+# Every "maps" metric that is not localization (the registry's order).
+FAITHFULNESS = ("deletion", "insertion", "average_drop", "pointing_game", "road", "mufidelity",
+                "faithfulness_correlation", "stability", "sparseness", "complexity")
+# Fewer perturbations than the references' defaults, for time
+# (bench/faithfulness.py: per 1,000 images × method, MuFidelity's 200
+# samples take 94 s, ROAD's 9 percentiles 96 s, 100 Faithfulness
+# Correlation runs 45 s; each stability copy is a whole explanation).
+DEMO_METRIC_OPTIONS = {"mufidelity": {"nb_samples": 50},
+                       "faithfulness_correlation": {"nb_runs": 50},
+                       "road": {"percentiles": (10, 30, 50, 70, 90)},
+                       "stability": {"nb_samples": 4}}
 
 
 def evaluate_network(name, config, model_path, out_dir, options):
@@ -129,7 +141,9 @@ def evaluate_network(name, config, model_path, out_dir, options):
     def run(methods, metrics, images, out):
         return evaluate(adapter, dataset, out, EvalConfig(
             methods=methods, metrics=metrics, max_images=images, seed=config.seed,
-            faithfulness_step=options["faithfulness_step"]))
+            faithfulness_step=options["faithfulness_step"],
+            metric_options={m: v for m, v in options["metric_options"].items()
+                            if m in metrics}))
     localization = run(one_pass, LOCALIZATION + retrieval, options["max_images"], folder)
     # The many-pass methods' maps are their cost: one run computes them
     # once for both metric families.
@@ -209,6 +223,9 @@ def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
                "many_pass_images": 2 if smoke else many_pass_images,
                "method_options": {"rise": {"nb_samples": 100}} if smoke else
                DEMO_METHOD_OPTIONS,
+               "metric_options": {**DEMO_METRIC_OPTIONS, **({
+                   "mufidelity": {"nb_samples": 8}, "faithfulness_correlation": {"nb_runs": 8},
+                   "stability": {"nb_samples": 2}} if smoke else {})},
                "seed_images": 8 if smoke else 64}
     timings, results = {}, {}
     started = time.time()

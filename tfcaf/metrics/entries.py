@@ -20,7 +20,7 @@ register(Metric(
     inputs=("maps", "heatmaps", "gt_boxes=boxes", "image_size"),
     options={"cam_threshold": 0.2, "iou_threshold": 0.5, "box_protocol": "wsolevaluation"},
     values=("iou",), summarize=f"{_LOC}:localization_summary", needs=("boxes",),
-    percent=("top1_loc", "gt_known_loc"),
+    percent=("top1_loc", "gt_known_loc"), headline=("top1_loc", "gt_known_loc"),
     protocol="largest-contour box at τ = {cam_threshold}, IoU ≥ {iou_threshold}; "
              "{box_protocol} protocol, {box_reference}"))
 
@@ -31,7 +31,7 @@ register(Metric(
     inputs=("maps", "heatmaps", "gt_boxes=boxes", "image_size"),
     options={"box_protocol": "wsolevaluation"}, values=("sweep_v1", "sweep_v2"),
     summarize=f"{_LOC}:max_box_acc_summary", needs=("boxes",),
-    percent=("maxboxacc_v1", "maxboxacc_v2"),
+    percent=("maxboxacc_v1", "maxboxacc_v2"), headline=("maxboxacc_v1", "maxboxacc_v2"),
     protocol="MaxBoxAcc / MaxBoxAccV2, {box_protocol} protocol, {box_reference}"))
 
 register(Metric(
@@ -40,7 +40,7 @@ register(Metric(
     function=f"{_PX}:pxap", batch_function=f"{_PX}:mask_histograms",
     inputs=("heatmaps", "masks"), options={"interval": 0.001},
     values=("foreground", "background"), summarize=f"{_PX}:pxap_summary",
-    needs=("masks",), percent=("pxap",),
+    needs=("masks",), percent=("pxap",), headline=("pxap",),
     protocol="heatmap pixels against GT foreground masks, bins of {interval:g}, equal to "
              "clovaai/wsolevaluation@96f4b88 MaskEvaluator"))
 

@@ -97,6 +97,7 @@ class Metric:
         percent: columns reported in %, the others as plain numbers.
         config_fields: option -> the `EvalConfig` field (bin/evaluate flag)
             that sets it, where the names differ.
+        headline: the columns a summary table shows (default: `columns`).
     """
     name: str
     family: str
@@ -115,6 +116,7 @@ class Metric:
     protocol: str | dict = ""
     percent: tuple = ()
     config_fields: dict = dataclasses.field(default_factory=dict)
+    headline: tuple = ()
 
     def __post_init__(self):
         fields = set(MetricBatch._fields)
@@ -126,6 +128,11 @@ class Metric:
             [f"config field for {k!r}" for k in self.config_fields if k not in self.options]
         if problems:
             raise TypeError(f"metric {self.name!r}: unknown {', '.join(problems)}")
+
+    @property
+    def shown(self):
+        """The columns a summary table shows."""
+        return tuple(self.headline or self.columns)
 
     def arguments(self, batch, options, function):
         """Keyword arguments of the batch function `function` for
