@@ -16,6 +16,9 @@ Only imported in the side virtualenv (.venv-torch); the project's tests never
 import torch.
 """
 
+import sys
+import types
+
 import numpy as np
 import torch
 
@@ -87,3 +90,25 @@ class GoldenNet(torch.nn.Module):
 def torch_model(weights, kind="classifier"):
     """The network of `golden_net.keras_model(weights, kind)` in PyTorch."""
     return GoldenNet(weights, kind)
+
+
+def install_torchvision_stand_in():
+    """grad-cam imports torchvision at module level (preprocess_image,
+    SESS's resize, the Faster R-CNN target's box_iou), none of which the
+    golden run calls. PyPI's torchvision does not import beside the local
+    CPU torch 2.13 wheel, so a stand-in module answers those imports and
+    raises if anything in it is ever used."""
+    def unused(*args, **kwargs):
+        raise RuntimeError("torchvision stand-in: not used by the golden run")
+
+    names = ("torchvision", "torchvision.transforms",
+             "torchvision.transforms.functional", "torchvision.ops")
+    for name in names:
+        module = types.ModuleType(name)
+        module.__getattr__ = lambda attr: unused
+        module.__stand_in__ = True
+        sys.modules[name] = module
+    sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
+    sys.modules["torchvision"].ops = sys.modules["torchvision.ops"]
+    sys.modules["torchvision.transforms"].functional = \
+        sys.modules["torchvision.transforms.functional"]

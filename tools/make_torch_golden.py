@@ -76,28 +76,6 @@ RISE_COMMIT = "d91ea006d4bb9b7990347fe97086bdc0f5c1fe10"
 IDS = [0, 1, 2, 3]  # one class id per sample image
 
 
-def _install_torchvision_stand_in():
-    """grad-cam imports torchvision at module level (preprocess_image,
-    SESS's resize, the Faster R-CNN target's box_iou), none of which the
-    golden run calls. PyPI's torchvision does not import beside the local
-    CPU torch 2.13 wheel, so a stand-in module answers those imports and
-    raises if anything in it is ever used."""
-    def unused(*args, **kwargs):
-        raise RuntimeError("torchvision stand-in: not used by the golden run")
-
-    names = ("torchvision", "torchvision.transforms",
-             "torchvision.transforms.functional", "torchvision.ops")
-    for name in names:
-        module = types.ModuleType(name)
-        module.__getattr__ = lambda attr: unused
-        module.__stand_in__ = True
-        sys.modules[name] = module
-    sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
-    sys.modules["torchvision"].ops = sys.modules["torchvision.ops"]
-    sys.modules["torchvision.transforms"].functional = \
-        sys.modules["torchvision.transforms.functional"]
-
-
 def _version(package):
     from importlib import metadata
     return metadata.version(package)
@@ -176,7 +154,7 @@ def _record_internals(cam):
 
 
 def make_pytorch_grad_cam(weights, out):
-    _install_torchvision_stand_in()
+    golden_torch_net.install_torchvision_stand_in()
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 

@@ -205,7 +205,7 @@ def load_pointing_game(sdist):
     """torchray.benchmark.pointing_game from the PyPI sdist, its imports of
     torchvision.datasets and .datasets (used only by PointingGameBenchmark)
     answered by stand-ins."""
-    mtg._install_torchvision_stand_in()
+    golden_torch_net.install_torchvision_stand_in()
     for name in ("torchray", "torchray.benchmark", "torchray.benchmark.datasets"):
         module = types.ModuleType(name)
         module.__path__ = []
@@ -296,7 +296,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    mtg._install_torchvision_stand_in()
+    golden_torch_net.install_torchvision_stand_in()
     weights = golden_net.make_weights()
     images, x, logits, _ = mtg._common(weights)
     model = golden_torch_net.torch_model(weights, "classifier")

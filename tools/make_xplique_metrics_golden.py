@@ -59,7 +59,6 @@ import argparse
 import json
 import pathlib
 import sys
-import types
 
 import numpy as np
 
@@ -88,27 +87,10 @@ def golden_heatmaps(images):
 
 # ------------------------------------------------------ pytorch-grad-cam
 
-def _torchvision_stand_in():
-    """As tools/make_torch_golden.py: grad-cam imports torchvision at module
-    level for helpers these metrics never call."""
-    def unused(*args, **kwargs):
-        raise RuntimeError("torchvision stand-in: not used by the golden run")
-    names = ("torchvision", "torchvision.transforms",
-             "torchvision.transforms.functional", "torchvision.ops")
-    for name in names:
-        module = types.ModuleType(name)
-        module.__getattr__ = lambda attr: unused
-        sys.modules[name] = module
-    sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
-    sys.modules["torchvision"].ops = sys.modules["torchvision.ops"]
-    sys.modules["torchvision.transforms"].functional = \
-        sys.modules["torchvision.transforms.functional"]
-
-
 def gradcam_part(out):
     import torch
     import golden_torch_net
-    _torchvision_stand_in()
+    golden_torch_net.install_torchvision_stand_in()
     import pytorch_grad_cam
     from pytorch_grad_cam.metrics.cam_mult_image import DropInConfidence, IncreaseInConfidence
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
