@@ -72,6 +72,30 @@ def _check_subsets(subsets, shape, features):
     return array.astype(np.int64)
 
 
+def _checked(images, heatmaps, substrate, nb_runs, subset_size, batch_size, subsets, abs,
+             normalise):
+    """The arguments of `faithfulness_correlation`, checked: images
+    (N, H, W, 3), preprocessed maps (N, H·W), the substrate (3,) and the
+    injected subsets (or None); `TfcafError` naming the first bad one."""
+    images = check_images(images, NAME)
+    count, height, width, _ = images.shape
+    maps = quantus_preprocess(check_heatmaps(heatmaps, NAME, count, (height, width)),
+                              abs, normalise).reshape(count, -1)
+    features = height * width * 3
+    check_int(nb_runs, "nb_runs", NAME, minimum=2)
+    check_int(batch_size, "batch_size", NAME)
+    check_int(subset_size, "subset_size", NAME)
+    if subset_size >= features:
+        raise TfcafError(f"{NAME}: subset_size must be smaller than the H·W·3 = {features} "
+                         f"values of an image; got {subset_size}")
+    colour = np.asarray(substrate, np.float32)
+    if colour.shape != (3,):
+        raise TfcafError(f"{NAME}: substrate must be 3 RGB values; got shape {colour.shape}")
+    if subsets is not None:
+        subsets = _check_subsets(subsets, (nb_runs, count, subset_size), features)
+    return images, maps, colour, subsets
+
+
 def _scores(outputs, targets, references, softmax):
     """(B,) float64 score: `target_scores` (softmax probability or cosine),
     or the raw target logit when `softmax` is False (classifiers)."""
@@ -132,22 +156,10 @@ def faithfulness_correlation(predict, images, heatmaps, targets=None, *, embeddi
         NaN, "score_drops" (N, nb_runs) float64 score(image) −
         score(perturbed) and "attribution_sums" (N, nb_runs) float64.
     """
-    images = check_images(images, NAME)
+    images, maps, colour, subsets = _checked(images, heatmaps, substrate, nb_runs, subset_size,
+                                             batch_size, subsets, abs, normalise)
     count, height, width, _ = images.shape
-    maps = quantus_preprocess(check_heatmaps(heatmaps, NAME, count, (height, width)),
-                              abs, normalise).reshape(count, -1)
     features = height * width * 3
-    nb_runs = check_int(nb_runs, "nb_runs", NAME, minimum=2)
-    batch_size = check_int(batch_size, "batch_size", NAME)
-    subset_size = check_int(subset_size, "subset_size", NAME)
-    if subset_size >= features:
-        raise TfcafError(f"{NAME}: subset_size must be smaller than the H·W·3 = {features} "
-                         f"values of an image; got {subset_size}")
-    colour = np.asarray(substrate, np.float32)
-    if colour.shape != (3,):
-        raise TfcafError(f"{NAME}: substrate must be 3 RGB values; got shape {colour.shape}")
-    if subsets is not None:
-        subsets = _check_subsets(subsets, (nb_runs, count, subset_size), features)
     rng = np.random.default_rng(seed)
     outputs = np.concatenate([np.asarray(predict(images[i:i + batch_size]))
                               for i in range(0, count, batch_size)])

@@ -53,6 +53,24 @@ def _noise_bounds(lower_bound, upper_bound):
     return float(lower_bound), float(upper_bound)
 
 
+def _checked(images, targets, nb_samples, batch_size, norm, reduce, lower_bound, upper_bound,
+             noise):
+    """The arguments of `stability`, checked: images, targets and the noise
+    bounds; `TfcafError` naming the first bad one."""
+    images = check_images(images, NAME)
+    if targets is not None:
+        targets = check_targets(targets, len(images), NAME)
+    check_int(nb_samples, "nb_samples", NAME)
+    check_int(batch_size, "batch_size", NAME)
+    if norm not in NORMS or reduce not in ("mean", "max"):
+        raise TfcafError(f"{NAME}: norm must be one of {', '.join(NORMS)} and reduce 'mean' "
+                         f"or 'max'; got norm={norm!r}, reduce={reduce!r}")
+    if noise is not None and np.shape(noise) != (nb_samples,) + images.shape:
+        raise TfcafError(f"{NAME}: noise must be (nb_samples, N, H, W, 3) = "
+                         f"{(nb_samples,) + images.shape}; got shape {np.shape(noise)}")
+    return images, targets, _noise_bounds(lower_bound, upper_bound)
+
+
 def stability(explain, images, targets=None, *, lower_bound=0.2, upper_bound=None,
               nb_samples=200, norm="fro", abs=False, reduce="mean", noise=None, seed=0,
               batch_size=64):
@@ -91,19 +109,9 @@ def stability(explain, images, targets=None, *, lower_bound=0.2, upper_bound=Non
         more stable) and "sensitivities" (N, nb_samples) float64, one per
         noisy copy.
     """
-    images = check_images(images, NAME)
+    images, targets, (low, high) = _checked(images, targets, nb_samples, batch_size, norm,
+                                            reduce, lower_bound, upper_bound, noise)
     count, height, width, _ = images.shape
-    if targets is not None:
-        targets = check_targets(targets, count, NAME)
-    nb_samples = check_int(nb_samples, "nb_samples", NAME)
-    batch_size = check_int(batch_size, "batch_size", NAME)
-    if norm not in NORMS or reduce not in ("mean", "max"):
-        raise TfcafError(f"{NAME}: norm must be one of {', '.join(NORMS)} and reduce 'mean' "
-                         f"or 'max'; got norm={norm!r}, reduce={reduce!r}")
-    low, high = _noise_bounds(lower_bound, upper_bound)
-    if noise is not None and np.shape(noise) != (nb_samples,) + images.shape:
-        raise TfcafError(f"{NAME}: noise must be (nb_samples, N, H, W, 3) = "
-                         f"{(nb_samples,) + images.shape}; got shape {np.shape(noise)}")
     rng = np.random.default_rng(seed)
     pick = (lambda index: None) if targets is None else (lambda index: targets[index])
     original = np.concatenate([
