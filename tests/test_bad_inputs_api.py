@@ -217,7 +217,7 @@ EVALUATE_ROWS = [
      ["--model=tiny.keras", "--preprocessing=tf", "--out_dir=e4"] + E, 1,
      r"already preprocesses its input", _absent("e4")),
     ("unknown metric", "refused", ["--model=tiny.keras", "--metric=accuracy"], 2,
-     r"flag --metric=\['accuracy'\]: unknown 'accuracy'; choose from iou, maxboxacc", None),
+     r"--metric: unknown 'accuracy'; choose from iou, maxboxacc", None),
     ("unknown method", "refused", ["--model=tiny.keras", "--methods=gradcam,lime"], 2,
      r"flag --methods=\['gradcam', 'lime'\]: unknown 'lime'; choose from l2caf", None),
     ("cam_threshold=2", "refused", ["--model=tiny.keras", "--cam_threshold=2"], 2,

@@ -138,14 +138,6 @@ register(Metric(
              "{correlation} correlation; higher is better"))
 
 register(Metric(
-    name="sanity", family="sanity", scope="model",
-    description="model-randomisation sanity check (Adebayo et al. 2018)",
-    function="tfcaf.metrics.randomization:map_similarity", needs=("keras_model",),
-    options={"sanity_images": 16, "sanity_stages": 6, "sanity_cascading": True, "seed": 0},
-    protocol="weights re-drawn from their initializers from the output down; Spearman "
-             "correlation of the absolute maps with the trained model's"))
-
-register(Metric(
     name="road", family="faithfulness",
     description="ROAD (Rong et al. 2022): score change as pixels are imputed, most / least "
                 "relevant first",
@@ -203,3 +195,11 @@ register(Metric(
     lower_is_better=("complexity",),
     protocol="Quantus 0.6.0 Complexity: entropy of |heatmap| / Σ|heatmap| in nats; lower "
              "is simpler"))
+
+register(Metric(
+    name="sanity", family="sanity", scope="model",
+    description="model-randomisation sanity check (Adebayo et al. 2018)",
+    function="tfcaf.metrics.randomization:map_similarity", needs=("keras_model",),
+    options={"sanity_images": 16, "sanity_stages": 6, "sanity_cascading": True, "seed": 0},
+    protocol="weights re-drawn from their initializers from the output down; Spearman "
+             "correlation of the absolute maps with the trained model's"))
