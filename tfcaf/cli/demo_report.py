@@ -6,16 +6,15 @@ timings."""
 import os
 import platform
 
-# The report's tables per network: (title, part of the run, metrics). The
-# parts: "localization" (LOCALIZATION + retrieval metrics) and
-# "faithfulness", each run on its own image count. Columns, their
-# direction and their protocol sentences come from the metric registry.
+# The report's tables per network: (title, part of the run, metric
+# families of the registry). The parts: "localization" (LOCALIZATION +
+# retrieval metrics) and "faithfulness", each run on its own image count.
+# Columns, their direction and their protocol sentences come from the
+# registry too.
 TABLES = (
-    ("localization", "localization", ("iou", "maxboxacc", "pxap")),
-    ("faithfulness", "faithfulness", ("deletion", "insertion", "average_drop",
-                                      "pointing_game", "road", "mufidelity",
-                                      "faithfulness_correlation")),
-    ("stability and complexity", "faithfulness", ("stability", "sparseness", "complexity")),
+    ("localization", "localization", ("localization",)),
+    ("faithfulness", "faithfulness", ("faithfulness",)),
+    ("stability and complexity", "faithfulness", ("robustness", "complexity")),
 )
 # What the protocol sentences of the evaluations do not say.
 NOTES = (
@@ -29,13 +28,15 @@ NOTES = (
 )
 
 
-def table_columns(metrics):
-    """[(column, title)] of the registry's `metrics`: ↓ where lower is better."""
+def table_columns(families, computed):
+    """[(column, title)] of the `computed` metrics of the registry's
+    `families`: ↓ where lower is better."""
     from tfcaf.metrics import registry
     columns = []
-    for name in metrics:
-        metric = registry.metric(name)
-        columns += [(c, c + (" ↓" if c in metric.lower_is_better else "")) for c in metric.shown]
+    for metric in registry.METRICS.values():
+        if metric.family in families and metric.name in computed:
+            columns += [(c, c + (" ↓" if c in metric.lower_is_better else ""))
+                        for c in metric.shown]
     return columns
 
 
@@ -123,10 +124,12 @@ def report_lines(results, timings, smoke, options, methods, many_pass):
     from tfcaf.metrics import registry
     percent = {c + arrow for m in registry.METRICS.values() for c in m.percent
                for arrow in ("", " ↓")}
+    computed = {name for r in results.values() for part in ("localization", "faithfulness")
+                for s in r[part] for name in s["protocols"]}
     for name, summaries in results.items():
         lines += [f"## {name}", ""]
-        for title, part, metrics in TABLES:
-            columns = table_columns(metrics)
+        for title, part, families in TABLES:
+            columns = table_columns(families, computed)
             lines += [f"**{title}**", "", markdown_table(
                 method_rows(summaries, methods, part, columns),
                 [t for _, t in columns] + ["images"], percent_columns=percent), ""]

@@ -69,7 +69,7 @@ class Metric:
 
     Attributes:
         name: the `--metric` name; `tfcaf.metrics.<name>` is `function`.
-        family: one of `FAMILIES` (groups the report's tables).
+        family: one of `FAMILIES` (the demo report's tables group by it).
         description: one line for `--help` and docs.
         function: "module:function", the library function on arrays.
         scope: one of `SCOPES`.
