@@ -17,9 +17,10 @@ given as a number; its default "black" is each image's minimum value).
 
 import numpy as np
 
+from tfcaf.caf.targets import Similarity
 from tfcaf.errors import TfcafError
 from tfcaf.metrics.map_complexity import check_heatmaps, quantus_preprocess
-from tfcaf.metrics.faithfulness import target_scores
+from tfcaf.metrics.faithfulness import similarity_references, target_scores
 
 NAME = "faithfulness_correlation"
 
@@ -135,7 +136,8 @@ def faithfulness_correlation(predict, images, heatmaps, targets=None, *, embeddi
         images: (N, H, W, 3) raw pixels.
         heatmaps: (N, H, W) attributions at image size.
         targets: (N,) explained class ids (classifiers; None: the top-1
-            class of each image). Ignored for retrieval nets.
+            class of each image), or a `tfcaf.Similarity` (the cosine
+            similarity to its references, `faithfulness.scoring`).
         embedding: True for retrieval nets: the score is the cosine
             similarity to the unperturbed image's embedding.
         substrate: (3,) RGB value of removed values (`model_substrate`).
@@ -163,11 +165,15 @@ def faithfulness_correlation(predict, images, heatmaps, targets=None, *, embeddi
     rng = np.random.default_rng(seed)
     outputs = np.concatenate([np.asarray(predict(images[i:i + batch_size]))
                               for i in range(0, count, batch_size)])
-    references = outputs if embedding else None
-    if not embedding:
+    if isinstance(targets, Similarity):
+        references, targets = similarity_references(predict, targets, count, batch_size), None
+    elif embedding:
+        references, targets = outputs, None
+    else:
+        references = None
         targets = (outputs.argmax(axis=1).astype(np.int32) if targets is None
                    else check_targets(targets, count, NAME, outputs.shape[1]))
-    original = _scores(outputs, None if embedding else targets, references, softmax)
+    original = _scores(outputs, targets, references, softmax)
     drops = np.empty((count, nb_runs))
     sums = np.empty((count, nb_runs))
     for first in range(0, nb_runs * count, batch_size):
@@ -179,7 +185,7 @@ def faithfulness_correlation(predict, images, heatmaps, targets=None, *, embeddi
         batch = images[image].reshape(len(copy), -1)
         batch[rows, index] = colour[index % 3]
         out = predict(batch.reshape(len(copy), height, width, 3))
-        scores = _scores(out, None if embedding else targets[image],
+        scores = _scores(out, None if targets is None else targets[image],
                          None if references is None else references[image], softmax)
         drops[image, run] = original[image] - scores
         sums[image, run] = maps[image[:, None], index // 3].sum(axis=1)

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcaf import graph
+from tfcaf.caf.targets import Similarity
 from tfcaf.errors import TfcafError
 from tfcaf.metrics import faithfulness_protocols as protocols
 from tfcaf.models.layers import ImagePreprocessing
@@ -112,13 +113,58 @@ def target_scores(outputs, targets, references):
                          tf.math.l2_normalize(references, -1), -1)
 
 
+def _outputs(predict, images, batch_size):
+    return np.concatenate([np.asarray(predict(images[i:i + batch_size]))
+                           for i in range(0, len(images), batch_size)])
+
+
+def similarity_references(predict, similarity, count, batch_size=64):
+    """(count, D) reference embeddings of a `tfcaf.Similarity` target: its
+    embeddings, or the outputs of its reference images, one per image or
+    one for all."""
+    if similarity.embeddings is not None:
+        references = np.asarray(similarity.embeddings, np.float32)
+    else:
+        pictures = np.asarray(similarity.images, np.float32)
+        references = _outputs(predict, pictures.reshape((-1,) + pictures.shape[-3:]),
+                              batch_size)
+    references = references.reshape(-1, references.shape[-1])
+    if len(references) not in (1, count):
+        raise TfcafError(f"Similarity: {len(references)} references for {count} images; "
+                         "give one for all or one per image")
+    return np.broadcast_to(references, (count, references.shape[-1]))
+
+
+def scoring(predict, images, targets=None, embedding=False, batch_size=64):
+    """What a perturbation metric scores, from the unperturbed images.
+
+    Args:
+        targets: (N,) class ids (classifiers: their softmax probability),
+            or a `tfcaf.Similarity`, as the methods take it: the cosine
+            similarity to its reference embeddings (any model).
+        embedding: with no Similarity, score the cosine similarity to each
+            image's own embedding (retrieval nets).
+
+    Returns:
+        (scores (N,) of the images, class ids (N,) int32 tensor or None,
+        references (N, D) or None), the last two for `target_scores`.
+    """
+    outputs = _outputs(predict, images, batch_size)
+    if isinstance(targets, Similarity):
+        classes, references = None, similarity_references(predict, targets, len(images),
+                                                          batch_size)
+    elif embedding:
+        classes, references = None, outputs
+    else:
+        classes, references = tf.constant(np.asarray(targets), tf.int32), None
+    return target_scores(outputs, classes, references).numpy(), classes, references
+
+
 def image_scores(predict, images, targets=None, embedding=False, batch_size=64):
     """Scores (N,) of unperturbed images and the reference embeddings
-    (N, D) (None for classifiers)."""
-    outputs = np.concatenate([np.asarray(predict(images[i:i + batch_size]))
-                              for i in range(0, len(images), batch_size)])
-    references = outputs if embedding else None
-    return target_scores(outputs, targets, references).numpy(), references
+    (N, D) (None for classifiers): `scoring` without the class ids."""
+    original, _, references = scoring(predict, images, targets, embedding, batch_size)
+    return original, references
 
 
 def step_counts(num_pixels, step):
@@ -232,8 +278,9 @@ def deletion_insertion(predict, images, heatmaps, targets=None, *, embedding=Fal
     Args:
         predict, step, batch_size: see `perturbation_curves`.
         images: (N, H, W, 3) raw pixels; heatmaps: (N, H, W) at image size.
-        targets: (N,) explained classes (classifiers; ignored for
-            retrieval nets).
+        targets: (N,) explained classes (classifiers), or a
+            `tfcaf.Similarity` (cosine similarity to its references, on
+            any model: `scoring`).
         embedding: True for retrieval nets (score: cosine similarity to the
             unperturbed image's embedding).
         substrate: (3,) RGB colour of removed pixels (`model_substrate`).
@@ -253,8 +300,7 @@ def deletion_insertion(predict, images, heatmaps, targets=None, *, embedding=Fal
                          "`max_percentage_perturbed` are 'xplique' options")
     images = np.asarray(images, np.float32)
     substrate = np.asarray(substrate, np.float32)
-    targets = None if embedding else tf.constant(np.asarray(targets), tf.int32)
-    _, references = image_scores(predict, images, targets, embedding, batch_size)
+    _, targets, references = scoring(predict, images, targets, embedding, batch_size)
     height, width = images.shape[1:3]
     if xplique:
         counts = protocols.xplique_step_counts(height * width, 10 if steps is None else steps,
@@ -301,8 +347,7 @@ def average_drop_increase(predict, images, heatmaps, targets=None, *, embedding=
                              "average_drop_increase")
     images = np.asarray(images, np.float32)
     substrate = np.asarray(substrate, np.float32)
-    targets = None if embedding else tf.constant(np.asarray(targets), tf.int32)
-    original, references = image_scores(predict, images, targets, embedding, batch_size)
+    original, targets, references = scoring(predict, images, targets, embedding, batch_size)
     masks = protocols.xplique_mask(heatmaps) if protocol == "xplique" else heatmaps
     explained = explanation_images(images, masks, substrate)
     outputs = np.concatenate([np.asarray(predict(explained[i:i + batch_size]))

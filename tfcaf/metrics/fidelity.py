@@ -74,7 +74,8 @@ def mufidelity(predict, images, heatmaps, targets=None, *, embedding=False,
     Args:
         predict: (B, H, W, 3) raw pixels -> (B, K) logits or (B, D).
         images: (N, H, W, 3) raw pixels; heatmaps: (N, H, W) at image size.
-        targets: (N,) explained classes (classifiers).
+        targets: (N,) explained classes (classifiers), or a
+            `tfcaf.Similarity` (`faithfulness.scoring`).
         embedding: True for retrieval nets.
         substrate: (3,) RGB baseline of the subsets' pixels.
         grid_size: cells per side (None: one per pixel row, xplique's
@@ -103,8 +104,7 @@ def mufidelity(predict, images, heatmaps, targets=None, *, embedding=False,
     if subsets is None:
         subsets = draw_subsets(count, nb_samples, grid_size, subset_percent, seed)
     subsets = _checked_subsets(subsets, count, nb_samples, grid_size)
-    targets = None if embedding else tf.constant(np.asarray(targets), tf.int32)
-    original, references = fm.image_scores(predict, images, targets, embedding, batch_size)
+    original, targets, references = fm.scoring(predict, images, targets, embedding, batch_size)
     cells = grid_cells(grid_size, height, width)
     flat = tf.constant(subsets.reshape(count * nb_samples, -1))
     start = tf.constant(images)

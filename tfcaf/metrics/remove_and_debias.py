@@ -20,10 +20,10 @@ symmetric percentiles 10..90 the average is the same set of removal levels.
 """
 
 import numpy as np
-import tensorflow as tf
 
 from tfcaf.errors import TfcafError
-from tfcaf.metrics.faithfulness import image_scores, target_scores
+from tfcaf.caf.targets import Similarity
+from tfcaf.metrics.faithfulness import scoring, target_scores
 
 PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 ORDERS = ("morf", "lerf", "combined")
@@ -175,12 +175,12 @@ def _check(images, heatmaps, targets, embedding, percentiles, order, noise, batc
         raise TfcafError(f"noise must be a finite value >= 0, got {noise}")
     if int(batch_size) < 1:
         raise TfcafError(f"batch_size must be >= 1, got {batch_size}")
-    if not embedding:
+    if not embedding and not isinstance(targets, Similarity):
         if targets is None or np.shape(targets) != (len(images),):
             raise TfcafError(f"targets must be (N,) = ({len(images)},) class ids for a "
                              f"classifier, got {None if targets is None else np.shape(targets)}")
         targets = np.asarray(targets, np.int32)
-    return images, heatmaps, None if embedding else targets, percentiles.tolist()
+    return images, heatmaps, targets, percentiles.tolist()
 
 
 def _perturbed(images, heatmaps, percentiles, orders, noise, seed, draws):
@@ -239,7 +239,8 @@ def road(predict, images, heatmaps, targets=None, *, embedding=False,
         predict: (B, H, W, C) -> (B, K) logits or (B, D) embeddings.
         images: (N, H, W, C) float32 in the model's input units.
         heatmaps: (N, H, W) at image size.
-        targets: (N,) class ids (classifiers; ignored when embedding).
+        targets: (N,) class ids (classifiers), or a `tfcaf.Similarity`
+            (cosine similarity to its references: `faithfulness.scoring`).
         embedding: score = cosine similarity to the unperturbed image's
             embedding instead of the softmax probability of `targets`.
         percentiles: values in (0, 100), the share of pixels kept.
@@ -259,8 +260,8 @@ def road(predict, images, heatmaps, targets=None, *, embedding=False,
     """
     images, heatmaps, targets, percentiles = _check(
         images, heatmaps, targets, embedding, percentiles, order, noise, batch_size)
-    tf_targets = None if targets is None else tf.constant(targets)
-    original, references = image_scores(predict, images, tf_targets, embedding, batch_size)
+    original, classes, references = scoring(predict, images, targets, embedding, batch_size)
+    targets = None if classes is None else classes.numpy()
     original = np.float32(original)
     orders = ["lerf", "morf"] if order == "combined" else [order]
     items = _perturbed(images, heatmaps, percentiles, orders, noise, seed, draws)
