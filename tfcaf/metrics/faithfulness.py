@@ -39,12 +39,14 @@ from tfcaf import graph
 from tfcaf.caf.targets import Similarity
 from tfcaf.errors import TfcafError
 from tfcaf.metrics import faithfulness_protocols as protocols
+from tfcaf.metrics import registry
 from tfcaf.models.layers import ImagePreprocessing
 from tfcaf.models.preprocessing import CAFFE_BGR_MEAN, TORCH_RGB_MEAN
 
 BLUR_SIZE, BLUR_SIGMA = 11, 5.0
-# Zhang et al.'s pointing-game tolerance in pixels (TorchRay's default).
-POINTING_TOLERANCE = 15
+# Zhang et al.'s pointing-game tolerance in pixels (TorchRay's default),
+# the registry's default.
+POINTING_TOLERANCE = registry.metric("pointing_game").options["tolerance"]
 
 _SUBSTRATES = {
     "caffe": tuple(reversed(CAFFE_BGR_MEAN)),
