@@ -109,3 +109,11 @@ def test_digits_masks_are_the_ink_inside_the_tight_box(digits_dir):
         box = data.boxes[index][0]
         np.testing.assert_array_equal([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], box)
         assert set(np.unique(mask)) <= {0, 1}
+
+
+def test_batches_of_a_pass_add_up_to_the_whole_set():
+    masks = GOLDEN["gt_masks"]
+    parts = [px.batch_histograms(HEATMAPS[s], masks[s]) for s in (slice(0, 2), slice(2, 5))]
+    values = {k: np.concatenate([p[k] for p in parts]) for k in ("foreground", "background")}
+    assert values["foreground"].shape == (2, 1002)
+    assert px.pxap_summary(values, None, {})["pxap"] == px.pxap(HEATMAPS, masks)

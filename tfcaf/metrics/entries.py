@@ -37,7 +37,7 @@ register(Metric(
 register(Metric(
     name="pxap", family="localization",
     description="PxAP (Choe et al. 2020): pixel average precision against GT masks",
-    function=f"{_PX}:pxap", batch_function=f"{_PX}:mask_histograms",
+    function=f"{_PX}:pxap", batch_function=f"{_PX}:batch_histograms",
     inputs=("heatmaps", "masks"), options={"interval": 0.001},
     values=("foreground", "background"), summarize=f"{_PX}:pxap_summary",
     needs=("masks",), percent=("pxap",), headline=("pxap",),

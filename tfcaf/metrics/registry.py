@@ -79,7 +79,8 @@ class Metric:
         options: the metric's settings and defaults, passed by name
             (an `EvalConfig` field of the same name overrides the default).
         values: the per-image keys (N, ...) of the batch function's result
-            kept and concatenated over the pass.
+            kept and concatenated over the pass (or per-batch rows (1, ...)
+            that `summarize` adds up, e.g. PxAP's histograms).
         columns: report column -> per-image key averaged over images
             (when `summarize` is None).
         summarize: "module:function" `(values, correct, options) ->
