@@ -20,7 +20,7 @@ import numpy as np
 from tfcaf.caf.targets import Similarity
 from tfcaf.errors import TfcafError
 from tfcaf.metrics.map_complexity import check_heatmaps, quantus_preprocess
-from tfcaf.metrics.faithfulness import similarity_references, target_scores
+from tfcaf.metrics.scores import similarity_references, target_scores
 
 NAME = "faithfulness_correlation"
 
@@ -137,7 +137,7 @@ def faithfulness_correlation(predict, images, heatmaps, targets=None, *, embeddi
         heatmaps: (N, H, W) attributions at image size.
         targets: (N,) explained class ids (classifiers; None: the top-1
             class of each image), or a `tfcaf.Similarity` (the cosine
-            similarity to its references, `faithfulness.scoring`).
+            similarity to its references, `tfcaf.metrics.scores.scoring`).
         embedding: True for retrieval nets: the score is the cosine
             similarity to the unperturbed image's embedding.
         substrate: (3,) RGB value of removed values (`model_substrate`).

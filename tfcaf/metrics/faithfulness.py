@@ -36,10 +36,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfcaf import graph
-from tfcaf.caf.targets import Similarity
 from tfcaf.errors import TfcafError
 from tfcaf.metrics import faithfulness_protocols as protocols
 from tfcaf.metrics import registry
+from tfcaf.metrics.scores import scoring, target_scores
 from tfcaf.models.layers import ImagePreprocessing
 from tfcaf.models.preprocessing import CAFFE_BGR_MEAN, TORCH_RGB_MEAN
 
@@ -102,71 +102,6 @@ def explanation_images(images, heatmaps, substrate):
     (N, H, W, 3) from (N, H, W) heatmaps in [0, 1]."""
     images = np.asarray(images, np.float32)
     return substrate + np.asarray(heatmaps, np.float32)[..., None] * (images - substrate)
-
-
-def target_scores(outputs, targets, references):
-    """(B,) softmax probability of `targets` (classifiers, references None)
-    or cosine similarity to `references` (B, D) (retrieval nets)."""
-    outputs = tf.cast(outputs, tf.float32)
-    if references is None:
-        probabilities = tf.nn.softmax(outputs, axis=-1)
-        return tf.gather(probabilities, targets, batch_dims=1)
-    return tf.reduce_sum(tf.math.l2_normalize(outputs, -1) *
-                         tf.math.l2_normalize(references, -1), -1)
-
-
-def _outputs(predict, images, batch_size):
-    return np.concatenate([np.asarray(predict(images[i:i + batch_size]))
-                           for i in range(0, len(images), batch_size)])
-
-
-def similarity_references(predict, similarity, count, batch_size=64):
-    """(count, D) reference embeddings of a `tfcaf.Similarity` target: its
-    embeddings, or the outputs of its reference images, one per image or
-    one for all."""
-    if similarity.embeddings is not None:
-        references = np.asarray(similarity.embeddings, np.float32)
-    else:
-        pictures = np.asarray(similarity.images, np.float32)
-        references = _outputs(predict, pictures.reshape((-1,) + pictures.shape[-3:]),
-                              batch_size)
-    references = references.reshape(-1, references.shape[-1])
-    if len(references) not in (1, count):
-        raise TfcafError(f"Similarity: {len(references)} references for {count} images; "
-                         "give one for all or one per image")
-    return np.broadcast_to(references, (count, references.shape[-1]))
-
-
-def scoring(predict, images, targets=None, embedding=False, batch_size=64):
-    """What a perturbation metric scores, from the unperturbed images.
-
-    Args:
-        targets: (N,) class ids (classifiers: their softmax probability),
-            or a `tfcaf.Similarity`, as the methods take it: the cosine
-            similarity to its reference embeddings (any model).
-        embedding: with no Similarity, score the cosine similarity to each
-            image's own embedding (retrieval nets).
-
-    Returns:
-        (scores (N,) of the images, class ids (N,) int32 tensor or None,
-        references (N, D) or None), the last two for `target_scores`.
-    """
-    outputs = _outputs(predict, images, batch_size)
-    if isinstance(targets, Similarity):
-        classes, references = None, similarity_references(predict, targets, len(images),
-                                                          batch_size)
-    elif embedding:
-        classes, references = None, outputs
-    else:
-        classes, references = tf.constant(np.asarray(targets), tf.int32), None
-    return target_scores(outputs, classes, references).numpy(), classes, references
-
-
-def image_scores(predict, images, targets=None, embedding=False, batch_size=64):
-    """Scores (N,) of unperturbed images and the reference embeddings
-    (N, D) (None for classifiers): `scoring` without the class ids."""
-    original, _, references = scoring(predict, images, targets, embedding, batch_size)
-    return original, references
 
 
 def step_counts(num_pixels, step):

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tfcaf.errors import TfcafError
 from tfcaf.metrics import faithfulness as fm
+from tfcaf.metrics.scores import scoring
 
 CORRELATIONS = ("spearman", "pearson")
 
@@ -75,7 +76,7 @@ def mufidelity(predict, images, heatmaps, targets=None, *, embedding=False,
         predict: (B, H, W, 3) raw pixels -> (B, K) logits or (B, D).
         images: (N, H, W, 3) raw pixels; heatmaps: (N, H, W) at image size.
         targets: (N,) explained classes (classifiers), or a
-            `tfcaf.Similarity` (`faithfulness.scoring`).
+            `tfcaf.Similarity` (`tfcaf.metrics.scores.scoring`).
         embedding: True for retrieval nets.
         substrate: (3,) RGB baseline of the subsets' pixels.
         grid_size: cells per side (None: one per pixel row, xplique's
@@ -104,7 +105,7 @@ def mufidelity(predict, images, heatmaps, targets=None, *, embedding=False,
     if subsets is None:
         subsets = draw_subsets(count, nb_samples, grid_size, subset_percent, seed)
     subsets = _checked_subsets(subsets, count, nb_samples, grid_size)
-    original, targets, references = fm.scoring(predict, images, targets, embedding, batch_size)
+    original, targets, references = scoring(predict, images, targets, embedding, batch_size)
     cells = grid_cells(grid_size, height, width)
     flat = tf.constant(subsets.reshape(count * nb_samples, -1))
     start = tf.constant(images)

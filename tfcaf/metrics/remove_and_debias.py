@@ -23,7 +23,7 @@ import numpy as np
 
 from tfcaf.errors import TfcafError
 from tfcaf.caf.targets import Similarity
-from tfcaf.metrics.faithfulness import scoring, target_scores
+from tfcaf.metrics.scores import scoring, target_scores
 
 PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 ORDERS = ("morf", "lerf", "combined")
@@ -240,7 +240,7 @@ def road(predict, images, heatmaps, targets=None, *, embedding=False,
         images: (N, H, W, C) float32 in the model's input units.
         heatmaps: (N, H, W) at image size.
         targets: (N,) class ids (classifiers), or a `tfcaf.Similarity`
-            (cosine similarity to its references: `faithfulness.scoring`).
+            (cosine similarity to its references: `tfcaf.metrics.scores.scoring`).
         embedding: score = cosine similarity to the unperturbed image's
             embedding instead of the softmax probability of `targets`.
         percentiles: values in (0, 100), the share of pixels kept.
