@@ -5,12 +5,12 @@ computes from them, batch by batch; then each metric's summary."""
 import dataclasses
 import json
 import logging
-import sys
 import time
 
 import numpy as np
 
 from tfcaf.evaluation.adapters import check_classes, top1_correct
+from tfcaf.evaluation.progress import Progress
 from tfcaf.metrics import registry
 from tfcaf.metrics.degenerate import degenerate_maps
 
@@ -37,13 +37,6 @@ class Pass:
     values: dict
     examples: dict
     degenerate: dict
-
-
-def _progress(done, total, started):
-    rate = done / max(time.time() - started, 1e-9)
-    bar = "#" * int(30 * done / max(total, 1))
-    sys.stderr.write(f"\r[{bar:<30}] {done}/{total} images  {rate:.1f} img/s")
-    sys.stderr.flush()
 
 
 def metric_options(config):
@@ -113,7 +106,7 @@ def run_pass(adapter, dataset, methods, config, example_count=8):
     degenerate = {m: 0 for m in methods}
     examples = {"images": [], "boxes": [], "heatmaps": {m: [] for m in methods},
                 "maps": {m: [] for m in methods}}
-    started, done = time.time(), 0
+    progress = Progress(total)
     for images, batch_labels, boxes, batch_masks in _batches(dataset, total, config.batch_size,
                                                              masks):
         outputs.append(adapter.outputs(images))
@@ -122,6 +115,7 @@ def run_pass(adapter, dataset, methods, config, example_count=8):
         examples["images"] += list(images[:room])
         examples["boxes"] += list(boxes[:room])
         for method in methods:
+            started = time.monotonic()
             batch = _method_batch(adapter, method, images, batch_labels, boxes, batch_masks,
                                   scoring, config)
             examples["heatmaps"][method] += list(batch.heatmaps[:room])
@@ -130,9 +124,9 @@ def run_pass(adapter, dataset, methods, config, example_count=8):
             for name, per_image in _batch_values(batch, metrics, options).items():
                 for key, value in per_image.items():
                     values[method][name].setdefault(key, []).append(value)
-        done += len(images)
-        _progress(done, total, started)
-    sys.stderr.write("\n")
+            progress.add_method_time(method, time.monotonic() - started)
+        progress.advance(len(images))
+    progress.close()
     values = {m: {name: {k: np.concatenate(v) for k, v in keys.items()}
                   for name, keys in per_metric.items()} for m, per_metric in values.items()}
     examples.update({key: {m: np.array(v) for m, v in examples[key].items()}

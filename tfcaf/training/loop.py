@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcaf import data as tfcaf_data
+from tfcaf.durations import as_clock
 from tfcaf.errors import TfcafError
 from tfcaf import losses, models
 from tfcaf.training import inputs, strategy as strategies
@@ -193,7 +194,7 @@ class Trainer:
                 self.summaries.scalars(step, logs, self.optimizer.learning_rate)
                 log.info("step %d/%d  %s  %.2f steps/s  ETA %s", step, config.train_steps,
                          "  ".join(f"{k} {v:.4f}" for k, v in logs.items()), rate,
-                         _eta((config.train_steps - step) / max(rate, 1e-9)))
+                         as_clock((config.train_steps - step) / max(rate, 1e-9)))
                 self.model.reset_metrics()
                 clock, clock_step = time.time(), step
             if step % config.checkpoint_every == 0 or step == config.train_steps:
@@ -252,11 +253,6 @@ def _all_layers(model):
     for layer in getattr(model, "layers", ()):
         yield layer
         yield from _all_layers(layer)
-
-
-def _eta(seconds):
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def train(config):
