@@ -65,7 +65,10 @@ flags.DEFINE_enum("sanity_mode", "cascading" if _DEFAULT.sanity_cascading else "
                   "Randomise layers cumulatively from the output down, or one at a time.")
 flags.DEFINE_integer("seed", _DEFAULT.seed,
                      "Seed of K-means, of the randomisation and of noise baselines.")
-flags.DEFINE_string("out_dir", "eval_out", "Where metrics.json, report.md and PNGs go.")
+flags.DEFINE_string("out_dir", "eval_out", "Where metrics.json, report.md and PNGs go. An "
+                    "interrupted run resumes when the same command runs again.")
+flags.DEFINE_boolean("overwrite", False, "Discard an unfinished run into --out_dir made with "
+                     "other settings, instead of refusing to mix them.")
 
 flags.register_validator("methods", lambda v: choices.check_names(v, choices.METHODS))
 
@@ -76,7 +79,7 @@ FLAG_GROUPS = (
     ("Metrics", ("metric", "metric_modules", "metric_options", "methods", "cam_threshold", "iou_threshold", "box_protocol",
                  "nmi_inits", "faithfulness_step", "pointing_tolerance")),
     ("Sanity checks", ("sanity_images", "sanity_stages", "sanity_mode", "seed")),
-    ("Output", ("out_dir",)),
+    ("Output", ("out_dir", "overwrite")),
 )
 
 
@@ -156,7 +159,7 @@ def main(argv):
     split = FLAGS.split or ("retrieval_test" if adapter.embedding else default_split)
     size = adapter.input_size(FLAGS.image_size)
     dataset = load_dataset(FLAGS.dataset, FLAGS.data_dir, split, image_size=size)
-    summary = evaluate(adapter, dataset, FLAGS.out_dir, config)
+    summary = evaluate(adapter, dataset, FLAGS.out_dir, config, overwrite=FLAGS.overwrite)
     for method, values in summary["methods"].items():
         print(method, "  ".join(f"{k} {v:.4f}" for k, v in values.items()
                                 if isinstance(v, (int, float))))

@@ -1,11 +1,12 @@
 """`evaluate`: metrics, report and pictures for one model on one dataset."""
 
+import dataclasses
 import logging
 import os
 
 from tfcaf.data.checks import DataError, require_boxes
 from tfcaf.errors import TfcafError
-from tfcaf.evaluation import report, runner, sanity
+from tfcaf.evaluation import report, resume, runner, sanity
 from tfcaf.evaluation.adapters import KerasAdapter
 from tfcaf.evaluation.config import EvalConfig
 from tfcaf.metrics import faithfulness as fm
@@ -57,7 +58,17 @@ def _check(metrics, adapter, dataset):
         adapter.scores_input()  # raises when the model cannot be scored
 
 
-def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
+def _pass_identity(adapter, dataset, methods, config):
+    """What the pass's per-image values depend on (`resume.PassShards`)."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items()
+                if not k.startswith("sanity_")}
+    return {"model": resume.model_fingerprint(adapter), "model_settings": adapter.settings(),
+            "methods": {m: adapter.method_settings(m) for m in methods},
+            "config": settings, "dataset": f"{dataset.name}/{dataset.split}",
+            "dataset_size": len(dataset), "dataset_source": getattr(dataset, "source", "")}
+
+
+def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False):
     """Runs the metrics of `config` and writes metrics.json, report.md,
     examples.png, curves.png (deletion/insertion) and sanity.png to
     `out_dir`, which is created only once the results are ready.
@@ -66,13 +77,17 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
     that fails, a full disk included, leaves `out_dir` as it was; one that
     succeeds replaces the files of the previous run there and removes those
     it did not write again. A file in `out_dir` that no tfcaf run wrote is
-    refused before any image is run.
+    refused before any image is run. The pass is resumable
+    (`tfcaf.evaluation.resume`): the same call after a crash or Ctrl-C
+    recomputes only the batches it had not finished.
 
     Args:
         adapter: a `KerasAdapter` or `SavedModelAdapter`.
         dataset: a `tfcaf.data` dataset (images, labels, boxes).
         out_dir: output folder.
         config: an `EvalConfig`.
+        overwrite: discard an unfinished run into `out_dir` with other
+            settings instead of refusing it.
 
     Returns:
         The metrics dict written to metrics.json: "methods" (method ->
@@ -92,7 +107,10 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
     outputs = OutputSet(out_dir, "out_dir", staged=True)
     outputs.claim([os.path.join(out_dir, name) for name in _file_names(metrics, mapping)])
     log.info("evaluating %s on %s/%s", ", ".join(config.metrics), dataset.name, dataset.split)
-    result = runner.run_pass(adapter, dataset, methods if mapping else [], config)
+    passed = methods if mapping else []
+    shards = resume.PassShards(out_dir, _pass_identity(adapter, dataset, passed, config),
+                               overwrite)
+    result = runner.run_pass(adapter, dataset, passed, config, shards=shards)
     explained = methods if mapping or "sanity" in config.metrics else []
     summary = {"dataset": f"{dataset.name}/{dataset.split}", "images": int(len(result.labels)),
                "methods": {m: {} for m in (methods if mapping else [])},
@@ -111,6 +129,7 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig()):
     except BaseException:  # Ctrl-C too: no half set of files
         outputs.discard()
         raise
+    shards.remove()
     log.info("wrote %s", os.path.join(out_dir, "report.md"))
     return summary
 

@@ -64,12 +64,18 @@ def _batch_values(batch, metrics, options):
     return values
 
 
-def _batches(dataset, total, batch_size, masks):
+def _batches(dataset, total, batch_size, masks, first_batch=0):
     """(images, labels, boxes, masks or None) numpy batches of the evenly
-    spaced `total` examples."""
-    indices = dataset.evenly_spaced_indices(total) if masks else None
-    for start, (images, labels, boxes) in zip(range(0, total, batch_size),
-                                             dataset.evenly_spaced(total, batch_size)):
+    spaced `total` examples, from batch `first_batch` on (a resumed pass)."""
+    if first_batch:
+        import tensorflow as tf
+        indices = dataset.evenly_spaced_indices(total)[first_batch * batch_size:]
+        pipeline = dataset.from_indices(tf.data.Dataset.from_tensor_slices(indices),
+                                        batch_size=batch_size)
+    else:
+        indices = dataset.evenly_spaced_indices(total) if masks else None
+        pipeline = dataset.evenly_spaced(total, batch_size)
+    for start, (images, labels, boxes) in zip(range(0, total, batch_size), pipeline):
         yield (images.numpy(), labels.numpy(), boxes.numpy(),
                dataset.gt_masks(indices[start:start + batch_size]) if masks else None)
 
@@ -85,10 +91,56 @@ def _method_batch(adapter, method, images, labels, boxes, masks, scoring, config
         seed=config.seed, image_size=images.shape[1:3])
 
 
-def run_pass(adapter, dataset, methods, config, example_count=8):
+def _batch_record(adapter, methods, metrics, config, batch, room, progress):
+    """{name: array} of one batch: outputs, labels, per method its
+    metrics' per-image values ("values|METHOD|METRIC|KEY"), degenerate-map
+    count and the batch's first `room` images and maps ("examples|...").
+    What a shard of a resumable pass holds (`resume.PassShards`)."""
+    images, labels, boxes, masks = batch
+    options = metric_options(config)
+    scoring = adapter.scores_input() if any("scores" in m.needs for m in metrics) else None
+    record = {"outputs": adapter.outputs(images), "labels": labels,
+              "examples|images": images[:room], "examples|boxes": boxes[:room]}
+    for method in methods:
+        started = time.monotonic()
+        inputs = _method_batch(adapter, method, images, labels, boxes, masks, scoring, config)
+        record[f"examples|heatmaps|{method}"] = inputs.heatmaps[:room]
+        record[f"examples|maps|{method}"] = inputs.maps[:room]
+        record[f"degenerate|{method}"] = np.int64(degenerate_maps(inputs.maps).sum())
+        for name, per_image in _batch_values(inputs, metrics, options).items():
+            for key, value in per_image.items():
+                record[f"values|{method}|{name}|{key}"] = value
+        progress.add_method_time(method, time.monotonic() - started)
+    return record
+
+
+def _assemble(records, methods):
+    """The `Pass` of the batches' records, in batch order."""
+    joined = {}
+    for record in records:
+        for name, value in record.items():
+            joined.setdefault(name, []).append(value)
+    values = {m: {} for m in methods}
+    for name, parts in joined.items():
+        if name.startswith("values|"):
+            _, method, metric, key = name.split("|")
+            values[method].setdefault(metric, {})[key] = np.concatenate(parts)
+    examples = {"images": list(np.concatenate(joined["examples|images"])),
+                "boxes": list(np.concatenate(joined["examples|boxes"]))}
+    for kind in ("heatmaps", "maps"):
+        examples[kind] = {m: np.concatenate(joined[f"examples|{kind}|{m}"]) for m in methods}
+    return Pass(np.concatenate(joined["outputs"]), np.concatenate(joined["labels"]), values,
+                examples, {m: int(sum(joined[f"degenerate|{m}"])) for m in methods})
+
+
+def run_pass(adapter, dataset, methods, config, example_count=8, shards=None):
     """Runs `adapter` over `dataset` (or an evenly spaced `config.max_images`
     slice), computing what the "maps" metrics of `config.metrics` need for
     each of `methods`.
+
+    Args:
+        shards: a `resume.PassShards`: each finished batch is written to it,
+            and the batches it already holds are read, not recomputed.
 
     Raises:
         TfcafError: the dataset has more classes than the classifier has
@@ -97,41 +149,31 @@ def run_pass(adapter, dataset, methods, config, example_count=8):
     check_classes(adapter, dataset)
     metrics = [registry.metric(n) for n in config.metrics
                if registry.metric(n).scope == "maps"]
-    options = metric_options(config)
-    scoring = adapter.scores_input() if any("scores" in m.needs for m in metrics) else None
     masks = any("masks" in m.needs for m in metrics)
     total = min(len(dataset), config.max_images or len(dataset))
-    outputs, labels = [], []
-    values = {m: {metric.name: {} for metric in metrics} for m in methods}
-    degenerate = {m: 0 for m in methods}
-    examples = {"images": [], "boxes": [], "heatmaps": {m: [] for m in methods},
-                "maps": {m: [] for m in methods}}
+    first = min(shards.finished() if shards else 0, -(-total // config.batch_size))
+    records = [shards.load(index) for index in range(first)]
+    reused = sum(len(r["labels"]) for r in records)
+    if reused:
+        log.info("resuming: %d of %d images reused from %s", reused, total, shards.folder)
     progress = Progress(total)
-    for images, batch_labels, boxes, batch_masks in _batches(dataset, total, config.batch_size,
-                                                             masks):
-        outputs.append(adapter.outputs(images))
-        labels.append(batch_labels)
-        room = example_count - len(examples["images"])
-        examples["images"] += list(images[:room])
-        examples["boxes"] += list(boxes[:room])
-        for method in methods:
-            started = time.monotonic()
-            batch = _method_batch(adapter, method, images, batch_labels, boxes, batch_masks,
-                                  scoring, config)
-            examples["heatmaps"][method] += list(batch.heatmaps[:room])
-            examples["maps"][method] += list(batch.maps[:room])
-            degenerate[method] += int(degenerate_maps(batch.maps).sum())
-            for name, per_image in _batch_values(batch, metrics, options).items():
-                for key, value in per_image.items():
-                    values[method][name].setdefault(key, []).append(value)
-            progress.add_method_time(method, time.monotonic() - started)
-        progress.advance(len(images))
+    progress.advance(reused)
+    try:
+        for index, batch in enumerate(_batches(dataset, total, config.batch_size, masks, first),
+                                      first):
+            room = max(0, example_count - sum(len(r["examples|images"]) for r in records))
+            records.append(_batch_record(adapter, methods, metrics, config, batch, room,
+                                         progress))
+            if shards:
+                shards.save(index, records[-1])
+            progress.advance(len(batch[1]))
+    except KeyboardInterrupt:
+        if shards:
+            log.info("%d of %d images are saved in %s: the same command resumes",
+                     sum(len(r["labels"]) for r in records), total, shards.folder)
+        raise
     progress.close()
-    values = {m: {name: {k: np.concatenate(v) for k, v in keys.items()}
-                  for name, keys in per_metric.items()} for m, per_metric in values.items()}
-    examples.update({key: {m: np.array(v) for m, v in examples[key].items()}
-                     for key in ("heatmaps", "maps")})
-    return Pass(np.concatenate(outputs), np.concatenate(labels), values, examples, degenerate)
+    return _assemble(records, methods)
 
 
 def map_metric_tables(result, embedding, config):

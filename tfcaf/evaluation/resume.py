@@ -1,0 +1,135 @@
+"""Resumable evaluation passes: each batch's results are written as a shard
+while the pass goes, so that running the same command again after a crash,
+a SIGKILL or Ctrl-C recomputes only the batches that were not finished.
+
+The shards live beside the output folder, in `.<out_dir name>.tfcaf-partial/`
+(the output folder itself appears only with the finished results,
+`tfcaf.outputs`): `run.json`, what the numbers depend on, and one
+`batch-NNNNNN.npz` per finished batch, written under a temporary name and
+renamed into place. A partial run of another model, method list or setting
+is refused, naming what differs, unless `overwrite`. The folder is removed
+once the results are written.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+
+import numpy as np
+
+from tfcaf.errors import TfcafError
+from tfcaf.outputs import make_folder, temporary_name
+
+log = logging.getLogger("tfcaf.evaluate")
+RUN_FILE = "run.json"
+
+
+def partial_folder(out_dir):
+    """Where the shards of a run into `out_dir` go."""
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    return os.path.join(parent, f".{name}.tfcaf-partial")
+
+
+def model_fingerprint(adapter):
+    """sha256 of the weights of a `KerasAdapter`'s model, or of the files of
+    a `SavedModelAdapter`'s export: a retrained model in the same path is
+    another model."""
+    digest = hashlib.sha256()
+    if hasattr(adapter, "model"):
+        for weight in adapter.model.get_weights():
+            digest.update(np.ascontiguousarray(weight).tobytes())
+    else:
+        for root, _, files in sorted(os.walk(adapter.path)):
+            for name in sorted(files):
+                with open(os.path.join(root, name), "rb") as f:
+                    digest.update(f.read())
+    return digest.hexdigest()
+
+
+def _differences(recorded, current, prefix=""):
+    """Dotted keys whose values differ between two JSON-like dicts."""
+    keys = sorted(set(recorded) | set(current))
+    differing = []
+    for key in keys:
+        old, new = recorded.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differing += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            differing.append((f"{prefix}{key}", old, new))
+    return differing
+
+
+class PassShards:
+    """The shards of one pass.
+
+    Args:
+        out_dir: the run's output folder.
+        identity: JSON-able dict of everything the per-image values depend
+            on (model fingerprint, methods, metrics and their options,
+            dataset, image count, batch size).
+        overwrite: discard a partial run of another identity instead of
+            refusing it.
+    """
+
+    def __init__(self, out_dir, identity, overwrite=False):
+        self.folder = partial_folder(out_dir)
+        self.identity = json.loads(json.dumps(identity, default=str))
+        recorded = self._recorded()
+        if recorded is not None and recorded != self.identity:
+            if not overwrite:
+                key, old, new = _differences(recorded, self.identity)[0]
+                raise TfcafError(
+                    f"--out_dir={out_dir} holds an unfinished run with another {key} (was "
+                    f"{old!r}, now {new!r}); run that command again to finish it, or pass "
+                    "--overwrite to start afresh")
+            shutil.rmtree(self.folder)
+        elif recorded is not None and overwrite:
+            shutil.rmtree(self.folder)
+
+    def _recorded(self):
+        try:
+            with open(os.path.join(self.folder, RUN_FILE)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def _path(self, index):
+        return os.path.join(self.folder, f"batch-{index:06d}.npz")
+
+    def finished(self):
+        """How many batches, from the first, are on disk."""
+        count = 0
+        while os.path.isfile(self._path(count)):
+            count += 1
+        return count
+
+    def load(self, index):
+        """{name: array} of shard `index`."""
+        with np.load(self._path(index), allow_pickle=False) as shard:
+            return {name: shard[name] for name in shard.files}
+
+    def save(self, index, arrays):
+        """Writes shard `index` ({name: array}) atomically."""
+        if not os.path.isfile(os.path.join(self.folder, RUN_FILE)):
+            make_folder(self.folder, "partial-run folder")
+            self._write(os.path.join(self.folder, RUN_FILE),
+                        lambda f: f.write(json.dumps(self.identity, indent=1, sort_keys=True)),
+                        "w")
+        self._write(self._path(index), lambda f: np.savez(f, **arrays), "wb")
+
+    @staticmethod
+    def _write(path, writer, mode):
+        temporary = temporary_name(path)
+        try:
+            with open(temporary, mode) as f:
+                writer(f)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+    def remove(self):
+        """Removes the shards once the run's results are written."""
+        shutil.rmtree(self.folder, ignore_errors=True)
