@@ -110,3 +110,19 @@ def test_tfcaf_protocol_max_box_acc_equals_brute_force_sweep():
     assert v1["max_box_acc"] == pytest.approx(best_v1)
     assert v2["max_box_acc"] == pytest.approx(np.mean(list(best_v2.values())))
     assert 0.0 < v1["max_box_acc"] < 1.0
+
+
+def test_max_box_acc_from_batch_counts_equals_from_all_ious():
+    # The evaluation keeps per-batch hit counts; they give what the IoUs of
+    # the whole set give.
+    rng = np.random.default_rng(3)
+    maps = rng.random((10, 12, 12))
+    boxes = np.array([[[2, 2, 9, 8]]] * 10, np.float32)
+    parts = [loc.box_sweep_counts(maps[s], maps[s], boxes[s], "wsolevaluation", (48, 48))
+             for s in (slice(0, 3), slice(3, 10))]
+    values = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    summary = loc.max_box_acc_summary(values, None, {})
+    v1 = loc.max_box_acc(maps, boxes, 1, image_size=(48, 48))
+    v2 = loc.max_box_acc(maps, boxes, 2, image_size=(48, 48))
+    assert summary == {"maxboxacc_v1": v1["max_box_acc"], "best_threshold": v1["best_threshold"],
+                       "maxboxacc_v2": v2["max_box_acc"]}

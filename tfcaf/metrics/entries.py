@@ -27,9 +27,9 @@ register(Metric(
 register(Metric(
     name="maxboxacc", family="localization",
     description="MaxBoxAcc / MaxBoxAccV2 (Choe et al. 2020) over τ = 0, 0.01, ..., 0.99",
-    function=f"{_LOC}:max_box_acc", batch_function=f"{_LOC}:box_sweeps",
+    function=f"{_LOC}:max_box_acc", batch_function=f"{_LOC}:box_sweep_counts",
     inputs=("maps", "heatmaps", "gt_boxes=boxes", "image_size"),
-    options={"box_protocol": "wsolevaluation"}, values=("sweep_v1", "sweep_v2"),
+    options={"box_protocol": "wsolevaluation"}, values=("v1_hits", "v2_hits", "images"),
     summarize=f"{_LOC}:max_box_acc_summary", needs=("boxes",),
     percent=("maxboxacc_v1", "maxboxacc_v2"), headline=("maxboxacc_v1", "maxboxacc_v2"),
     protocol="MaxBoxAcc / MaxBoxAccV2, {box_protocol} protocol, {box_reference}"))

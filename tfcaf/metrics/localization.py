@@ -248,15 +248,22 @@ def box_ious(maps, heatmaps, gt_boxes, cam_threshold=0.2, box_protocol="wsoleval
                              for m, g in zip(chosen, gt_boxes)], np.float64)}
 
 
-def box_sweeps(maps, heatmaps, gt_boxes, box_protocol="wsolevaluation", image_size=None):
-    """Per image, `sweep_ious` over `MAXBOXACC_THRESHOLDS`: {"sweep_v1",
-    "sweep_v2": (N, T)}."""
+def box_sweep_counts(maps, heatmaps, gt_boxes, box_protocol="wsolevaluation",
+                     image_size=None):
+    """The registry's batch function of MaxBoxAcc: per batch, how many
+    images hit at each τ of `MAXBOXACC_THRESHOLDS` (T), so a pass keeps
+    counts, not N × T IoUs: {"v1_hits": (1, T) largest box at IoU ≥ 0.5,
+    "v2_hits": (1, 3, T) best box at each IoU of `MAXBOXACC_V2_IOUS`,
+    "images": (1,)}."""
     chosen = _protocol_maps(maps, heatmaps, box_protocol)
     sweeps = [sweep_ious(m, g, MAXBOXACC_THRESHOLDS, box_protocol, image_size)
               for m, g in zip(chosen, gt_boxes)]
     shape = (len(sweeps), len(MAXBOXACC_THRESHOLDS))
-    return {"sweep_v1": np.array([s[0] for s in sweeps]).reshape(shape),
-            "sweep_v2": np.array([s[1] for s in sweeps]).reshape(shape)}
+    largest = np.array([s[0] for s in sweeps]).reshape(shape)
+    best = np.array([s[1] for s in sweeps]).reshape(shape)
+    return {"v1_hits": (largest >= 0.5).sum(axis=0)[None],
+            "v2_hits": np.stack([(best >= d).sum(axis=0) for d in MAXBOXACC_V2_IOUS])[None],
+            "images": np.array([len(sweeps)])}
 
 
 def localization_summary(values, correct, options):
@@ -266,8 +273,12 @@ def localization_summary(values, correct, options):
 
 
 def max_box_acc_summary(values, correct, options):
-    """The registry's summary of "maxboxacc": v1 (and its τ) and v2."""
+    """The registry's summary of "maxboxacc" from the batches' counts
+    (`box_sweep_counts`): v1 (and its τ) and v2, as `max_box_acc_from_ious`."""
     del correct, options
-    v1 = max_box_acc_from_ious(values["sweep_v1"], version=1)
-    return {"maxboxacc_v1": v1["max_box_acc"], "best_threshold": v1["best_threshold"],
-            "maxboxacc_v2": max_box_acc_from_ious(values["sweep_v2"], version=2)["max_box_acc"]}
+    images = values["images"].sum()
+    v1 = values["v1_hits"].sum(axis=0) / images
+    best = int(np.argmax(v1))
+    v2 = (values["v2_hits"].sum(axis=0) / images).max(axis=1)
+    return {"maxboxacc_v1": float(v1[best]), "best_threshold": float(MAXBOXACC_THRESHOLDS[best]),
+            "maxboxacc_v2": float(np.mean(v2))}
