@@ -99,13 +99,14 @@ def _batch_record(adapter, methods, metrics, config, batch, room, progress):
     images, labels, boxes, masks = batch
     options = metric_options(config)
     scoring = adapter.scores_input() if any("scores" in m.needs for m in metrics) else None
+    # Copies, not views: a view would keep the whole batch alive.
     record = {"outputs": adapter.outputs(images), "labels": labels,
-              "examples|images": images[:room], "examples|boxes": boxes[:room]}
+              "examples|images": images[:room].copy(), "examples|boxes": boxes[:room].copy()}
     for method in methods:
         started = time.monotonic()
         inputs = _method_batch(adapter, method, images, labels, boxes, masks, scoring, config)
-        record[f"examples|heatmaps|{method}"] = inputs.heatmaps[:room]
-        record[f"examples|maps|{method}"] = inputs.maps[:room]
+        record[f"examples|heatmaps|{method}"] = np.array(inputs.heatmaps[:room])
+        record[f"examples|maps|{method}"] = np.array(inputs.maps[:room])
         record[f"degenerate|{method}"] = np.int64(degenerate_maps(inputs.maps).sum())
         for name, per_image in _batch_values(inputs, metrics, options).items():
             for key, value in per_image.items():
