@@ -10,27 +10,13 @@ import subprocess
 import sys
 import time
 
-import keras
 import numpy as np
 import pytest
 
 from tfcaf.evaluation.resume import partial_folder
-from tfcaf.models.layers import ImagePreprocessing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGES, BATCH = 24, 2
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("resume") / "tiny.keras"
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = ImagePreprocessing("unit")(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    keras.Model(inputs, keras.layers.Dense(10)(x)).save(str(path))
-    return path
 
 
 def _command(model, digits_dir, out, *extra):
@@ -64,19 +50,19 @@ def _run(command):
     return run
 
 
-def test_sigkilled_twice_then_resumed_equals_an_uninterrupted_run(model_path, digits_dir,
+def test_sigkilled_twice_then_resumed_equals_an_uninterrupted_run(tiny_model, digits_dir,
                                                                   tmp_path):
     whole = tmp_path / "whole"
-    _run(_command(model_path, digits_dir, whole))
+    _run(_command(tiny_model, digits_dir, whole))
     out = tmp_path / "killed"
     rng = np.random.default_rng(7)
     first = int(rng.integers(2, 5))
     second = int(rng.integers(first + 2, first + 5))
-    _kill_after(_command(model_path, digits_dir, out), first, out)
+    _kill_after(_command(tiny_model, digits_dir, out), first, out)
     assert not out.exists() and _shards(out) >= first
-    _kill_after(_command(model_path, digits_dir, out), second, out)
+    _kill_after(_command(tiny_model, digits_dir, out), second, out)
     reused = _shards(out) * BATCH
-    resumed = _run(_command(model_path, digits_dir, out))
+    resumed = _run(_command(tiny_model, digits_dir, out))
     assert f"resuming: {reused} of {IMAGES} images reused" in resumed.stderr
     assert not os.path.exists(partial_folder(out))  # removed with the results written
     expected = json.loads((whole / "metrics.json").read_text())
@@ -85,13 +71,13 @@ def test_sigkilled_twice_then_resumed_equals_an_uninterrupted_run(model_path, di
         assert got[key] == expected[key], key
 
 
-def test_an_unfinished_run_with_other_settings_is_refused(model_path, digits_dir, tmp_path):
+def test_an_unfinished_run_with_other_settings_is_refused(tiny_model, digits_dir, tmp_path):
     out = tmp_path / "other"
-    _kill_after(_command(model_path, digits_dir, out), 1, out)
-    refused = subprocess.run(_command(model_path, digits_dir, out, "--cam_threshold=0.3"),
+    _kill_after(_command(tiny_model, digits_dir, out), 1, out)
+    refused = subprocess.run(_command(tiny_model, digits_dir, out, "--cam_threshold=0.3"),
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1, refused.stderr[-2000:]
     assert ("holds an unfinished run with another config.cam_threshold (was 0.2, now 0.3); "
             "run that command again to finish it, or pass --overwrite") in refused.stderr
-    fresh = _run(_command(model_path, digits_dir, out, "--cam_threshold=0.3", "--overwrite"))
+    fresh = _run(_command(tiny_model, digits_dir, out, "--cam_threshold=0.3", "--overwrite"))
     assert "resuming" not in fresh.stderr and (out / "metrics.json").is_file()

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
@@ -16,7 +15,6 @@ from tfcaf import metrics
 from tfcaf.data import load_dataset
 from tfcaf.errors import TfcafError
 from tfcaf.metrics import registry
-from tfcaf.models.layers import ImagePreprocessing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = '''
@@ -67,18 +65,6 @@ def test_entries_are_checked_when_registered():
         registry.register(registry.metric("iou"))
     with pytest.raises(TfcafError, match="unknown option.*shift.*takes cam_threshold"):
         registry.metric("iou").resolve_options(given={"shift": 1})
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("toy") / "tiny.keras"
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = ImagePreprocessing("unit")(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    keras.Model(inputs, keras.layers.Dense(10)(x)).save(str(path))
-    return path
 
 
 def _evaluate(tmp_path, model, digits_dir, *flags):
