@@ -29,6 +29,7 @@ import tensorflow as tf
 from bad_input_harness import REPO, Case, run_cases, save_tiny_classifier
 from tfcaf.cli import errors
 from tfcaf.cli.naming import output_stems
+from tfcaf.cli.visualize_runs import RUN_FILE
 from tfcaf.outputs import MANIFEST, OutputError, OutputSet
 from tfcaf.training.model_dir import RunLock
 
@@ -39,7 +40,8 @@ def _files(folder):
     """Files under `folder`, relative and sorted, without the manifest; a
     leftover temporary file shows up too."""
     return sorted(os.path.relpath(os.path.join(d, f), folder)
-                  for d, _, names in os.walk(folder) for f in names if f != MANIFEST)
+                  for d, _, names in os.walk(folder) for f in names
+                  if f not in (MANIFEST, RUN_FILE))
 
 
 def _image(seed, shape=(30, 40)):

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from tfcaf.cli.visualize_runs import RUN_FILE
 from tfcaf.outputs import MANIFEST
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +38,7 @@ def workdir(tmp_path_factory):
 def _outputs(folder):
     """The files under `folder`, relative, without the run's record of them."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                  if p.is_file() and p.name != MANIFEST)
+                  if p.is_file() and p.name not in (MANIFEST, RUN_FILE))
 
 
 def _run(workdir, *args):

@@ -200,8 +200,16 @@ class OutputSet:
             raise
         if self.staged:
             self._pending.append((temporary, path))
-        else:
+        elif path not in self.written:  # a file written again is one file
             self.written.append(path)
+
+    def keep(self, path):
+        """Counts the claimed file `path`, written by an earlier unfinished
+        run of the same settings, as this run's own (a resumed run keeps
+        it rather than writing it again)."""
+        if self._name(path) not in self._claimed or not os.path.isfile(path):
+            raise ValueError(f"'{path}' is not a claimed file on disk")
+        self.written.append(path)
 
     def discard(self):
         """After a failure: removes the staged files (and the folder, if this

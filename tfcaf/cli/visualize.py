@@ -41,7 +41,8 @@ SOLVER_FLAGS = solver_flags.define()
 METHOD_FLAGS = method_flags.define()
 flags.DEFINE_string("out_dir", "visualize_out", "Output folder (created when the first file "
                     "is ready). It holds one run's files: an earlier run's that this one does "
-                    "not write again are removed; a file no tfcaf run wrote is never replaced.")
+                    "not write again are removed; a file no tfcaf run wrote is never replaced. "
+                    "An interrupted run resumes when the same command runs again.")
 flags.DEFINE_boolean("gif", False, "Also write the L2-CAF convergence animation.")
 flags.DEFINE_integer("gif_every", 10, "Iterations between GIF frames.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 16, "Images solved together.", lower_bound=1)
@@ -113,10 +114,31 @@ def expand_images(patterns):
     return paths
 
 
+def _identity(model, writer, paths, targets):
+    """What the run's files depend on (`visualize_runs`)."""
+    from tfcaf.run_identity import weights_fingerprint
+    return {"model": FLAGS.model, "weights": weights_fingerprint(model), "method": FLAGS.method,
+            "layer": writer.layer, "solver": writer.solver, "options": writer.options,
+            "input_size": list(writer.input_size), "targets": targets, "gif": FLAGS.gif,
+            "images": [os.path.abspath(p) for p in paths]}
+
+
+def _explain(writer, paths, stems, todo, targets, outputs):
+    """Writes the files of the images `todo`, `--batch_size` at a time."""
+    for start in range(0, len(todo), FLAGS.batch_size):
+        chosen = todo[start:start + FLAGS.batch_size]
+        writer.write_batch([paths[i] for i in chosen], [stems[i] for i in chosen], targets,
+                           outputs.write)
+        log.info("[%d/%d] images explained with %s at layer '%s'",
+                 len(paths) - len(todo) + start + len(chosen), len(paths), FLAGS.method,
+                 writer.layer)
+
+
 def main(argv):
     del argv
     from tfcaf import applications
     from tfcaf.caf import METHODS
+    from tfcaf.cli import visualize_runs
     from tfcaf.cli.heatmap_files import HeatmapWriter, output_files
     spec = METHODS[FLAGS.method]
     if FLAGS.gif and not spec.iterative:
@@ -126,28 +148,36 @@ def main(argv):
     paths = expand_images(FLAGS.images)
     targets = None if FLAGS.targets is None else [int(t) for t in FLAGS.targets]
     stems = [os.path.join(FLAGS.out_dir, s) for s in output_stems(paths)]
+    files = [output_files(stem, targets, FLAGS.gif) for stem in stems]
     outputs = OutputSet(FLAGS.out_dir, "--out_dir", inputs=paths)
-    outputs.claim([f for stem in stems for f in output_files(stem, targets, FLAGS.gif)])
+    outputs.claim([f for image_files in files for f in image_files] +
+                  [visualize_runs.run_file(FLAGS.out_dir)])
     model = applications.load_model(FLAGS.model, FLAGS.weights, model_flags.preprocessing())
     solver = dataclasses.replace(solver_flags.solver_config(), filter=FLAGS.filter)
     writer = HeatmapWriter(model, FLAGS.method, FLAGS.layer,
                            applications.input_size(model, FLAGS.image_size),
                            FLAGS.gif_every if FLAGS.gif else 0, solver, FLAGS.output,
                            method_flags.method_options_flag().get(FLAGS.method))
+    identity = _identity(model, writer, paths, targets)
+    done = visualize_runs.finished_images(FLAGS.out_dir, identity, files)
+    for index in done:
+        for path in files[index]:
+            outputs.keep(path)
     try:
-        for start in range(0, len(paths), FLAGS.batch_size):
-            batch = slice(start, start + FLAGS.batch_size)
-            writer.write_batch(paths[batch], stems[batch], targets, outputs.write)
-            log.info("[%d/%d] images explained with %s at layer '%s'",
-                     min(start + FLAGS.batch_size, len(paths)), len(paths), FLAGS.method,
-                     writer.layer)
+        visualize_runs.record(outputs, FLAGS.out_dir, identity, finished=False)
+        _explain(writer, paths, stems, [i for i in range(len(paths)) if i not in set(done)],
+                 targets, outputs)
+        visualize_runs.record(outputs, FLAGS.out_dir, identity, finished=True)
     except BaseException:
-        if outputs.written:
-            print(f"visualize: wrote {len(outputs.written)} files before the error: "
-                  f"{', '.join(outputs.written)}", file=sys.stderr)
+        written = [p for p in outputs.written if p != visualize_runs.run_file(FLAGS.out_dir)]
+        if written:
+            print(f"visualize: wrote {len(written)} files before the error: "
+                  f"{', '.join(written)}", file=sys.stderr)
         raise
     writer.warn_degenerate()
-    print(f"wrote {outputs.finish()} files to {FLAGS.out_dir}")
+    outputs.finish()
+    print(f"wrote {sum(os.path.isfile(p) for paths in files for p in paths)} files to "
+          f"{FLAGS.out_dir}")
 
 
 if __name__ == "__main__":

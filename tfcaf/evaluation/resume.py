@@ -11,7 +11,6 @@ is refused, naming what differs, unless `overwrite`. The folder is removed
 once the results are written.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ import shutil
 
 import numpy as np
 
-from tfcaf.errors import TfcafError
+from tfcaf import run_identity
 from tfcaf.outputs import make_folder, temporary_name
 
 log = logging.getLogger("tfcaf.evaluate")
@@ -34,31 +33,10 @@ def partial_folder(out_dir):
 
 def model_fingerprint(adapter):
     """sha256 of the weights of a `KerasAdapter`'s model, or of the files of
-    a `SavedModelAdapter`'s export: a retrained model in the same path is
-    another model."""
-    digest = hashlib.sha256()
+    a `SavedModelAdapter`'s export."""
     if hasattr(adapter, "model"):
-        for weight in adapter.model.get_weights():
-            digest.update(np.ascontiguousarray(weight).tobytes())
-    else:
-        for root, _, files in sorted(os.walk(adapter.path)):
-            for name in sorted(files):
-                with open(os.path.join(root, name), "rb") as f:
-                    digest.update(f.read())
-    return digest.hexdigest()
-
-
-def _differences(recorded, current, prefix=""):
-    """Dotted keys whose values differ between two JSON-like dicts."""
-    keys = sorted(set(recorded) | set(current))
-    differing = []
-    for key in keys:
-        old, new = recorded.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            differing += _differences(old, new, f"{prefix}{key}.")
-        elif old != new:
-            differing.append((f"{prefix}{key}", old, new))
-    return differing
+        return run_identity.weights_fingerprint(adapter.model)
+    return run_identity.files_fingerprint(adapter.path)
 
 
 class PassShards:
@@ -75,17 +53,11 @@ class PassShards:
 
     def __init__(self, out_dir, identity, overwrite=False):
         self.folder = partial_folder(out_dir)
-        self.identity = json.loads(json.dumps(identity, default=str))
+        self.identity = run_identity.as_json(identity)
         recorded = self._recorded()
-        if recorded is not None and recorded != self.identity:
-            if not overwrite:
-                key, old, new = _differences(recorded, self.identity)[0]
-                raise TfcafError(
-                    f"--out_dir={out_dir} holds an unfinished run with another {key} (was "
-                    f"{old!r}, now {new!r}); run that command again to finish it, or pass "
-                    "--overwrite to start afresh")
-            shutil.rmtree(self.folder)
-        elif recorded is not None and overwrite:
+        if recorded is not None and not overwrite:
+            run_identity.check_same_run(recorded, self.identity, out_dir)
+        elif recorded is not None:
             shutil.rmtree(self.folder)
 
     def _recorded(self):
