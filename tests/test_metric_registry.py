@@ -103,7 +103,7 @@ def test_bin_evaluate_refuses_unknown_metrics_and_modules(tmp_path, tiny_model, 
     assert run.returncode == 2 and "'high' is not a number" in run.stderr
 
 
-FAST = {"road": {"percentiles": (30, 70)}, "faithfulness_correlation": {"nb_runs": 8},
+FAST = {"road": {"percentiles": (30, 70), "order": "morf"}, "faithfulness_correlation": {"nb_runs": 8},
         "stability": {"nb_samples": 2}}
 
 
@@ -126,3 +126,16 @@ def test_every_maps_metric_runs_in_one_evaluation(tmp_path, tiny_model, digits_d
         assert missing.get("complexity", 0) == summary["degenerate_maps"][method]
     assert set(summary["protocols"]) == set(names)
     assert list(summary["settings"]["metric_options"]["road"]["percentiles"]) == [30, 70]
+
+
+def test_metric_options_that_name_a_setting_set_it_everywhere():
+    from tfcaf.evaluation import EvalConfig
+    config = EvalConfig(metrics=("iou", "pointing_game", "sanity"), metric_options={
+        "iou": {"cam_threshold": 0.3}, "pointing_game": {"tolerance": 3},
+        "sanity": {"sanity_images": 4}}).with_metric_options()
+    assert (config.cam_threshold, config.pointing_tolerance, config.sanity_images) == (0.3, 3, 4)
+    clash = EvalConfig(metrics=("iou", "maxboxacc"), metric_options={
+        "iou": {"box_protocol": "tfcaf"}, "maxboxacc": {"box_protocol": "wsolevaluation"}})
+    with pytest.raises(TfcafError, match="iou.box_protocol and maxboxacc.box_protocol set "
+                                         "box_protocol differently"):
+        clash.with_metric_options()

@@ -76,3 +76,15 @@ def test_wrong_reference_count_is_refused():
     with pytest.raises(TfcafError, match="2 references for 4 images"):
         fm.deletion_insertion(predict, IMAGES, HEATMAPS,
                               Similarity(embeddings=np.ones((2, 8), np.float32)))
+
+
+def test_classifier_targets_are_checked_and_a_cosine_at_or_below_zero_has_no_drop():
+    classifier = keras_net("classifier")
+    with pytest.raises(TfcafError, match=r"targets must be \(4,\) class ids in \[0, 5\)"):
+        fm.deletion_insertion(lambda x: classifier(x), IMAGES, HEATMAPS, None)
+    with pytest.raises(TfcafError, match=r"got \[0, 1, 2, 7\]"):
+        fm.average_drop_increase(lambda x: classifier(x), IMAGES, HEATMAPS, [0, 1, 2, 7])
+    # References opposite to the images' embeddings: every cosine Y < 0.
+    opposite = Similarity(embeddings=-NET(IMAGES).numpy())
+    result = fm.average_drop_increase(predict, IMAGES, HEATMAPS, opposite)
+    assert np.isnan(result["drop"]).all() and np.isnan(result["average_drop"])

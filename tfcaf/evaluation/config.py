@@ -67,6 +67,23 @@ class EvalConfig:
         object.__setattr__(self, "metrics", _sequence(self.metrics))
         object.__setattr__(self, "methods", _sequence(self.methods))
 
+    def with_metric_options(self):
+        """The config with every `metric_options` value that sets one of its
+        own fields (the sanity check's sizes, iou's τ, the pointing game's
+        tolerance, ...) written into that field, so that all that reads the
+        field sees it; `TfcafError` when two metrics set one differently."""
+        fields, set_by = {f.name for f in dataclasses.fields(self)}, {}
+        for name, given in self.metric_options.items():
+            metric = registry.metric(name)
+            for option, value in given.items():
+                field = metric.config_fields.get(option, option)
+                if field in fields and field != "metric_options":
+                    if field in set_by and set_by[field][1] != value:
+                        raise TfcafError(f"--metric_options: {set_by[field][0]} and "
+                                         f"{name}.{option} set {field} differently")
+                    set_by[field] = (f"{name}.{option}", value)
+        return dataclasses.replace(self, **{k: v for k, (_, v) in set_by.items()})
+
     def validate(self):
         """Raises `TfcafError` naming the first bad field as its flag."""
         names = registry.names()

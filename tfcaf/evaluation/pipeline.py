@@ -97,7 +97,7 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False):
         "degenerate_maps" (method -> constant or non-finite raw maps of the
         pass) and, per metric, "retrieval", "top1_accuracy", "sanity".
     """
-    config.validate()
+    config = config.validate().with_metric_options().validate()
     metrics = [registry.metric(n) for n in config.metrics]
     _check(metrics, adapter, dataset)
     methods = _usable_methods(adapter, config.methods)

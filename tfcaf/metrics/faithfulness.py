@@ -278,7 +278,9 @@ def average_drop_increase(predict, images, heatmaps, targets=None, *, embedding=
 
     Returns:
         dict "average_drop", "increase_in_confidence" in [0, 100] and the
-        per-image "drop" (N,) in [0, 1] and "increase" (N,) bool.
+        per-image "drop" (N,) and "increase" (N,) bool. A relative drop is
+        in [0, 1] for probabilities, may exceed 1 for a cosine Y in (0, 1)
+        and is NaN where Y ≤ 0 (undefined; left out of the mean).
     """
     protocols.check_protocol(protocol, protocols.AVERAGE_DROP_PROTOCOLS,
                              "average_drop_increase")
@@ -297,8 +299,13 @@ def average_drop_increase(predict, images, heatmaps, targets=None, *, embedding=
         drop = loss
     else:
         drop = loss / np.maximum(original, np.float32(1e-12))
+    if protocol != "pytorch-grad-cam":
+        # A drop relative to a cosine Y ≤ 0 (a Similarity target) means
+        # nothing: undefined, not a huge number.
+        drop = np.where(original > 0, drop, np.float32(np.nan))
     increase = scores > original
-    return {"average_drop": float(100 * drop.mean()),
+    return {"average_drop": float(100 * np.nanmean(drop)) if np.isfinite(drop).any()
+            else float("nan"),
             "increase_in_confidence": float(100 * increase.mean()),
             "drop": drop, "increase": increase}
 

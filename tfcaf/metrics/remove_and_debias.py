@@ -255,15 +255,17 @@ def road(predict, images, heatmaps, targets=None, *, embedding=False,
 
     Returns:
         dict "road" (N,) float32 (the value of `order`), "road_mean" (float),
-        "original_scores" (N,), and as computed "morf", "lerf" (N,) and
-        "morf_curve", "lerf_curve" (N, P), column j for percentiles[j].
+        "original_scores" (N,), "morf", "lerf" (N,) and "morf_curve",
+        "lerf_curve" (N, P), column j for percentiles[j] (both orders,
+        whatever `order`).
     """
     images, heatmaps, targets, percentiles = _check(
         images, heatmaps, targets, embedding, percentiles, order, noise, batch_size)
     original, classes, references = scoring(predict, images, targets, embedding, batch_size)
     targets = None if classes is None else classes.numpy()
     original = np.float32(original)
-    orders = ["lerf", "morf"] if order == "combined" else [order]
+    # Both orders always: the result's keys do not depend on `order`.
+    orders = ["lerf", "morf"]
     items = _perturbed(images, heatmaps, percentiles, orders, noise, seed, draws)
     differences = {o: np.zeros((len(percentiles), len(images)), np.float32) for o in orders}
     _score_differences(predict, items, original, targets, references, int(batch_size),

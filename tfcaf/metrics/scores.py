@@ -66,5 +66,12 @@ def scoring(predict, images, targets=None, embedding=False, batch_size=64):
     elif embedding:
         classes, references = None, outputs
     else:
-        classes, references = tf.constant(np.asarray(targets), tf.int32), None
+        ids = np.asarray(targets) if targets is not None else None
+        if ids is None or ids.shape != (len(images),) or not len(ids) or \
+                ids.min() < 0 or ids.max() >= outputs.shape[-1]:
+            raise TfcafError(
+                f"targets must be ({len(images)},) class ids in [0, {outputs.shape[-1]}) for "
+                f"a classifier (or embedding=True, or a tfcaf.Similarity); got "
+                f"{None if ids is None else ids.tolist() if ids.size <= 8 else ids.shape}")
+        classes, references = tf.constant(ids, tf.int32), None
     return target_scores(outputs, classes, references).numpy(), classes, references
