@@ -41,7 +41,7 @@ def _batch(images, labels, boxes, masks, heatmaps, predict, substrate, explain, 
     from tfcaf.metrics.registry import MetricBatch
     return MetricBatch(images=images, targets=labels, boxes=boxes, masks=masks,
                        heatmaps=heatmaps, maps=heatmaps, predict=predict, substrate=substrate,
-                       embedding=False, explain=explain, batch_size=batch_size, seed=0,
+                       embedding=False, explain=explain, batch_size=batch_size, first_image=0,
                        image_size=images.shape[1:3])
 
 

@@ -139,3 +139,13 @@ def test_metric_options_that_name_a_setting_set_it_everywhere():
     with pytest.raises(TfcafError, match="iou.box_protocol and maxboxacc.box_protocol set "
                                          "box_protocol differently"):
         clash.with_metric_options()
+
+
+def test_random_draws_are_seeded_per_batch():
+    metric = registry.metric("mufidelity")
+    function = registry.load(metric.function)
+    fields = {f: None for f in registry.MetricBatch._fields}
+    arguments = [metric.arguments(registry.MetricBatch(**{**fields, "first_image": first}),
+                                  metric.resolve_options(), function)["seed"]
+                 for first in (0, 4)]
+    assert arguments == [[0, 0], [0, 4]]

@@ -50,3 +50,13 @@ def test_a_log_gets_a_plain_line_every_interval_and_at_the_end():
     assert [line.split("]")[1].split(" images")[0].strip() for line in lines] == ["30/40", "40/40"]
     progress.close()
     assert len(out.getvalue().splitlines()) == 2
+
+
+def test_reused_images_count_as_done_but_not_in_the_rate():
+    now, out = _Clock(), _Terminal()
+    progress = Progress(100, stream=out, now=now)
+    progress.add_reused(90)
+    now.t = 5.0
+    progress.advance(5)
+    # 5 new images in 5 s: 1 img/s, 5 left: 5 s (not 95 images in 5 s).
+    assert "95/100 images  1.0 img/s  ETA 0:05" in out.getvalue()

@@ -230,9 +230,9 @@ def _report_lines(summary, methods):
             lines.append(f"- Top-1 condition: {summary['top1_condition']} "
                          f"({100 * summary['top1_accuracy']:.1f}% of images).")
         for method, counts in summary.get("undefined_values", {}).items():
-            lines.append(f"- {method}: no value (a constant map) for " + ", ".join(
-                f"{column} on {count} image(s)" for column, count in counts.items())
-                + "; means over the others.")
+            shown = ", ".join(f"{column} on {count} image(s)" for column, count in counts.items())
+            lines.append(f"- {method}: no value (NaN, e.g. a constant map's correlation) for "
+                         f"{shown}; means over the others.")
         lines.append("")
     if "retrieval" in summary:
         lines += [report.markdown_table({"embedding": summary["retrieval"]},

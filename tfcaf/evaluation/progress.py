@@ -30,7 +30,13 @@ class Progress:
         self.stream = stream or sys.stderr
         self.terminal = getattr(self.stream, "isatty", lambda: False)()
         self.started = self.last_line = now()
-        self.method_seconds = {}
+        self.method_seconds, self.reused = {}, 0
+
+    def add_reused(self, count):
+        """`count` images taken from a resumed run: done, but left out of
+        the rate and the ETA."""
+        self.done += count
+        self.reused += count
 
     def add_method_time(self, method, seconds):
         """Counts `seconds` spent on `method` (its maps and metrics)."""
@@ -39,9 +45,9 @@ class Progress:
     def line(self):
         """The progress line as it stands."""
         elapsed = max(self.now() - self.started, 1e-9)
-        rate = self.done / elapsed
+        rate = (self.done - self.reused) / elapsed
         bar = "#" * int(30 * self.done / max(self.total, 1))
-        eta = as_clock((self.total - self.done) / rate) if self.done else "?"
+        eta = as_clock((self.total - self.done) / rate) if rate else "?"
         spent = sum(self.method_seconds.values()) or 1.0
         shares = sorted(self.method_seconds.items(), key=lambda kv: -kv[1])[:3]
         methods = ", ".join(f"{m} {100 * s / spent:.0f}%" for m, s in shares)

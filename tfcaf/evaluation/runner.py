@@ -80,7 +80,7 @@ def _batches(dataset, total, batch_size, masks, first_batch=0):
                dataset.gt_masks(indices[start:start + batch_size]) if masks else None)
 
 
-def _method_batch(adapter, method, images, labels, boxes, masks, scoring, config):
+def _method_batch(adapter, method, images, labels, boxes, masks, scoring, config, first_image):
     """The `MetricBatch` of `method` on one batch, and its raw maps."""
     raw, heatmaps = adapter.maps(images, labels, method)
     predict, substrate = scoring if scoring else (None, None)
@@ -88,10 +88,10 @@ def _method_batch(adapter, method, images, labels, boxes, masks, scoring, config
         images=images, targets=labels, boxes=boxes, masks=masks, heatmaps=heatmaps,
         maps=raw, predict=predict, substrate=substrate, embedding=adapter.embedding,
         explain=lambda x, t: adapter.maps(x, t, method)[1], batch_size=config.batch_size,
-        seed=config.seed, image_size=images.shape[1:3])
+        first_image=first_image, image_size=images.shape[1:3])
 
 
-def _batch_record(adapter, methods, metrics, config, batch, room, progress):
+def _batch_record(adapter, methods, metrics, config, batch, first_image, room, progress):
     """{name: array} of one batch: outputs, labels, per method its
     metrics' per-image values ("values|METHOD|METRIC|KEY"), degenerate-map
     count and the batch's first `room` images and maps ("examples|...").
@@ -104,7 +104,8 @@ def _batch_record(adapter, methods, metrics, config, batch, room, progress):
               "examples|images": images[:room].copy(), "examples|boxes": boxes[:room].copy()}
     for method in methods:
         started = time.monotonic()
-        inputs = _method_batch(adapter, method, images, labels, boxes, masks, scoring, config)
+        inputs = _method_batch(adapter, method, images, labels, boxes, masks, scoring, config,
+                               first_image)
         record[f"examples|heatmaps|{method}"] = np.array(inputs.heatmaps[:room])
         record[f"examples|maps|{method}"] = np.array(inputs.maps[:room])
         record[f"degenerate|{method}"] = np.int64(degenerate_maps(inputs.maps).sum())
@@ -158,13 +159,13 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None):
     if reused:
         log.info("resuming: %d of %d images reused from %s", reused, total, shards.folder)
     progress = Progress(total)
-    progress.advance(reused)
+    progress.add_reused(reused)
     try:
         for index, batch in enumerate(_batches(dataset, total, config.batch_size, masks, first),
                                       first):
             room = max(0, example_count - sum(len(r["examples|images"]) for r in records))
-            records.append(_batch_record(adapter, methods, metrics, config, batch, room,
-                                         progress))
+            records.append(_batch_record(adapter, methods, metrics, config, batch,
+                                         index * config.batch_size, room, progress))
             if shards:
                 shards.save(index, records[-1])
             progress.advance(len(batch[1]))
@@ -190,10 +191,12 @@ def map_metric_tables(result, embedding, config):
         for name, values in per_metric.items():
             metric = registry.metric(name)
             table[method].update(registry.summary(metric, values, correct, options[name]))
-            if registry.undefined(metric, values):
-                missing.setdefault(method, {}).update(registry.undefined(metric, values))
+            undefined = registry.undefined(metric, values)
+            if undefined:
+                missing.setdefault(method, {}).update(undefined)
             for curve, key in metric.curves.items():
-                curves.setdefault(method, {})[curve] = values[key].mean(axis=0)
+                curves.setdefault(method, {})[curve] = np.mean(values[key], axis=0,
+                                                               dtype=np.float64)
     return table, float(np.mean(correct)), curves, missing
 
 

@@ -127,8 +127,8 @@ def faithfulness_correlation(predict, images, heatmaps, targets=None, *, embeddi
     Pearson correlation, and the raw model output for the target: a logit,
     i.e. tfcaf with softmax=False (and the substrate at Quantus's
     `perturb_baseline` value). tfcaf's default score is the softmax
-    probability (softmax=True, as tfcaf.metrics.faithfulness), Quantus's
-    softmax=True. Every perturbed copy of every image runs batched through
+    probability (softmax=True, as tfcaf.metrics.faithfulness), which equals
+    Quantus run with its own softmax=True. Every perturbed copy of every image runs batched through
     `predict`, run-major (run r of image n is copy r · N + n).
 
     Args:

@@ -143,7 +143,8 @@ register(Metric(
                 "relevant first",
     function="tfcaf.metrics.remove_and_debias:road",
     inputs=tuple(i for i in _SCORED if i != "substrate"),
-    # 1% of the [0, 255] range: the reference's 0.01 on inputs in [0, 1].
+    # 1% of the [0, 255] range (the reference's 0.01 is in its normalised
+    # input units: about 0.58 pixel levels under ImageNet normalisation).
     options={"percentiles": (10, 20, 30, 40, 50, 60, 70, 80, 90), "order": "combined",
              "noise": 2.55, "seed": 0},
     values=("road", "morf", "lerf"), columns={"road": "road", "road_morf": "morf",
@@ -175,7 +176,8 @@ register(Metric(
              "seed": 0},
     values=("stability",), columns={"stability": "stability"},
     lower_is_better=("stability",), needs=("explain",),
-    protocol="Quantus 0.6.0 AvgSensitivity ({reduce}): ‖E(x + u) − E(x)‖ / ‖E(x)‖ "
+    protocol="Quantus 0.6.0 AvgSensitivity (reduce=mean) / MaxSensitivity (max), here "
+             "{reduce}: ‖E(x + u) − E(x)‖ / ‖E(x)‖ "
              "({norm}), u uniform in ±{lower_bound} pixel levels, {nb_samples} copies, "
              "heatmaps in [0, 1]; lower is better"))
 

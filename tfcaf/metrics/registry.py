@@ -45,7 +45,9 @@ class MetricBatch(NamedTuple):
         explain: (images (B, H, W, 3), targets (B,)) -> heatmaps (B, H, W)
             of the method evaluated.
         batch_size: images per model call.
-        seed: the run's seed.
+        first_image: position in the pass of the batch's first image: a
+            metric's random draws are seeded by (its seed, first_image), so
+            no two batches draw the same.
         image_size: (H, W).
     """
     images: object
@@ -59,7 +61,7 @@ class MetricBatch(NamedTuple):
     embedding: bool
     explain: object
     batch_size: int
-    seed: int
+    first_image: int
     image_size: tuple
 
 
@@ -142,8 +144,11 @@ class Metric:
         import inspect
         named = dict(item.split("=") if "=" in item else (item, item) for item in self.inputs)
         accepted = inspect.signature(function).parameters
+        taken = {k: v for k, v in options.items() if k in accepted}
+        if "seed" in taken:
+            taken["seed"] = [taken["seed"], batch.first_image]
         return {**{argument: getattr(batch, field) for argument, field in named.items()},
-                **{k: v for k, v in options.items() if k in accepted}}
+                **taken}
 
     def resolve_options(self, config=None, given=None):
         """`options` with an `EvalConfig` field of the same name, then
@@ -165,15 +170,17 @@ def load(reference):
 
 def summary(metric, values, correct, options):
     """{column: float} of a pass's concatenated per-image `values`: the
-    mean over the images whose value is defined (a constant map has no
-    Pearson correlation, entropy or relative change: `undefined`)."""
+    float64 mean over the images whose value is defined (not NaN: e.g. the
+    correlation of a constant map, the entropy of an all-zero map, a drop
+    relative to a cosine ≤ 0: `undefined`)."""
     import numpy as np
     if metric.summarize:
         return load(metric.summarize)(values, correct, options)
     means = {}
     for column, key in metric.columns.items():
-        defined = np.isfinite(np.asarray(values[key], np.float64))
-        means[column] = float(np.mean(values[key][defined])) if defined.any() else float("nan")
+        column_values = np.asarray(values[key], np.float64)
+        defined = np.isfinite(column_values)
+        means[column] = float(np.mean(column_values[defined])) if defined.any() else float("nan")
     return means
 
 
