@@ -88,3 +88,17 @@ def test_classifier_targets_are_checked_and_a_cosine_at_or_below_zero_has_no_dro
     opposite = Similarity(embeddings=-NET(IMAGES).numpy())
     result = fm.average_drop_increase(predict, IMAGES, HEATMAPS, opposite)
     assert np.isnan(result["drop"]).all() and np.isnan(result["average_drop"])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: fm.deletion_insertion(predict, IMAGES, HEATMAPS[:, :8], embedding=True),
+     r"deletion_insertion: heatmaps \(4, 8, 32\) must be \(4, 32, 32\)"),
+    (lambda: fm.deletion_insertion(predict, IMAGES, HEATMAPS, embedding=True, step=0),
+     "deletion_insertion: step must be an integer >= 1"),
+    (lambda: fm.average_drop_increase(predict, IMAGES, HEATMAPS, embedding=True, batch_size=0),
+     "average_drop_increase: batch_size must be an integer >= 1"),
+    (lambda: fidelity.mufidelity(predict, IMAGES[..., :2], HEATMAPS, embedding=True),
+     r"mufidelity: images must be \(N, H, W, 3\)")])
+def test_bad_arguments_are_named(call, message):
+    with pytest.raises(TfcafError, match=message):
+        call()

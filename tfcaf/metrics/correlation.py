@@ -19,42 +19,11 @@ import numpy as np
 
 from tfcaf.caf.targets import Similarity
 from tfcaf.errors import TfcafError
-from tfcaf.metrics.map_complexity import check_heatmaps, quantus_preprocess
+from tfcaf.metrics.checks import check_heatmaps, check_images, check_int, check_targets
+from tfcaf.metrics.map_complexity import quantus_preprocess
 from tfcaf.metrics.scores import similarity_references, target_scores
 
 NAME = "faithfulness_correlation"
-
-
-def check_images(images, metric):
-    """(N, H, W, 3) float32 array of `images`; `TfcafError` naming
-    `metric` otherwise."""
-    array = np.asarray(images)
-    if array.ndim != 4 or array.shape[-1] != 3 or not all(array.shape[:3]):
-        raise TfcafError(f"{metric}: images must be (N, H, W, 3) with N, H, W > 0; "
-                         f"got shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-        raise TfcafError(f"{metric}: images must be finite numbers")
-    return array.astype(np.float32)
-
-
-def check_targets(targets, count, metric, classes=None):
-    """(count,) int32 class ids; `TfcafError` naming `metric` otherwise."""
-    ids = np.asarray(targets)
-    if ids.shape != (count,) or not np.issubdtype(ids.dtype, np.integer):
-        raise TfcafError(f"{metric}: targets must be {count} integer class ids (one per "
-                         f"image); got {ids.dtype} of shape {ids.shape}")
-    if classes is not None and ((ids < 0) | (ids >= classes)).any():
-        raise TfcafError(f"{metric}: targets must be class ids in [0, {classes}); "
-                         f"got {ids.min()}..{ids.max()}")
-    return ids.astype(np.int32)
-
-
-def check_int(value, name, metric, minimum=1):
-    """int(value); `TfcafError` naming `metric` and `name` unless an
-    integer >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise TfcafError(f"{metric}: {name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 def _check_subsets(subsets, shape, features):

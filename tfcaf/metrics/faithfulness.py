@@ -39,6 +39,7 @@ from tfcaf import graph
 from tfcaf.errors import TfcafError
 from tfcaf.metrics import faithfulness_protocols as protocols
 from tfcaf.metrics import registry
+from tfcaf.metrics.checks import check_heatmaps, check_images, check_int
 from tfcaf.metrics.scores import scoring, target_scores
 from tfcaf.models.layers import ImagePreprocessing
 from tfcaf.models.preprocessing import CAFFE_BGR_MEAN, TORCH_RGB_MEAN
@@ -102,6 +103,16 @@ def explanation_images(images, heatmaps, substrate):
     (N, H, W, 3) from (N, H, W) heatmaps in [0, 1]."""
     images = np.asarray(images, np.float32)
     return substrate + np.asarray(heatmaps, np.float32)[..., None] * (images - substrate)
+
+
+def checked_maps(images, heatmaps, batch_size, metric):
+    """(images (N, H, W, 3) float32, heatmaps (N, H, W)) checked one per
+    image at image size, and `batch_size` >= 1; `TfcafError` naming
+    `metric` otherwise."""
+    images = check_images(images, metric)
+    heatmaps = check_heatmaps(heatmaps, metric, len(images), images.shape[1:3])
+    check_int(batch_size, "batch_size", metric)
+    return images, heatmaps
 
 
 def step_counts(num_pixels, step):
@@ -235,7 +246,9 @@ def deletion_insertion(predict, images, heatmaps, targets=None, *, embedding=Fal
                                           != (None, None)):
         raise TfcafError("deletion_insertion: `step` is a 'rise' option, `steps` and "
                          "`max_percentage_perturbed` are 'xplique' options")
-    images = np.asarray(images, np.float32)
+    images, heatmaps = checked_maps(images, heatmaps, batch_size, "deletion_insertion")
+    if step is not None:
+        check_int(step, "step", "deletion_insertion")
     substrate = np.asarray(substrate, np.float32)
     _, targets, references = scoring(predict, images, targets, embedding, batch_size)
     height, width = images.shape[1:3]
@@ -284,7 +297,7 @@ def average_drop_increase(predict, images, heatmaps, targets=None, *, embedding=
     """
     protocols.check_protocol(protocol, protocols.AVERAGE_DROP_PROTOCOLS,
                              "average_drop_increase")
-    images = np.asarray(images, np.float32)
+    images, heatmaps = checked_maps(images, heatmaps, batch_size, "average_drop_increase")
     substrate = np.asarray(substrate, np.float32)
     original, targets, references = scoring(predict, images, targets, embedding, batch_size)
     masks = protocols.xplique_mask(heatmaps) if protocol == "xplique" else heatmaps

@@ -99,7 +99,7 @@ def mufidelity(predict, images, heatmaps, targets=None, *, embedding=False,
     if correlation not in CORRELATIONS:
         raise TfcafError(f"mufidelity: unknown correlation {correlation!r}; choose one of "
                          f"{', '.join(repr(c) for c in CORRELATIONS)}")
-    images = np.asarray(images, np.float32)
+    images, heatmaps = fm.checked_maps(images, heatmaps, batch_size, "mufidelity")
     count, height, width = images.shape[:3]
     grid_size = grid_size or height
     if subsets is None:

@@ -15,24 +15,10 @@ Quantus's on the same call (tests/test_quantus_golden.py).
 
 import numpy as np
 
-from tfcaf.errors import TfcafError
+from tfcaf.metrics.checks import check_heatmaps
 
 SPARSENESS_EPSILON = 1e-7   # Quantus Sparseness: a += 1e-7 before the Gini index
 COMPLEXITY_EPSILON = 1e-12  # Quantus Complexity: log(a + 1e-12)
-
-
-def check_heatmaps(heatmaps, metric, count=None, size=None):
-    """(N, H, W) float64 array of `heatmaps`; `TfcafError` naming `metric`
-    when it is not 3-D, has no image, or does not match `count` images of
-    (H, W) `size`."""
-    maps = np.asarray(heatmaps, np.float64)
-    if maps.ndim != 3 or not maps.shape[0] or not maps.shape[1] or not maps.shape[2]:
-        raise TfcafError(f"{metric}: heatmaps must be (N, H, W) with N, H, W > 0; "
-                         f"got shape {maps.shape}")
-    if count is not None and (maps.shape[0] != count or maps.shape[1:] != tuple(size)):
-        raise TfcafError(f"{metric}: heatmaps {maps.shape} must be ({count}, {size[0]}, "
-                         f"{size[1]}), one per image at image size")
-    return maps
 
 
 def quantus_preprocess(heatmaps, abs=True, normalise=True):

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from tfcaf.errors import TfcafError
-from tfcaf.metrics.correlation import check_images, check_int, check_targets
+from tfcaf.metrics.checks import check_images, check_int, check_targets
 
 NAME = "stability"
 NORMS = {"fro": lambda a: np.sqrt((a * a).sum(axis=-1)),
