@@ -63,14 +63,14 @@ _CURVE_OPTIONS = {"step": None, "protocol": "rise", "steps": None,
                   "max_percentage_perturbed": None}
 
 
-def _curve_protocols(start):
-    """Deletion's or insertion's sentence per protocol (`start`: where the
-    pixels come from)."""
+def _curve_protocols(name, start):
+    """Deletion's or insertion's (`name`) sentence per protocol (`start`:
+    where the pixels come from)."""
     return {
         "rise": "eclique/RISE CausalMetric (Petsiuk et al. 2018, the default: the metric's "
                 "own code): {score}, {step} pixels per step, most salient first, " + start +
                 ", trapezoid AUC on [0, 1]",
-        "xplique": "xplique 2.0.2 " + ("Deletion" if "substrate" in start else "Insertion") +
+        "xplique": f"xplique 2.0.2 {name}" +
                    ": {score}, {steps} steps up to {max_percentage_perturbed} of the pixels, "
                    "baseline RGB ({substrate}), mean of the trapezoids"}
 
@@ -78,21 +78,22 @@ def _curve_protocols(start):
 register(Metric(
     name="deletion", family="faithfulness",
     description="deletion AUC (RISE): score while the most salient pixels are removed",
-    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options=_CURVE_OPTIONS,
+    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options=dict(_CURVE_OPTIONS),
     config_fields={"step": "faithfulness_step"}, values=("deletion", "deletion_curve"),
     columns={"deletion_auc": "deletion"}, curves={"deletion": "deletion_curve"},
     lower_is_better=("deletion_auc",), needs=("scores",),
-    protocol=_curve_protocols("removed pixels set to the substrate RGB ({substrate})")))
+    protocol=_curve_protocols("Deletion",
+                              "removed pixels set to the substrate RGB ({substrate})")))
 
 register(Metric(
     name="insertion", family="faithfulness",
     description="insertion AUC (RISE): score while the most salient pixels return onto a "
                 "blurred image",
-    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options=_CURVE_OPTIONS,
+    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options=dict(_CURVE_OPTIONS),
     config_fields={"step": "faithfulness_step"}, values=("insertion", "insertion_curve"),
     columns={"insertion_auc": "insertion"}, curves={"insertion": "insertion_curve"},
     needs=("scores",),
-    protocol=_curve_protocols("inserted onto eclique/RISE's blur gkern(11, 5)")))
+    protocol=_curve_protocols("Insertion", "inserted onto eclique/RISE's blur gkern(11, 5)")))
 
 register(Metric(
     name="average_drop", family="faithfulness",

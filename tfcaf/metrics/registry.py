@@ -3,7 +3,9 @@
 As `tfcaf.caf.METHODS` is for methods: a metric is one library function on
 plain arrays plus one `Metric` entry here. `bin/evaluate --metric`, its
 `--help`, metrics.json, report.md and the demo read this table; adding a
-metric is a function and an entry (`register`), nothing else.
+metric is a function and an entry (`register`), nothing else (bin/evaluate's
+older flags, --cam_threshold, --pointing_tolerance, ..., are `EvalConfig`
+fields that set the options of their metrics).
 
 The binaries read the names before TensorFlow loads, so this module imports
 no TensorFlow: functions are named as "module:function" and imported when
