@@ -10,6 +10,10 @@ import time
 
 import cv2
 import numpy as np
+import pytest
+
+import tfcaf
+from tfcaf.errors import TfcafError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COUNT = 12
@@ -52,7 +56,14 @@ def test_sigkilled_visualize_resumes_with_the_same_maps(tiny_model, tmp_path):
     reused = int(resumed.stderr.split("resuming: ")[1].split(" of ")[0])
     assert done - 1 <= reused <= done  # an image is reused once its .png and .npy are both on disk
     assert f"wrote {2 * COUNT} files to {out}" in resumed.stdout
-    expected, got = _maps(whole), _maps(out)
-    assert list(got) == list(expected)
-    for name in expected:
-        np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    expected, got = _maps(whole), tfcaf.read_maps(out)  # the maps back in one call
+    assert [f"{name}.npy" for name in got] == list(expected)
+    for name, value in got.items():
+        np.testing.assert_allclose(value, expected[f"{name}.npy"], rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+
+
+def test_read_maps_needs_a_tfcaf_output_folder(tmp_path):
+    np.save(tmp_path / "stray.npy", np.zeros((2, 2)))
+    with pytest.raises(TfcafError, match="holds no files of a tfcaf run"):
+        tfcaf.read_maps(str(tmp_path))

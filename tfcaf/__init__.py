@@ -17,8 +17,10 @@ __version__ = "0.3.0"
 _SUBPACKAGES = ("applications", "caf", "cli", "data", "evaluation", "export", "losses",
                 "metrics", "models", "training")
 
-# `tfcaf.Similarity(...)`: a target of `explain` (tfcaf.caf.targets).
-__getattr__, __dir__ = lazy.attach(__name__, {"Similarity": "caf.targets"},
+# `tfcaf.Similarity(...)`: a target of `explain` (tfcaf.caf.targets);
+# `tfcaf.read_maps(folder)`: the maps bin/visualize wrote.
+__getattr__, __dir__ = lazy.attach(__name__, {"Similarity": "caf.targets",
+                                              "read_maps": "heatmap_store"},
                                    submodules=_SUBPACKAGES)
 
 
