@@ -3,7 +3,6 @@ values every "maps" metric of the registry (`tfcaf.metrics.registry`)
 computes from them, batch by batch; then each metric's summary."""
 
 import dataclasses
-import json
 import logging
 import time
 
@@ -48,19 +47,14 @@ def metric_options(config):
 
 
 def _batch_values(batch, metrics, options):
-    """metric name -> {key: (n, ...)} of one method's batch. Metrics that
-    share a function and options (deletion and insertion) run it once."""
-    results, values = {}, {}
+    """metric name -> {key: (n, ...)} of one method's batch."""
+    values = {}
     for metric in metrics:
         function = registry.load(metric.batch_function or metric.function)
-        arguments = metric.arguments(batch, options[metric.name], function)
-        key = (function, json.dumps({k: v for k, v in arguments.items()
-                                     if k in options[metric.name]}, sort_keys=True, default=str))
-        if key not in results:
-            result = function(**arguments)
-            # A function returning one array gives one value per image.
-            results[key] = result if isinstance(result, dict) else {metric.name: result}
-        values[metric.name] = {k: np.asarray(results[key][k]) for k in metric.values}
+        result = function(**metric.arguments(batch, options[metric.name], function))
+        # A function returning one array gives one value per image.
+        result = result if isinstance(result, dict) else {metric.name: result}
+        values[metric.name] = {k: np.asarray(result[k]) for k in metric.values}
     return values
 
 

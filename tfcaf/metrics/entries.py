@@ -78,7 +78,7 @@ def _curve_protocols(name, start):
 register(Metric(
     name="deletion", family="faithfulness",
     description="deletion AUC (RISE): score while the most salient pixels are removed",
-    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options=dict(_CURVE_OPTIONS),
+    function=f"{_FAITH}:deletion", inputs=_SCORED, options=dict(_CURVE_OPTIONS),
     config_fields={"step": "faithfulness_step"}, values=("deletion", "deletion_curve"),
     columns={"deletion_auc": "deletion"}, curves={"deletion": "deletion_curve"},
     lower_is_better=("deletion_auc",), needs=("scores",),
@@ -89,7 +89,7 @@ register(Metric(
     name="insertion", family="faithfulness",
     description="insertion AUC (RISE): score while the most salient pixels return onto a "
                 "blurred image",
-    function=f"{_FAITH}:deletion_insertion", inputs=_SCORED, options=dict(_CURVE_OPTIONS),
+    function=f"{_FAITH}:insertion", inputs=_SCORED, options=dict(_CURVE_OPTIONS),
     config_fields={"step": "faithfulness_step"}, values=("insertion", "insertion_curve"),
     columns={"insertion_auc": "insertion"}, curves={"insertion": "insertion_curve"},
     needs=("scores",),

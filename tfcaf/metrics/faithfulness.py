@@ -205,7 +205,8 @@ def auc(curves):
 
 def deletion_insertion(predict, images, heatmaps, targets=None, *, embedding=False,
                        substrate=(0.0, 0.0, 0.0), step=None, batch_size=64, protocol="rise",
-                       steps=None, max_percentage_perturbed=None):
+                       steps=None, max_percentage_perturbed=None,
+                       curves=("deletion", "insertion")):
     """Deletion and insertion (RISE): AUC of the score while the most salient
     pixels are replaced by the substrate (deletion, lower is better) or put
     back onto a start image (insertion, higher is better).
@@ -234,11 +235,12 @@ def deletion_insertion(predict, images, heatmaps, targets=None, *, embedding=Fal
         substrate: (3,) RGB colour of removed pixels (`model_substrate`).
         protocol: "rise" or "xplique".
         steps, max_percentage_perturbed: "xplique" only.
+        curves: which of "deletion", "insertion" to compute.
 
     Returns:
-        dict "deletion", "insertion" (N,) AUCs, their (N, S + 1) curves
-        "deletion_curve", "insertion_curve", and "counts" (S + 1,) the
-        pixels switched after each step.
+        dict "deletion", "insertion" (N,) AUCs (those of `curves`), their
+        (N, S + 1) curves "deletion_curve", "insertion_curve", and "counts"
+        (S + 1,) the pixels switched after each step.
     """
     protocols.check_protocol(protocol, protocols.DELETION_PROTOCOLS, "deletion_insertion")
     xplique = protocol == "xplique"
@@ -262,11 +264,27 @@ def deletion_insertion(predict, images, heatmaps, targets=None, *, embedding=Fal
     options = dict(targets=targets, references=references, batch_size=batch_size,
                    counts=counts, ranks=ranks)
     flat = np.broadcast_to(substrate, images.shape)
-    deletion = perturbation_curves(predict, images, flat, heatmaps, **options)
-    insertion = perturbation_curves(predict, flat if xplique else blurred(images, substrate),
-                                    images, heatmaps, **options)
-    return {"deletion": auc(deletion), "insertion": auc(insertion),
-            "deletion_curve": deletion, "insertion_curve": insertion, "counts": counts}
+    result = {"counts": counts}
+    for name in curves:
+        start, end = (images, flat) if name == "deletion" else \
+            (flat if xplique else blurred(images, substrate), images)
+        result[f"{name}_curve"] = perturbation_curves(predict, start, end, heatmaps, **options)
+        result[name] = auc(result[f"{name}_curve"])
+    return result
+
+
+def deletion(predict, images, heatmaps, targets=None, **options):
+    """Deletion alone: `deletion_insertion`'s arguments and its "deletion",
+    "deletion_curve" and "counts" (`tfcaf.metrics.deletion`)."""
+    return deletion_insertion(predict, images, heatmaps, targets, curves=("deletion",),
+                              **options)
+
+
+def insertion(predict, images, heatmaps, targets=None, **options):
+    """Insertion alone: `deletion_insertion`'s arguments and its "insertion",
+    "insertion_curve" and "counts" (`tfcaf.metrics.insertion`)."""
+    return deletion_insertion(predict, images, heatmaps, targets, curves=("insertion",),
+                              **options)
 
 
 def average_drop_increase(predict, images, heatmaps, targets=None, *, embedding=False,

@@ -145,8 +145,9 @@ class Metric:
         others, e.g. iou's δ, are for `summarize`)."""
         import inspect
         named = dict(item.split("=") if "=" in item else (item, item) for item in self.inputs)
-        accepted = inspect.signature(function).parameters
-        taken = {k: v for k, v in options.items() if k in accepted}
+        parameters = inspect.signature(function).parameters
+        passes_on = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        taken = {k: v for k, v in options.items() if passes_on or k in parameters}
         if "seed" in taken:
             taken["seed"] = [taken["seed"], batch.first_image]
         return {**{argument: getattr(batch, field) for argument, field in named.items()},
