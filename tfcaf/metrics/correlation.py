@@ -21,7 +21,7 @@ from tfcaf.caf.targets import Similarity
 from tfcaf.errors import TfcafError
 from tfcaf.metrics.checks import check_heatmaps, check_images, check_int, check_targets
 from tfcaf.metrics.map_complexity import quantus_preprocess
-from tfcaf.metrics.scores import similarity_references, target_scores
+from tfcaf.metrics.scores import batched_outputs, similarity_references, target_scores
 
 NAME = "faithfulness_correlation"
 
@@ -132,8 +132,7 @@ def faithfulness_correlation(predict, images, heatmaps, targets=None, *, embeddi
     count, height, width, _ = images.shape
     features = height * width * 3
     rng = np.random.default_rng(seed)
-    outputs = np.concatenate([np.asarray(predict(images[i:i + batch_size]))
-                              for i in range(0, count, batch_size)])
+    outputs = batched_outputs(predict, images, batch_size)
     if isinstance(targets, Similarity):
         references, targets = similarity_references(predict, targets, count, batch_size), None
     elif embedding:

@@ -40,7 +40,7 @@ from tfcaf.errors import TfcafError
 from tfcaf.metrics import faithfulness_protocols as protocols
 from tfcaf.metrics import registry
 from tfcaf.metrics.checks import check_heatmaps, check_images, check_int
-from tfcaf.metrics.scores import scoring, target_scores
+from tfcaf.metrics.scores import batched_outputs, scoring, target_scores
 from tfcaf.models.layers import ImagePreprocessing
 from tfcaf.models.preprocessing import CAFFE_BGR_MEAN, TORCH_RGB_MEAN
 
@@ -320,8 +320,7 @@ def average_drop_increase(predict, images, heatmaps, targets=None, *, embedding=
     original, targets, references = scoring(predict, images, targets, embedding, batch_size)
     masks = protocols.xplique_mask(heatmaps) if protocol == "xplique" else heatmaps
     explained = explanation_images(images, masks, substrate)
-    outputs = np.concatenate([np.asarray(predict(explained[i:i + batch_size]))
-                              for i in range(0, len(images), batch_size)])
+    outputs = batched_outputs(predict, explained, batch_size)
     scores = target_scores(outputs, targets, references).numpy()
     loss = np.maximum(np.float32(0), original - scores)  # float32, as the references
     if protocol == "xplique":

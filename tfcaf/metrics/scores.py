@@ -23,7 +23,8 @@ def target_scores(outputs, targets, references):
                          tf.math.l2_normalize(references, -1), -1)
 
 
-def _outputs(predict, images, batch_size):
+def batched_outputs(predict, images, batch_size):
+    """`predict` of (N, ...) `images`, `batch_size` at a time, concatenated."""
     return np.concatenate([np.asarray(predict(images[i:i + batch_size]))
                            for i in range(0, len(images), batch_size)])
 
@@ -36,7 +37,7 @@ def similarity_references(predict, similarity, count, batch_size=64):
         references = np.asarray(similarity.embeddings, np.float32)
     else:
         pictures = np.asarray(similarity.images, np.float32)
-        references = _outputs(predict, pictures.reshape((-1,) + pictures.shape[-3:]),
+        references = batched_outputs(predict, pictures.reshape((-1,) + pictures.shape[-3:]),
                               batch_size)
     references = references.reshape(-1, references.shape[-1])
     if len(references) not in (1, count):
@@ -59,7 +60,7 @@ def scoring(predict, images, targets=None, embedding=False, batch_size=64):
         (scores (N,) of the images, class ids (N,) int32 tensor or None,
         references (N, D) or None), the last two for `target_scores`.
     """
-    outputs = _outputs(predict, images, batch_size)
+    outputs = batched_outputs(predict, images, batch_size)
     if isinstance(targets, Similarity):
         classes, references = None, similarity_references(predict, targets, len(images),
                                                           batch_size)
