@@ -85,14 +85,15 @@ def _method_batch(adapter, method, images, labels, boxes, masks, scoring, config
         first_image=first_image, image_size=images.shape[1:3])
 
 
-def _batch_record(adapter, methods, metrics, config, batch, first_image, room, progress):
+def _batch_record(adapter, methods, metrics, config, setup, batch, first_image, room, progress):
     """{name: array} of one batch: outputs, labels, per method its
     metrics' per-image values ("values|METHOD|METRIC|KEY"), degenerate-map
     count and the batch's first `room` images and maps ("examples|...").
-    What a shard of a resumable pass holds (`resume.PassShards`)."""
+    What a shard of a resumable pass holds (`resume.PassShards`). `setup`:
+    (the metrics' resolved options, the adapter's scoring input or None),
+    resolved once per pass."""
     images, labels, boxes, masks = batch
-    options = metric_options(config)
-    scoring = adapter.scores_input() if any("scores" in m.needs for m in metrics) else None
+    options, scoring = setup
     # Copies, not views: a view would keep the whole batch alive.
     record = {"outputs": adapter.outputs(images), "labels": labels,
               "examples|images": images[:room].copy(), "examples|boxes": boxes[:room].copy()}
@@ -146,6 +147,8 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None):
     metrics = [registry.metric(n) for n in config.metrics
                if registry.metric(n).scope == "maps"]
     masks = any("masks" in m.needs for m in metrics)
+    setup = (metric_options(config),
+             adapter.scores_input() if any("scores" in m.needs for m in metrics) else None)
     total = min(len(dataset), config.max_images or len(dataset))
     first = min(shards.finished() if shards else 0, -(-total // config.batch_size))
     records = [shards.load(index) for index in range(first)]
@@ -158,7 +161,7 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None):
         for index, batch in enumerate(_batches(dataset, total, config.batch_size, masks, first),
                                       first):
             room = max(0, example_count - sum(len(r["examples|images"]) for r in records))
-            records.append(_batch_record(adapter, methods, metrics, config, batch,
+            records.append(_batch_record(adapter, methods, metrics, config, setup, batch,
                                          index * config.batch_size, room, progress))
             if shards:
                 shards.save(index, records[-1])
