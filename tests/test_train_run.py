@@ -199,7 +199,7 @@ def test_workers_meet_then_the_leader_port_is_free_for_tensorflow():
     import threading
     import time
 
-    from tfcaf.training import rendezvous
+    from tfcaf.distribute import rendezvous
     port, worker_port = _free_ports(2)
     deadline = time.monotonic() + 20
     leader = threading.Thread(target=rendezvous._lead, args=(

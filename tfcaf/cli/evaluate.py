@@ -9,7 +9,7 @@ import os
 
 from absl import flags
 
-from tfcaf.cli import choices, method_flags, model_flags, solver_flags
+from tfcaf.cli import choices, method_flags, model_flags, solver_flags, strategy_flags
 from tfcaf.errors import TfcafError
 from tfcaf.evaluation.config import EvalConfig
 
@@ -69,6 +69,7 @@ flags.DEFINE_string("out_dir", "eval_out", "Where metrics.json, report.md and PN
                     "interrupted run resumes when the same command runs again.")
 flags.DEFINE_boolean("overwrite", False, "Discard an unfinished run into --out_dir made with "
                      "other settings, instead of refusing to mix them.")
+STRATEGY_FLAGS = strategy_flags.define()
 
 flags.register_validator("methods", lambda v: choices.check_names(v, choices.METHODS))
 
@@ -80,6 +81,7 @@ FLAG_GROUPS = (
                  "nmi_inits", "faithfulness_step", "pointing_tolerance")),
     ("Sanity checks", ("sanity_images", "sanity_stages", "sanity_mode", "seed")),
     ("Output", ("out_dir", "overwrite")),
+    ("Devices", STRATEGY_FLAGS),
 )
 
 
@@ -152,6 +154,8 @@ def main(argv):
     from tfcaf.data import load_dataset
     from tfcaf.evaluation import evaluate, load_adapter
     config = eval_config()
+    # Before the model: a multi-worker strategy must come before other ops.
+    strategy = strategy_flags.strategy()
     adapter = load_adapter(FLAGS.model, solver_flags.solver_config(), output=FLAGS.output,
                            preprocessing=model_flags.preprocessing(),
                            method_options=method_flags.method_options_flag())
@@ -159,7 +163,11 @@ def main(argv):
     split = FLAGS.split or ("retrieval_test" if adapter.embedding else default_split)
     size = adapter.input_size(FLAGS.image_size)
     dataset = load_dataset(FLAGS.dataset, FLAGS.data_dir, split, image_size=size)
-    summary = evaluate(adapter, dataset, FLAGS.out_dir, config, overwrite=FLAGS.overwrite)
+    summary = evaluate(adapter, dataset, FLAGS.out_dir, config, overwrite=FLAGS.overwrite,
+                       strategy=strategy)
+    if summary is None:
+        print("done: this worker's batches are written; the chief writes the report")
+        return
     for method, values in summary["methods"].items():
         print(method, "  ".join(f"{k} {v:.4f}" for k, v in values.items()
                                 if isinstance(v, (int, float))))

@@ -21,17 +21,11 @@ def check_flags():
     validate(train_flags.config_from_flags(FLAGS))
 
 
-def _split_cpu(count):
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
-
-
 def main(argv):
     del argv
     if FLAGS.logical_cpus:
-        _split_cpu(FLAGS.logical_cpus)
+        from tfcaf.distribute.strategy import split_cpu
+        split_cpu(FLAGS.logical_cpus)
     from tfcaf.training import train
     result = train(train_flags.config_from_flags(FLAGS))
     print("done: " + "  ".join(f"{k} {v}" for k, v in result.items()))

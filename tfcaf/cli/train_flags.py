@@ -8,7 +8,8 @@ import os
 from absl import flags
 
 from tfcaf.cli import choices
-from tfcaf.training.config import LOSSES, OPTIMIZERS, SCHEDULES, STRATEGIES, TrainConfig
+from tfcaf.distribute import STRATEGIES
+from tfcaf.training.config import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 
 _D = TrainConfig()
 

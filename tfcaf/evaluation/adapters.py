@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 
+import keras
 import tensorflow as tf
 
 from tfcaf import applications
@@ -61,6 +62,15 @@ class KerasAdapter:
         # scores apply their own softmax.
         self._logits = tf.function(lambda x: self.explainer.forward(x)[1],
                                    reduce_retracing=True)
+
+    def replicate(self, device):
+        """This adapter with a copy of the model on `device`: a replica of
+        a distributed pass (`tfcaf.evaluation.replicas`)."""
+        with tf.device(device):
+            model = keras.models.clone_model(self.model)
+            model.set_weights(self.model.get_weights())
+        return KerasAdapter(model, self.solver, self.explainer.layer, self.explainer.output,
+                            self.source, self.method_options)
 
     def input_size(self, size=None):
         """(H, W) the images are resized to: `size` (an int or (H, W)) or
@@ -169,6 +179,12 @@ class SavedModelAdapter:
         # Early 0.3 exports recorded {signature: method}.
         return {signature: (entry, None) if isinstance(entry, str) else
                 (entry["method"], entry["target"]) for signature, entry in recorded.items()}
+
+    def replicate(self, device):
+        """The export loaded again with its variables on `device` (a
+        replica of a distributed pass, `tfcaf.evaluation.replicas`)."""
+        with tf.device(device):
+            return SavedModelAdapter(self.path)
 
     def input_size(self, size=None):
         """(H, W) of the export's `images` input; `TfcafError` when `size`

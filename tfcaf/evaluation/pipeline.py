@@ -4,7 +4,10 @@ import dataclasses
 import logging
 import os
 
+import tensorflow as tf
+
 from tfcaf.data.checks import DataError, require_boxes
+from tfcaf.distribute.strategy import is_chief
 from tfcaf.errors import TfcafError
 from tfcaf.evaluation import report, resume, runner, sanity
 from tfcaf.evaluation.adapters import KerasAdapter
@@ -68,7 +71,7 @@ def _pass_identity(adapter, dataset, methods, config):
             "dataset_size": len(dataset), "dataset_source": getattr(dataset, "source", "")}
 
 
-def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False):
+def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False, strategy=None):
     """Runs the metrics of `config` and writes metrics.json, report.md,
     examples.png, curves.png (deletion/insertion) and sanity.png to
     `out_dir`, which is created only once the results are ready.
@@ -79,7 +82,10 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False):
     it did not write again. A file in `out_dir` that no tfcaf run wrote is
     refused before any image is run. The pass is resumable
     (`tfcaf.evaluation.resume`): the same call after a crash or Ctrl-C
-    recomputes only the batches it had not finished.
+    recomputes only the batches it had not finished. Under a
+    `tf.distribute` `strategy` the replicas and workers share the batches
+    (`tfcaf.evaluation.replicas`) and the numbers are those of a one-device
+    run; the chief writes the results.
 
     Args:
         adapter: a `KerasAdapter` or `SavedModelAdapter`.
@@ -88,6 +94,9 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False):
         config: an `EvalConfig`.
         overwrite: discard an unfinished run into `out_dir` with other
             settings instead of refusing it.
+        strategy: a `tf.distribute.Strategy` (`tfcaf.distribute.strategy.
+            make_strategy`), or None: one device. With several workers,
+            `out_dir` must be on a file system they share.
 
     Returns:
         The metrics dict written to metrics.json: "methods" (method ->
@@ -95,7 +104,8 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False):
         metrics' settings, the model, per method its layer, filter and
         resolved solver, and the tfcaf / TensorFlow versions), "protocols",
         "degenerate_maps" (method -> constant or non-finite raw maps of the
-        pass) and, per metric, "retrieval", "top1_accuracy", "sanity".
+        pass) and, per metric, "retrieval", "top1_accuracy", "sanity";
+        None on a worker that is not the chief.
     """
     config = config.validate().with_metric_options().validate()
     metrics = [registry.metric(n) for n in config.metrics]
@@ -104,13 +114,18 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False):
     mapping = any(m.scope == "maps" for m in metrics)
     if mapping and not methods:
         raise TfcafError("no --methods apply to this model")
-    outputs = OutputSet(out_dir, "out_dir", staged=True)
-    outputs.claim([os.path.join(out_dir, name) for name in _file_names(metrics, mapping)])
+    chief = is_chief(strategy or tf.distribute.get_strategy())
+    if chief:
+        outputs = OutputSet(out_dir, "out_dir", staged=True)
+        outputs.claim([os.path.join(out_dir, name) for name in _file_names(metrics, mapping)])
     log.info("evaluating %s on %s/%s", ", ".join(config.metrics), dataset.name, dataset.split)
     passed = methods if mapping else []
     shards = resume.PassShards(out_dir, _pass_identity(adapter, dataset, passed, config),
-                               overwrite)
-    result = runner.run_pass(adapter, dataset, passed, config, shards=shards)
+                               overwrite, chief)
+    result = runner.run_pass(adapter, dataset, passed, config, shards=shards, strategy=strategy)
+    if not chief:
+        log.info("this worker's batches are in %s; the chief writes the results", shards.folder)
+        return None
     explained = methods if mapping or "sanity" in config.metrics else []
     summary = {"dataset": f"{dataset.name}/{dataset.split}", "images": int(len(result.labels)),
                "methods": {m: {} for m in (methods if mapping else [])},

@@ -10,6 +10,7 @@ results.
 """
 
 import sys
+import threading
 import time
 
 from tfcaf.durations import as_clock
@@ -31,6 +32,8 @@ class Progress:
         self.terminal = getattr(self.stream, "isatty", lambda: False)()
         self.started = self.last_line = now()
         self.method_seconds, self.reused = {}, 0
+        # The replicas of a distributed pass report from threads of their own.
+        self._lock = threading.Lock()
 
     def add_reused(self, count):
         """`count` images taken from a resumed run: done, but left out of
@@ -40,7 +43,8 @@ class Progress:
 
     def add_method_time(self, method, seconds):
         """Counts `seconds` spent on `method` (its maps and metrics)."""
-        self.method_seconds[method] = self.method_seconds.get(method, 0.0) + seconds
+        with self._lock:
+            self.method_seconds[method] = self.method_seconds.get(method, 0.0) + seconds
 
     def line(self):
         """The progress line as it stands."""
@@ -57,13 +61,14 @@ class Progress:
     def advance(self, count):
         """`count` more images done: redraws the line (terminal) or writes
         it when `every` seconds have passed since the last."""
-        self.done += count
-        if self.terminal:
-            self.stream.write("\r" + self.line())
-        elif self.now() - self.last_line >= self.every or self.done >= self.total:
-            self.stream.write(self.line() + "\n")
-            self.last_line = self.now()
-        self.stream.flush()
+        with self._lock:
+            self.done += count
+            if self.terminal:
+                self.stream.write("\r" + self.line())
+            elif self.now() - self.last_line >= self.every or self.done >= self.total:
+                self.stream.write(self.line() + "\n")
+                self.last_line = self.now()
+            self.stream.flush()
 
     def close(self):
         """Ends the redrawn line with the elapsed time."""

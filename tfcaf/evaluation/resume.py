@@ -9,16 +9,21 @@ The shards live beside the output folder, in `.<out_dir name>.tfcaf-partial/`
 renamed into place. A partial run of another model, method list or setting
 is refused, naming what differs, unless `overwrite`. The folder is removed
 once the results are written.
+
+The workers of a multi-worker pass write their batches into the same
+folder (on a file system they share), and the chief reads them all.
 """
 
 import json
 import logging
 import os
 import shutil
+import time
 
 import numpy as np
 
 from tfcaf import run_identity
+from tfcaf.errors import TfcafError
 from tfcaf.outputs import make_folder, temporary_name
 
 log = logging.getLogger("tfcaf.evaluate")
@@ -49,15 +54,21 @@ class PassShards:
             dataset, image count, batch size).
         overwrite: discard a partial run of another identity instead of
             refusing it.
+        chief: whether this process removes what is discarded (in a
+            multi-worker pass, one process does; the others only leave
+            the discarded batches unread, and write their own once the
+            pass's first step has met every worker).
     """
 
-    def __init__(self, out_dir, identity, overwrite=False):
+    def __init__(self, out_dir, identity, overwrite=False, chief=True):
         self.folder = partial_folder(out_dir)
         self.identity = run_identity.as_json(identity)
         recorded = self._recorded()
+        self.discarded = recorded is not None and overwrite and \
+            bool(run_identity.differences(recorded, self.identity))
         if recorded is not None and not overwrite:
             run_identity.check_same_run(recorded, self.identity, out_dir)
-        elif recorded is not None:
+        elif self.discarded and chief:
             shutil.rmtree(self.folder)
 
     def _recorded(self):
@@ -71,11 +82,26 @@ class PassShards:
         return os.path.join(self.folder, f"batch-{index:06d}.npz")
 
     def finished(self):
-        """How many batches, from the first, are on disk."""
-        count = 0
-        while os.path.isfile(self._path(count)):
-            count += 1
-        return count
+        """The set of batch indices on disk."""
+        if self.discarded or not os.path.isdir(self.folder):
+            return set()
+        return {int(name[len("batch-"):-len(".npz")]) for name in os.listdir(self.folder)
+                if name.startswith("batch-") and name.endswith(".npz")}
+
+    def wait_for(self, indices, timeout_s=600.0, poll_s=0.2):
+        """Returns once the batches `indices` are all on disk (the other
+        workers' last ones may still be on their way); `TfcafError`
+        naming the missing ones after `timeout_s` seconds."""
+        deadline = time.monotonic() + timeout_s
+        missing = [i for i in indices if not os.path.isfile(self._path(i))]
+        while missing and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            missing = [i for i in missing if not os.path.isfile(self._path(i))]
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            raise TfcafError(f"{self.folder}: batches {shown} did not arrive within "
+                             f"{timeout_s:g} s (did every worker write to this folder, on a "
+                             "file system all of them share?)")
 
     def load(self, index):
         """{name: array} of shard `index`."""

@@ -10,6 +10,7 @@ import numpy as np
 
 from tfcaf.evaluation.adapters import check_classes, top1_correct
 from tfcaf.evaluation.progress import Progress
+from tfcaf.evaluation.replicas import Replicas
 from tfcaf.metrics import registry
 from tfcaf.metrics.degenerate import degenerate_maps
 
@@ -56,22 +57,6 @@ def _batch_values(batch, metrics, options):
         result = result if isinstance(result, dict) else {metric.name: result}
         values[metric.name] = {k: np.asarray(result[k]) for k in metric.values}
     return values
-
-
-def _batches(dataset, total, batch_size, masks, first_batch=0):
-    """(images, labels, boxes, masks or None) numpy batches of the evenly
-    spaced `total` examples, from batch `first_batch` on (a resumed pass)."""
-    if first_batch:
-        import tensorflow as tf
-        indices = dataset.evenly_spaced_indices(total)[first_batch * batch_size:]
-        pipeline = dataset.from_indices(tf.data.Dataset.from_tensor_slices(indices),
-                                        batch_size=batch_size)
-    else:
-        indices = dataset.evenly_spaced_indices(total) if masks else None
-        pipeline = dataset.evenly_spaced(total, batch_size)
-    for start, (images, labels, boxes) in zip(range(0, total, batch_size), pipeline):
-        yield (images.numpy(), labels.numpy(), boxes.numpy(),
-               dataset.gt_masks(indices[start:start + batch_size]) if masks else None)
 
 
 def _method_batch(adapter, method, images, labels, boxes, masks, scoring, config, first_image):
@@ -130,7 +115,7 @@ def _assemble(records, methods):
                 examples, {m: int(sum(joined[f"degenerate|{m}"])) for m in methods})
 
 
-def run_pass(adapter, dataset, methods, config, example_count=8, shards=None):
+def run_pass(adapter, dataset, methods, config, example_count=8, shards=None, strategy=None):
     """Runs `adapter` over `dataset` (or an evenly spaced `config.max_images`
     slice), computing what the "maps" metrics of `config.metrics` need for
     each of `methods`.
@@ -138,6 +123,14 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None):
     Args:
         shards: a `resume.PassShards`: each finished batch is written to it,
             and the batches it already holds are read, not recomputed.
+            Needed with more than one worker: the chief gathers the other
+            workers' batches from it.
+        strategy: a `tf.distribute.Strategy` whose replicas share the
+            batches (`tfcaf.evaluation.replicas`); None: one device.
+
+    Returns:
+        The `Pass`, on the chief; None on the other workers of a
+        multi-worker strategy.
 
     Raises:
         TfcafError: the dataset has more classes than the classifier has
@@ -146,33 +139,51 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None):
     check_classes(adapter, dataset)
     metrics = [registry.metric(n) for n in config.metrics
                if registry.metric(n).scope == "maps"]
-    masks = any("masks" in m.needs for m in metrics)
-    setup = (metric_options(config),
-             adapter.scores_input() if any("scores" in m.needs for m in metrics) else None)
-    total = min(len(dataset), config.max_images or len(dataset))
-    first = min(shards.finished() if shards else 0, -(-total // config.batch_size))
-    records = [shards.load(index) for index in range(first)]
-    reused = sum(len(r["labels"]) for r in records)
+    replicas = Replicas(adapter, strategy)
+    setups = {id(a): (metric_options(config), a.scores_input()
+                      if any("scores" in m.needs for m in metrics) else None)
+              for a in replicas.adapters}
+    positions = dataset.evenly_spaced_indices(min(len(dataset),
+                                                  config.max_images or len(dataset)))
+    size = config.batch_size
+    count = -(-len(positions) // size)
+    finished = shards.finished() if shards else set()
+    distributed, mine = replicas.batches(dataset, positions,
+                                         [b for b in range(count) if b not in finished], size)
+    reused = sum(len(positions[b * size:(b + 1) * size]) for b in finished)
     if reused:
-        log.info("resuming: %d of %d images reused from %s", reused, total, shards.folder)
-    progress = Progress(total)
+        log.info("resuming: %d of %d images reused from %s", reused, len(positions),
+                 shards.folder)
+    progress = Progress(reused + sum(len(positions[b * size:(b + 1) * size]) for b in mine))
     progress.add_reused(reused)
+    records = {}
+    masked = any("masks" in m.needs for m in metrics)
+
+    def explain(replica_adapter, index, images, labels, boxes):
+        masks = dataset.gt_masks(positions[index * size:(index + 1) * size]) if masked else None
+        record = _batch_record(replica_adapter, methods, metrics, config, setups[id(replica_adapter)],
+                               (images, labels, boxes, masks), index * size,
+                               max(0, example_count - index * size), progress)
+        if shards:
+            shards.save(index, record)
+        else:
+            records[index] = record
+        progress.advance(len(labels))
+
     try:
-        for index, batch in enumerate(_batches(dataset, total, config.batch_size, masks, first),
-                                      first):
-            room = max(0, example_count - sum(len(r["examples|images"]) for r in records))
-            records.append(_batch_record(adapter, methods, metrics, config, setup, batch,
-                                         index * config.batch_size, room, progress))
-            if shards:
-                shards.save(index, records[-1])
-            progress.advance(len(batch[1]))
+        replicas.run(distributed, explain)
     except KeyboardInterrupt:
         if shards:
             log.info("%d of %d images are saved in %s: the same command resumes",
-                     sum(len(r["labels"]) for r in records), total, shards.folder)
+                     progress.done, progress.total, shards.folder)
         raise
     progress.close()
-    return _assemble(records, methods)
+    if not replicas.chief:
+        return None
+    if shards:
+        shards.wait_for(range(count))
+        records = {index: shards.load(index) for index in range(count)}
+    return _assemble([records[index] for index in range(count)], methods)
 
 
 def map_metric_tables(result, embedding, config):

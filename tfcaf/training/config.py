@@ -4,10 +4,10 @@ import dataclasses
 import math
 import numbers
 
+from tfcaf.distribute import STRATEGIES
 from tfcaf.errors import TfcafError
 
 LOSSES = ("softmax", "triplet", "npairs")
-STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
 SCHEDULES = ("constant", "cosine", "linear", "step")
 

@@ -15,7 +15,8 @@ from tfcaf import data as tfcaf_data
 from tfcaf.durations import as_clock
 from tfcaf.errors import TfcafError
 from tfcaf import losses, models
-from tfcaf.training import inputs, strategy as strategies
+from tfcaf.distribute import strategy as strategies
+from tfcaf.training import inputs
 from tfcaf.training.config import validate
 from tfcaf.training.model_dir import RunLock
 from tfcaf.training.summaries import Summaries

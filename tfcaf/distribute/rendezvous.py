@@ -20,7 +20,7 @@ import time
 
 from tfcaf.errors import TfcafError
 
-log = logging.getLogger("tfcaf.train")
+log = logging.getLogger("tfcaf.distribute")
 
 # The jobs MultiWorkerMirroredStrategy coordinates, the leader's first.
 _JOBS = ("chief", "worker")

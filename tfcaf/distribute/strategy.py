@@ -4,7 +4,16 @@ import os
 
 import tensorflow as tf
 from tfcaf.errors import TfcafError
-from tfcaf.training import rendezvous
+from tfcaf.distribute import STRATEGIES, rendezvous
+
+
+def split_cpu(count):
+    """Splits the CPU into `count` logical devices, so that
+    `make_strategy("mirrored")` has `count` replicas without GPUs; before
+    TensorFlow touches a device."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
 
 def make_strategy(name, worker_timeout_s=600.0):
@@ -20,7 +29,7 @@ def make_strategy(name, worker_timeout_s=600.0):
     if name == "multi_worker":
         rendezvous.meet_workers(worker_timeout_s)
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise TfcafError(f"--strategy={name}: choose default, mirrored or multi_worker")
+    raise TfcafError(f"--strategy={name}: choose one of {', '.join(STRATEGIES)}")
 
 
 def task_id(strategy):

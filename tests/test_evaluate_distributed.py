@@ -1,0 +1,77 @@
+"""bin/evaluate under tf.distribute gives the metrics.json numbers of a
+one-device run, exactly: a mirrored strategy on 2 logical CPUs and a local
+2-worker MultiWorkerMirroredStrategy (TF_CONFIG), on 5 batches, so that one
+replica and one worker get a batch fewer than the other."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METRICS = "iou,maxboxacc,pxap,deletion,average_drop"
+
+
+def _command(model, digits_dir, out, *extra):
+    return [sys.executable, os.path.join(REPO, "bin", "evaluate"), f"--model={model}",
+            f"--data_dir={digits_dir}", "--image_size=32", "--max_images=10",
+            "--batch_size=2", "--methods=gradcam,scorecam,l2caf", "--iterations=30",
+            f"--metric={METRICS}", f"--out_dir={out}", *extra]
+
+
+def _numbers(out):
+    with open(os.path.join(out, "metrics.json")) as f:
+        summary = json.load(f)
+    return {key: summary[key] for key in ("methods", "images", "degenerate_maps",
+                                          "undefined_values", "top1_accuracy")}
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def one_device(tiny_model, digits_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one_device") / "eval"
+    run = subprocess.run(_command(tiny_model, digits_dir, out), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return _numbers(out)
+
+
+def test_mirrored_on_two_logical_cpus_equals_one_device(one_device, tiny_model, digits_dir,
+                                                        tmp_path):
+    out = tmp_path / "eval"
+    run = subprocess.run(_command(tiny_model, digits_dir, out, "--strategy=mirrored",
+                                  "--logical_cpus=2"), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "worker 0 of 1, 2 replica(s)" in run.stderr and "5 of the 5 batches" in run.stderr
+    assert _numbers(out) == one_device
+
+
+def test_two_local_workers_equal_one_device(one_device, tiny_model, digits_dir, tmp_path):
+    out = tmp_path / "eval"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = [subprocess.Popen(
+        _command(tiny_model, digits_dir, out, "--strategy=multi_worker",
+                 "--worker_timeout_s=120"),
+        env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                    "task": {"type": "worker", "index": i}})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    logs = [worker.communicate(timeout=400) for worker in workers]
+    for worker, (_, stderr) in zip(workers, logs):
+        assert worker.returncode == 0, stderr[-3000:]
+    assert "worker 0 of 2" in logs[0][1] and "3 of the 5 batches" in logs[0][1]
+    assert "worker 1 of 2" in logs[1][1] and "2 of the 5 batches" in logs[1][1]
+    assert "the chief writes the report" in logs[1][0]
+    assert _numbers(out) == one_device
