@@ -7,10 +7,11 @@ import logging
 import time
 
 import numpy as np
+import tensorflow as tf
 
+from tfcaf.distribute.replicas import Replicas
 from tfcaf.evaluation.adapters import check_classes, top1_correct
 from tfcaf.evaluation.progress import Progress
-from tfcaf.evaluation.replicas import Replicas
 from tfcaf.metrics import registry
 from tfcaf.metrics.degenerate import degenerate_maps
 
@@ -57,6 +58,16 @@ def _batch_values(batch, metrics, options):
         result = result if isinstance(result, dict) else {metric.name: result}
         values[metric.name] = {k: np.asarray(result[k]) for k in metric.values}
     return values
+
+
+def _examples(dataset, positions, batches, size):
+    """tf.data of ((batch number,), (images, labels, boxes)) for the
+    numbered `batches` of `size` of the dataset `positions`."""
+    taken = [positions[b * size:(b + 1) * size] for b in batches]
+    examples = dataset.from_indices(tf.data.Dataset.from_tensor_slices(
+        np.concatenate(taken) if taken else np.zeros(0, np.int64)), batch_size=size)
+    numbers = tf.data.Dataset.from_tensor_slices(np.asarray(batches, np.int64).reshape(-1, 1))
+    return tf.data.Dataset.zip((numbers, examples))
 
 
 def _method_batch(adapter, method, images, labels, boxes, masks, scoring, config, first_image):
@@ -142,28 +153,31 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None, st
     replicas = Replicas(adapter, strategy)
     setups = {id(a): (metric_options(config), a.scores_input()
                       if any("scores" in m.needs for m in metrics) else None)
-              for a in replicas.adapters}
+              for a in replicas.copies}
     positions = dataset.evenly_spaced_indices(min(len(dataset),
                                                   config.max_images or len(dataset)))
     size = config.batch_size
     count = -(-len(positions) // size)
     finished = shards.finished() if shards else set()
-    distributed, mine = replicas.batches(dataset, positions,
-                                         [b for b in range(count) if b not in finished], size)
-    reused = sum(len(positions[b * size:(b + 1) * size]) for b in finished)
-    if reused:
-        log.info("resuming: %d of %d images reused from %s", reused, len(positions),
-                 shards.folder)
-    progress = Progress(reused + sum(len(positions[b * size:(b + 1) * size]) for b in mine))
-    progress.add_reused(reused)
+    distributed, mine = replicas.shard([b for b in range(count) if b not in finished],
+                                       lambda batches: _examples(dataset, positions, batches,
+                                                                 size))
+    images_of = lambda batches: sum(len(positions[b * size:(b + 1) * size])  # noqa: E731
+                                    for b in batches)
+    if finished:
+        log.info("resuming: %d of %d images reused from %s", images_of(finished),
+                 len(positions), shards.folder)
+    progress = Progress(images_of(finished) + images_of(mine))
+    progress.add_reused(images_of(finished))
     records = {}
     masked = any("masks" in m.needs for m in metrics)
 
-    def explain(replica_adapter, index, images, labels, boxes):
+    def explain(replica_adapter, element):
+        (index,), (images, labels, boxes) = element
         masks = dataset.gt_masks(positions[index * size:(index + 1) * size]) if masked else None
-        record = _batch_record(replica_adapter, methods, metrics, config, setups[id(replica_adapter)],
-                               (images, labels, boxes, masks), index * size,
-                               max(0, example_count - index * size), progress)
+        record = _batch_record(replica_adapter, methods, metrics, config,
+                               setups[id(replica_adapter)], (images, labels, boxes, masks),
+                               index * size, max(0, example_count - index * size), progress)
         if shards:
             shards.save(index, record)
         else:
