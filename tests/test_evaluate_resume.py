@@ -27,9 +27,10 @@ def _command(model, digits_dir, out, *extra):
 
 
 def _shards(out):
-    folder = partial_folder(out)
-    return len([f for f in os.listdir(folder) if f.startswith("batch-")]) \
-        if os.path.isdir(folder) else 0
+    """Batches on disk in the run's partial folder (one subfolder per
+    identity)."""
+    return sum(name.startswith("batch-") for _, _, names in os.walk(partial_folder(out))
+               for name in names)
 
 
 def _kill_after(command, shards, out):

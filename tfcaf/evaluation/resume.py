@@ -2,8 +2,8 @@
 while the pass goes, so that running the same command again after a crash,
 a SIGKILL or Ctrl-C recomputes only the batches that were not finished.
 
-The shards live beside the output folder, in `.<out_dir name>.tfcaf-partial/`
-(the output folder itself appears only with the finished results,
+The shards live beside the output folder, in `.<out_dir name>.tfcaf-partial/
+<digest>/` (the output folder itself appears only with the finished results,
 `tfcaf.outputs`): `run.json`, what the numbers depend on, and one
 `batch-NNNNNN.npz` per finished batch, written under a temporary name and
 renamed into place. A partial run of another model, method list or setting
@@ -14,6 +14,7 @@ The workers of a multi-worker pass write their batches into the same
 folder (on a file system they share), and the chief reads them all.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -45,7 +46,10 @@ def model_fingerprint(adapter):
 
 
 class PassShards:
-    """The shards of one pass.
+    """The shards of one pass, in a subfolder of the partial-run folder
+    named by a digest of the pass's identity: the workers of a
+    multi-worker pass, which start at their own pace, never write into a
+    folder that another is discarding.
 
     Args:
         out_dir: the run's output folder.
@@ -55,35 +59,39 @@ class PassShards:
         overwrite: discard a partial run of another identity instead of
             refusing it.
         chief: whether this process removes what is discarded (in a
-            multi-worker pass, one process does; the others only leave
-            the discarded batches unread, and write their own once the
-            pass's first step has met every worker).
+            multi-worker pass, one process does).
     """
 
     def __init__(self, out_dir, identity, overwrite=False, chief=True):
-        self.folder = partial_folder(out_dir)
         self.identity = run_identity.as_json(identity)
-        recorded = self._recorded()
-        self.discarded = recorded is not None and overwrite and \
-            bool(run_identity.differences(recorded, self.identity))
-        if recorded is not None and not overwrite:
-            run_identity.check_same_run(recorded, self.identity, out_dir)
-        elif self.discarded and chief:
-            shutil.rmtree(self.folder)
+        digest = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()
+        self.base = partial_folder(out_dir)
+        self.folder = os.path.join(self.base, digest[:16])
+        for other in self._others():
+            if not overwrite:
+                run_identity.check_same_run(self._recorded(other), self.identity, out_dir)
+            elif chief:
+                shutil.rmtree(other, ignore_errors=True)
 
-    def _recorded(self):
-        try:
-            with open(os.path.join(self.folder, RUN_FILE)) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
+    def _others(self):
+        """The subfolders of passes with another identity."""
+        if not os.path.isdir(self.base):
+            return []
+        return [os.path.join(self.base, name) for name in sorted(os.listdir(self.base))
+                if os.path.join(self.base, name) != self.folder and
+                os.path.isfile(os.path.join(self.base, name, RUN_FILE))]
+
+    @staticmethod
+    def _recorded(folder):
+        with open(os.path.join(folder, RUN_FILE)) as f:
+            return json.load(f)
 
     def _path(self, index):
         return os.path.join(self.folder, f"batch-{index:06d}.npz")
 
     def finished(self):
         """The set of batch indices on disk."""
-        if self.discarded or not os.path.isdir(self.folder):
+        if not os.path.isdir(self.folder):
             return set()
         return {int(name[len("batch-"):-len(".npz")]) for name in os.listdir(self.folder)
                 if name.startswith("batch-") and name.endswith(".npz")}
@@ -130,4 +138,4 @@ class PassShards:
 
     def remove(self):
         """Removes the shards once the run's results are written."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.base, ignore_errors=True)
