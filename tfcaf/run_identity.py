@@ -35,6 +35,11 @@ def as_json(identity):
     return json.loads(json.dumps(identity, default=str))
 
 
+def digest(identity):
+    """sha256 (hex) of `identity`'s JSON: a name for the run."""
+    return hashlib.sha256(json.dumps(as_json(identity), sort_keys=True).encode()).hexdigest()
+
+
 def differences(recorded, current, prefix=""):
     """[(dotted key, recorded value, current value)] where two JSON-like
     dicts differ."""

@@ -13,6 +13,7 @@ from tfcaf import render
 from tfcaf.caf import Explainer, SolverConfig, method as lookup_method
 from tfcaf.caf.heatmaps import to_image_size
 from tfcaf.data import read_image
+from tfcaf.distribute.replicas import model_on
 from tfcaf.errors import TfcafError
 from tfcaf.metrics.degenerate import degenerate_maps, degenerate_warning
 
@@ -60,6 +61,8 @@ class HeatmapWriter:
 
     def __init__(self, model, method, layer, input_size, gif_every, solver=SolverConfig(),
                  output=None, method_options=None):
+        self.model, self._settings = model, (method, layer, input_size, gif_every, solver,
+                                              output, method_options)
         self.explainer = Explainer(model, layer=layer, output=output)
         reason = self.explainer.supports(method)
         if reason:
@@ -81,6 +84,11 @@ class HeatmapWriter:
     @property
     def layer(self):
         return self.explainer.layer
+
+    def replicate(self, device):
+        """This writer with a copy of the model on `device`: a replica of a
+        distributed run (`tfcaf.distribute.replicas`)."""
+        return HeatmapWriter(model_on(self.model, device), *self._settings)
 
     def _read(self, path):
         image = read_image(path)

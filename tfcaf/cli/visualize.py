@@ -14,11 +14,11 @@ import glob
 import logging
 import os
 import sys
+import threading
 
-import numpy as np
 from absl import flags
 
-from tfcaf.cli import choices, method_flags, model_flags, solver_flags
+from tfcaf.cli import choices, method_flags, model_flags, solver_flags, strategy_flags
 from tfcaf.cli.naming import output_stems
 from tfcaf.errors import TfcafError
 from tfcaf.outputs import OutputSet
@@ -46,6 +46,7 @@ flags.DEFINE_string("out_dir", "visualize_out", "Output folder (created when the
 flags.DEFINE_boolean("gif", False, "Also write the L2-CAF convergence animation.")
 flags.DEFINE_integer("gif_every", 10, "Iterations between GIF frames.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 16, "Images solved together.", lower_bound=1)
+STRATEGY_FLAGS = strategy_flags.define()
 
 
 @flags.validator("targets", "give class ids, integers >= 0, comma separated")
@@ -67,6 +68,7 @@ FLAG_GROUPS = (
     ("Input", ("images", "targets")),
     ("Method", ("method", "filter") + SOLVER_FLAGS + METHOD_FLAGS),
     ("Output", ("out_dir", "gif", "gif_every", "batch_size")),
+    ("Devices", STRATEGY_FLAGS),
 )
 log = logging.getLogger("tfcaf.visualize")
 
@@ -123,15 +125,32 @@ def _identity(model, writer, paths, targets):
             "images": [os.path.abspath(p) for p in paths]}
 
 
-def _explain(writer, paths, stems, todo, targets, outputs):
-    """Writes the files of the images `todo`, `--batch_size` at a time."""
-    for start in range(0, len(todo), FLAGS.batch_size):
-        chosen = todo[start:start + FLAGS.batch_size]
+def _explain(writers, paths, stems, done, targets, outputs):
+    """Writes the files of the images not `done`, in batches of
+    --batch_size shared by the replicas of `writers` (`Replicas`); returns
+    the indices of the images of the other workers' batches."""
+    count = -(-len(paths) // FLAGS.batch_size)
+    # Every batch is assigned, finished or not: each worker reads `done`
+    # at its own moment, and the assignment must not depend on it.
+    distributed, mine = writers.shard(list(range(count)))
+    batch_images = lambda b: range(b * FLAGS.batch_size,  # noqa: E731
+                                   min((b + 1) * FLAGS.batch_size, len(paths)))
+    explained = [len(done)]
+    lock = threading.Lock()
+
+    def work(writer, batch):
+        chosen = [i for i in batch_images(batch) if i not in done]
+        if not chosen:
+            return
         writer.write_batch([paths[i] for i in chosen], [stems[i] for i in chosen], targets,
                            outputs.write)
-        log.info("[%d/%d] images explained with %s at layer '%s'",
-                 len(paths) - len(todo) + start + len(chosen), len(paths), FLAGS.method,
-                 writer.layer)
+        with lock:
+            explained[0] += len(chosen)
+            log.info("[%d/%d] images explained with %s at layer '%s'", explained[0],
+                     len(paths), FLAGS.method, writer.layer)
+
+    writers.run(distributed, work)
+    return [i for b in range(count) if b not in mine for i in batch_images(b)]
 
 
 def main(argv):
@@ -140,11 +159,14 @@ def main(argv):
     from tfcaf.caf import METHODS
     from tfcaf.cli import visualize_runs
     from tfcaf.cli.heatmap_files import HeatmapWriter, output_files
+    from tfcaf.distribute.replicas import Replicas
     spec = METHODS[FLAGS.method]
     if FLAGS.gif and not spec.iterative:
         animated = ", ".join(m.name for m in METHODS.values() if m.iterative)
         raise TfcafError(f"--gif: --method={FLAGS.method} has no iterations to animate "
                          f"(methods with iterations: {animated})")
+    # Before the model: a multi-worker strategy must come before other ops.
+    strategy = strategy_flags.strategy()
     paths = expand_images(FLAGS.images)
     targets = None if FLAGS.targets is None else [int(t) for t in FLAGS.targets]
     stems = [os.path.join(FLAGS.out_dir, s) for s in output_stems(paths)]
@@ -159,22 +181,31 @@ def main(argv):
                            FLAGS.gif_every if FLAGS.gif else 0, solver, FLAGS.output,
                            method_flags.method_options_flag().get(FLAGS.method))
     identity = _identity(model, writer, paths, targets)
-    done = visualize_runs.finished_images(FLAGS.out_dir, identity, files)
+    done = set(visualize_runs.finished_images(FLAGS.out_dir, identity, files))
+    writers = Replicas(writer, strategy)
     for index in done:
         for path in files[index]:
             outputs.keep(path)
     try:
-        visualize_runs.record(outputs, FLAGS.out_dir, identity, finished=False)
-        _explain(writer, paths, stems, [i for i in range(len(paths)) if i not in set(done)],
-                 targets, outputs)
-        visualize_runs.record(outputs, FLAGS.out_dir, identity, finished=True)
+        if writers.chief:
+            visualize_runs.record(outputs, FLAGS.out_dir, identity, finished=False)
+        others = _explain(writers, paths, stems, done, targets, outputs)
+        visualize_runs.finish_worker(outputs, FLAGS.out_dir, identity, writers,
+                                     [files[i] for i in others if i not in done],
+                                     FLAGS.worker_timeout_s)
     except BaseException:
         written = [p for p in outputs.written if p != visualize_runs.run_file(FLAGS.out_dir)]
         if written:
             print(f"visualize: wrote {len(written)} files before the error: "
                   f"{', '.join(written)}", file=sys.stderr)
         raise
+    for copy in writers.copies[1:]:
+        writer.degenerate += copy.degenerate
+        writer.explained += copy.explained
     writer.warn_degenerate()
+    if not writers.chief:
+        print(f"done: this worker's files are in {FLAGS.out_dir}; the chief lists the run")
+        return
     outputs.finish()
     print(f"wrote {sum(os.path.isfile(p) for paths in files for p in paths)} files to "
           f"{FLAGS.out_dir}")

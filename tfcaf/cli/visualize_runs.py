@@ -4,13 +4,21 @@ files). The same command after a crash, SIGKILL or Ctrl-C skips every
 image whose files are all on disk. Unlike bin/evaluate's shards, whose
 numbers would mix, an unfinished run with other settings is not refused:
 its files are replaced, as any earlier run's (`tfcaf.outputs`), and the
-log says what differed."""
+log says what differed.
+
+In a multi-worker run every worker writes its images' files into the same
+`--out_dir` (a file system all of them share) and then a marker naming the
+run; the chief waits for every marker and file, lists them as the run's
+and removes the markers."""
 
 import json
 import logging
 import os
+import time
 
 from tfcaf import run_identity
+from tfcaf.errors import TfcafError
+from tfcaf.outputs import temporary_name
 
 RUN_FILE = ".tfcaf_visualize_run.json"
 log = logging.getLogger("tfcaf.visualize")
@@ -55,3 +63,54 @@ def record(outputs, out_dir, identity, finished):
         with open(path, "w") as f:
             f.write(text)
     outputs.write(run_file(out_dir), writer)
+
+
+def _marker(out_dir, worker):
+    return os.path.join(out_dir, f".tfcaf_visualize_worker-{worker}.json")
+
+
+def finish_worker(outputs, out_dir, identity, replicas, other_files, timeout_s, poll_s=0.2):
+    """Ends this process's part of a run: a worker other than the chief
+    writes its marker; the chief waits up to `timeout_s` seconds for the
+    other workers' markers and `other_files` (lists of paths), keeps those
+    files as the run's (`OutputSet.keep`) and records the run finished.
+
+    Raises:
+        TfcafError: the chief waited `timeout_s` seconds, naming the first
+            worker or file missing.
+    """
+    name = run_identity.digest(identity)
+    if not replicas.chief:
+        marker = _marker(out_dir, replicas.worker)
+        with open(temporary_name(marker), "w") as f:
+            f.write(json.dumps({"run": name}))
+        os.replace(temporary_name(marker), marker)
+        return
+    markers = [_marker(out_dir, w) for w in range(1, replicas.workers)]
+    waiting = markers + [p for paths in other_files for p in paths]
+    deadline = time.monotonic() + timeout_s
+    while waiting and time.monotonic() < deadline:
+        waiting = [p for p in waiting if not _arrived(p, name, p in markers)]
+        if waiting:
+            time.sleep(poll_s)
+    if waiting:
+        raise TfcafError(f"--out_dir={out_dir}: waited {timeout_s:g} s (--worker_timeout_s) "
+                         f"for {waiting[0]} from another worker (is --out_dir on a file "
+                         "system every worker shares?)")
+    for paths in other_files:
+        for path in paths:
+            outputs.keep(path)
+    record(outputs, out_dir, identity, finished=True)
+    for marker in markers:
+        os.remove(marker)
+
+
+def _arrived(path, run, is_marker):
+    """`path` is on disk (and, for a marker, names `run`)."""
+    if not is_marker:
+        return os.path.isfile(path)
+    try:
+        with open(path) as f:
+            return json.load(f).get("run") == run
+    except (OSError, ValueError):
+        return False

@@ -7,13 +7,13 @@ import dataclasses
 import logging
 import os
 
-import keras
 import tensorflow as tf
 
 from tfcaf import applications
 from tfcaf.caf import METHODS, Explainer, SolverConfig, method
 from tfcaf.caf.methods import method_options as options_of
 from tfcaf.caf.targets import SIMILARITY, Similarity
+from tfcaf.distribute.replicas import model_on
 from tfcaf.errors import TfcafError
 from tfcaf.export.settings import read_settings
 from tfcaf.export.signatures import LEGACY_SIGNATURES
@@ -66,10 +66,7 @@ class KerasAdapter:
     def replicate(self, device):
         """This adapter with a copy of the model on `device`: a replica of
         a distributed pass (`tfcaf.evaluation.replicas`)."""
-        with tf.device(device):
-            model = keras.models.clone_model(self.model)
-            model.set_weights(self.model.get_weights())
-        return KerasAdapter(model, self.solver, self.explainer.layer, self.explainer.output,
+        return KerasAdapter(model_on(self.model, device), self.solver, self.explainer.layer, self.explainer.output,
                             self.source, self.method_options)
 
     def input_size(self, size=None):

@@ -14,7 +14,6 @@ The workers of a multi-worker pass write their batches into the same
 folder (on a file system they share), and the chief reads them all.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -64,9 +63,8 @@ class PassShards:
 
     def __init__(self, out_dir, identity, overwrite=False, chief=True):
         self.identity = run_identity.as_json(identity)
-        digest = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()
         self.base = partial_folder(out_dir)
-        self.folder = os.path.join(self.base, digest[:16])
+        self.folder = os.path.join(self.base, run_identity.digest(self.identity)[:16])
         for other in self._others():
             if not overwrite:
                 run_identity.check_same_run(self._recorded(other), self.identity, out_dir)

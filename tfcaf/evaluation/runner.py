@@ -61,13 +61,11 @@ def _batch_values(batch, metrics, options):
 
 
 def _examples(dataset, positions, batches, size):
-    """tf.data of ((batch number,), (images, labels, boxes)) for the
-    numbered `batches` of `size` of the dataset `positions`."""
+    """tf.data of (images, labels, boxes) for the numbered `batches` of
+    `size` of the dataset `positions`."""
     taken = [positions[b * size:(b + 1) * size] for b in batches]
-    examples = dataset.from_indices(tf.data.Dataset.from_tensor_slices(
+    return dataset.from_indices(tf.data.Dataset.from_tensor_slices(
         np.concatenate(taken) if taken else np.zeros(0, np.int64)), batch_size=size)
-    numbers = tf.data.Dataset.from_tensor_slices(np.asarray(batches, np.int64).reshape(-1, 1))
-    return tf.data.Dataset.zip((numbers, examples))
 
 
 def _method_batch(adapter, method, images, labels, boxes, masks, scoring, config, first_image):
@@ -172,8 +170,8 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None, st
     records = {}
     masked = any("masks" in m.needs for m in metrics)
 
-    def explain(replica_adapter, element):
-        (index,), (images, labels, boxes) = element
+    def explain(replica_adapter, index, examples):
+        images, labels, boxes = examples
         masks = dataset.gt_masks(positions[index * size:(index + 1) * size]) if masked else None
         record = _batch_record(replica_adapter, methods, metrics, config,
                                setups[id(replica_adapter)], (images, labels, boxes, masks),

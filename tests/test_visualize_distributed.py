@@ -1,0 +1,88 @@
+"""bin/visualize under tf.distribute writes the maps of a one-device run,
+exactly: a mirrored strategy on 2 logical CPUs and 2 local workers
+(TF_CONFIG) sharing one --out_dir, 5 batches of L2-CAF, so that one
+replica and one worker get a batch fewer; the chief lists every file as
+the run's, and `tfcaf.read_maps` reads them back."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import tfcaf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COUNT = 9
+
+
+def _command(model, folder, out, *extra):
+    return [sys.executable, os.path.join(REPO, "bin", "visualize"), f"--model={model}",
+            f"--images={folder}/*.png", f"--out_dir={out}", "--method=l2caf",
+            "--batch_size=2", "--iterations=40", *extra]
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def images_and_maps(tiny_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for k in range(COUNT):
+        cv2.imwrite(str(folder / f"im{k:02d}.png"), rng.integers(0, 255, (32, 32, 3), np.uint8))
+    out = tmp_path_factory.mktemp("one_device") / "maps"
+    run = subprocess.run(_command(tiny_model, folder, out), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return folder, tfcaf.read_maps(out)
+
+
+def _assert_same_maps(got, expected):
+    assert list(got) == list(expected) and len(got) == COUNT
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_mirrored_on_two_logical_cpus_writes_the_same_maps(images_and_maps, tiny_model,
+                                                           tmp_path):
+    folder, expected = images_and_maps
+    out = tmp_path / "maps"
+    run = subprocess.run(_command(tiny_model, folder, out, "--strategy=mirrored",
+                                  "--logical_cpus=2"), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "worker 0 of 1, 2 replica(s)" in run.stderr
+    assert f"wrote {2 * COUNT} files to {out}" in run.stdout
+    _assert_same_maps(tfcaf.read_maps(out), expected)
+
+
+def test_two_local_workers_write_the_same_maps_into_one_folder(images_and_maps, tiny_model,
+                                                               tmp_path):
+    folder, expected = images_and_maps
+    out = tmp_path / "maps"
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    workers = [subprocess.Popen(
+        _command(tiny_model, folder, out, "--strategy=multi_worker", "--worker_timeout_s=120"),
+        env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                    "task": {"type": "worker", "index": i}})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    logs = [worker.communicate(timeout=400) for worker in workers]
+    for worker, (_, stderr) in zip(workers, logs):
+        assert worker.returncode == 0, stderr[-3000:]
+    assert "3 of the 5 batches" in logs[0][1] and "2 of the 5 batches" in logs[1][1]
+    assert f"wrote {2 * COUNT} files to {out}" in logs[0][0]
+    assert "the chief lists the run" in logs[1][0]
+    _assert_same_maps(tfcaf.read_maps(out), expected)
+    assert not [name for name in os.listdir(out) if name.startswith(".tfcaf_visualize_worker")]
