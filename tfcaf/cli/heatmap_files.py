@@ -51,6 +51,7 @@ class HeatmapWriter:
         output: "logits" | "embedding" (None: guessed, see `Explainer`).
         method_options: the options of a method without a solver
             (`Method.options`; None: its defaults).
+        png: write each map's figure (False: the raw maps alone).
 
     Attributes:
         solver: the resolved solver's settings (`SolverConfig.describe()`),
@@ -60,9 +61,10 @@ class HeatmapWriter:
     """
 
     def __init__(self, model, method, layer, input_size, gif_every, solver=SolverConfig(),
-                 output=None, method_options=None):
+                 output=None, method_options=None, png=True):
         self.model, self._settings = model, (method, layer, input_size, gif_every, solver,
-                                              output, method_options)
+                                              output, method_options, png)
+        self.png = png
         self.explainer = Explainer(model, layer=layer, output=output)
         reason = self.explainer.supports(method)
         if reason:
@@ -138,7 +140,9 @@ class HeatmapWriter:
         size = shown.shape[:2]
         heatmap = to_image_size(problem.raw[None], size)[0].numpy()
         title = self._title(problem.target, scores, problem.iterations, problem.loss)
-        write(stem + ".png", lambda p: render.write_png(p, render.figure(shown, heatmap, title)))
+        if self.png:
+            write(stem + ".png",
+                  lambda p: render.write_png(p, render.figure(shown, heatmap, title)))
         write(stem + ".npy", lambda p: np.save(p, problem.raw))
         if problem.snapshots is None:
             return
@@ -186,10 +190,10 @@ def target_suffixes(targets):
     return [""] if targets is None else [f"_t{int(t)}" for t in targets]
 
 
-def output_files(stem, targets, gif):
-    """Every file `write_batch` may write for one image: `stem[_tK].png`,
-    `.npy` and, with `gif`, `.gif`, for each target."""
-    extensions = (".png", ".npy") + ((".gif",) if gif else ())
+def output_files(stem, targets, gif, png=True):
+    """Every file `write_batch` may write for one image: `stem[_tK].npy`
+    and, with `png`, `.png` and, with `gif`, `.gif`, for each target."""
+    extensions = ((".png",) if png else ()) + (".npy",) + ((".gif",) if gif else ())
     return [stem + suffix + ext for suffix in target_suffixes(targets) for ext in extensions]
 
 

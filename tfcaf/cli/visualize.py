@@ -3,7 +3,10 @@ class-specific), CAM, Grad-CAM and Grad-CAM++ (docs/method.md §1, §2).
 
 For each image: NAME.png (title, image | heatmap | overlay, colour bar, at
 the image's own aspect ratio), NAME.npy (the raw (h, w) map) and, with
---gif, NAME.gif (the L2-CAF convergence). --out_dir holds one run's files:
+--gif, NAME.gif (the L2-CAF convergence); --nopng writes the .npy alone.
+--images takes files, globs, folders and dataset:NAME/SPLIT; --strategy
+shares the batches among the GPUs of a machine or the hosts of TF_CONFIG
+(`tfcaf.distribute.replicas`). --out_dir holds one run's files:
 those of an earlier run it does not write again are removed, and a file no
 tfcaf run wrote there (an input image included) is never replaced
 (`tfcaf.outputs`).
@@ -24,6 +27,7 @@ from tfcaf.errors import TfcafError
 from tfcaf.outputs import OutputSet
 
 FLAGS = flags.FLAGS
+DATASET_PREFIX = "dataset:"
 flags.DEFINE_string("model", None, "keras.applications name (e.g. ResNet50) or a .keras file.")
 flags.DEFINE_string("weights", "imagenet",
                     "For application names: imagenet, none, or a weights file.")
@@ -32,7 +36,12 @@ flags.DEFINE_integer("image_size", None, "Input size in pixels (default: the mod
                      "where it is open). A size a model does not take is refused.",
                      lower_bound=1)
 MODEL_FLAGS = model_flags.define()
-flags.DEFINE_list("images", None, "Image files or globs, comma separated.")
+flags.DEFINE_list("images", None, "Images, comma separated: files, globs, folders (their "
+                  "image files, sub-folders included) or dataset:NAME[/SPLIT] (e.g. "
+                  "dataset:digits/test: that split's image files; dataset:folder, with "
+                  "--data_dir, a folder dataset's).")
+flags.DEFINE_string("data_dir", None, "Dataset root of --images=dataset:NAME/SPLIT (digits: "
+                    "the cache folder).")
 flags.DEFINE_list("targets", None, "Class ids to explain, comma separated (default: each "
                   "image's top-1 class).")
 flags.DEFINE_enum("method", "l2caf", choices.METHODS, "Visualization method.")
@@ -43,6 +52,8 @@ flags.DEFINE_string("out_dir", "visualize_out", "Output folder (created when the
                     "is ready). It holds one run's files: an earlier run's that this one does "
                     "not write again are removed; a file no tfcaf run wrote is never replaced. "
                     "An interrupted run resumes when the same command runs again.")
+flags.DEFINE_boolean("png", True, "Write each map's figure (.png); --nopng writes the raw "
+                     "maps (.npy) alone, the fast way through a whole dataset.")
 flags.DEFINE_boolean("gif", False, "Also write the L2-CAF convergence animation.")
 flags.DEFINE_integer("gif_every", 10, "Iterations between GIF frames.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 16, "Images solved together.", lower_bound=1)
@@ -65,9 +76,9 @@ def _targets_are_class_ids(values):
 
 FLAG_GROUPS = (
     ("Model", ("model", "weights", "layer", "image_size") + MODEL_FLAGS),
-    ("Input", ("images", "targets")),
+    ("Input", ("images", "data_dir", "targets")),
     ("Method", ("method", "filter") + SOLVER_FLAGS + METHOD_FLAGS),
-    ("Output", ("out_dir", "gif", "gif_every", "batch_size")),
+    ("Output", ("out_dir", "png", "gif", "gif_every", "batch_size")),
     ("Devices", STRATEGY_FLAGS),
 )
 log = logging.getLogger("tfcaf.visualize")
@@ -91,19 +102,25 @@ def check_flags():
                          f"--method={FLAGS.method}")
 
 
-def expand_images(patterns):
-    """Files named by `patterns` (paths or globs), in order, without repeats.
+def expand_images(patterns, out_dir=None, data_dir=None):
+    """Files named by `patterns`, in order, without repeats: paths, globs,
+    folders (their image files, sub-folders included, sorted; none inside
+    `out_dir`) and `dataset:NAME/SPLIT` (that split's image files, from
+    `data_dir`, as `tfcaf.data.load_dataset` reads them; `dataset:NAME`
+    its default split).
 
     Raises:
-        TfcafError: a pattern matches nothing, names a missing file, or a
-            folder (the message suggests a glob).
+        TfcafError: a pattern matches nothing, names a missing file, a
+            folder without images or an unknown dataset or split.
     """
     paths = []
     for pattern in patterns:
-        if os.path.isdir(pattern):
-            raise TfcafError(f"--images: '{pattern}' is a folder; give image files or a glob "
-                             f"such as '{os.path.join(pattern, '*.jpg')}'")
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if pattern.startswith(DATASET_PREFIX):
+            matches = _dataset_images(pattern, data_dir)
+        elif os.path.isdir(pattern):
+            matches = _folder_images(pattern, out_dir)
+        else:
+            matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not matches:
             raise TfcafError(f"--images: nothing matches '{pattern}'")
         known = {os.path.realpath(p) for p in paths}
@@ -114,6 +131,35 @@ def expand_images(patterns):
     if not paths:
         raise TfcafError(f"--images: no image files among {','.join(patterns)}")
     return paths
+
+
+def _folder_images(folder, out_dir):
+    """The image files under `folder`, sorted, leaving out `out_dir` (a
+    rerun must not explain its own figures)."""
+    from tfcaf.data.folder import IMAGE_EXTENSIONS
+    skipped = os.path.realpath(out_dir) if out_dir else None
+    found = []
+    for parent, subfolders, files in os.walk(folder):
+        subfolders[:] = sorted(d for d in subfolders
+                               if os.path.realpath(os.path.join(parent, d)) != skipped)
+        found += [os.path.join(parent, f) for f in files
+                  if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+    if not found:
+        raise TfcafError(f"--images: folder '{folder}' holds no image files "
+                         f"({', '.join(IMAGE_EXTENSIONS)})")
+    return sorted(found)
+
+
+def _dataset_images(pattern, data_dir):
+    """The image files of `dataset:NAME[/SPLIT]` (no SPLIT: the dataset's
+    default split, a folder dataset's whole folder)."""
+    from tfcaf.data import load_dataset
+    name, _, split = pattern[len(DATASET_PREFIX):].partition("/")
+    if name not in choices.DATASETS:
+        raise TfcafError(f"--images={pattern}: give dataset:NAME/SPLIT with NAME one of "
+                         f"{', '.join(choices.DATASETS)} (e.g. dataset:digits/test)")
+    return list(load_dataset(name, data_dir, **({"split": split} if split else {}),
+                             check="exists").paths)
 
 
 def _identity(model, writer, paths, targets):
@@ -167,10 +213,10 @@ def main(argv):
                          f"(methods with iterations: {animated})")
     # Before the model: a multi-worker strategy must come before other ops.
     strategy = strategy_flags.strategy()
-    paths = expand_images(FLAGS.images)
+    paths = expand_images(FLAGS.images, FLAGS.out_dir, FLAGS.data_dir)
     targets = None if FLAGS.targets is None else [int(t) for t in FLAGS.targets]
     stems = [os.path.join(FLAGS.out_dir, s) for s in output_stems(paths)]
-    files = [output_files(stem, targets, FLAGS.gif) for stem in stems]
+    files = [output_files(stem, targets, FLAGS.gif, FLAGS.png) for stem in stems]
     outputs = OutputSet(FLAGS.out_dir, "--out_dir", inputs=paths)
     outputs.claim([f for image_files in files for f in image_files] +
                   [visualize_runs.run_file(FLAGS.out_dir)])
@@ -179,7 +225,7 @@ def main(argv):
     writer = HeatmapWriter(model, FLAGS.method, FLAGS.layer,
                            applications.input_size(model, FLAGS.image_size),
                            FLAGS.gif_every if FLAGS.gif else 0, solver, FLAGS.output,
-                           method_flags.method_options_flag().get(FLAGS.method))
+                           method_flags.method_options_flag().get(FLAGS.method), FLAGS.png)
     identity = _identity(model, writer, paths, targets)
     done = set(visualize_runs.finished_images(FLAGS.out_dir, identity, files))
     writers = Replicas(writer, strategy)
