@@ -19,10 +19,11 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
+
+from tfcaf.distribute.rendezvous import local_ports
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATE = re.compile(r"\] (\d+)/(\d+) images\s+([0-9.]+) img/s")
@@ -50,15 +51,6 @@ def _rate(stderr):
     return float(rates[-1][2])
 
 
-def _ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
 
 def measure(model, folder, method, args):
     """{configuration: images/s} of `method`."""
@@ -73,7 +65,7 @@ def measure(model, folder, method, args):
     rates = {"1 device": run("one"),
              "mirrored, 2 logical CPUs": run("mirrored", "--strategy=mirrored",
                                               "--logical_cpus=2")}
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in local_ports(2)]}
     out = os.path.join(folder, f"{method}-workers")
     workers = [subprocess.Popen(
         _command(model, out, method, args, "--strategy=multi_worker"),

@@ -75,31 +75,6 @@ def test_class_specific_with_several_targets(workdir):
     assert _outputs(out) == ["img0_t0.npy", "img0_t0.png", "img0_t2.npy", "img0_t2.png"]
 
 
-def test_a_folder_or_a_folder_dataset_gives_its_images_but_not_the_outputs(workdir):
-    # The dataset's run writes raw maps alone (--nopng), the folder's figures too.
-    # Class sub-folders, so that the same folder is also a folder dataset.
-    root = workdir / "photos"
-    for seed, (name, stem) in enumerate((("cats", "a"), ("dogs", "a"), ("dogs", "b"))):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / name / f"{stem}.png"),
-                    np.random.default_rng(seed).integers(0, 255, (30, 40, 3), np.uint8))
-    # Names as short as they can be without clashing (tfcaf.cli.naming).
-    names = ["b", "cats/a", "dogs/a"]
-    listed = _run(workdir, "--images=dataset:folder", f"--data_dir={root}",
-                  f"--out_dir={workdir / 'from_dataset'}", "--method=gradcam", "--nopng")
-    assert listed.returncode == 0, listed.stderr
-    assert _outputs(workdir / "from_dataset") == [f"{name}.npy" for name in names]
-    from_dataset = tfcaf.read_maps(workdir / "from_dataset")
-    assert sorted(from_dataset) == names
-    out = root / "maps"
-    for _ in range(2):  # the second run must not explain the first one's figures
-        proc = _run(workdir, f"--images={root}", f"--out_dir={out}", "--method=gradcam")
-        assert proc.returncode == 0, proc.stderr
-        assert _outputs(out) == [f"{name}.{ext}" for name in names for ext in ("npy", "png")]
-    for name, value in from_dataset.items():
-        np.testing.assert_array_equal(value, np.load(out / f"{name}.npy"))
-
-
 @pytest.mark.parametrize("args,message", [
     (["--images=missing.png"], "image 'missing.png' does not exist"),
     (["--images=broken.png"], "broken.png"),

@@ -5,11 +5,12 @@ replica and one worker get a batch fewer than the other."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+
+from local_cluster import run_workers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = "iou,maxboxacc,pxap,deletion,average_drop"
@@ -28,15 +29,6 @@ def _numbers(out):
     return {key: summary[key] for key in ("methods", "images", "degenerate_maps",
                                           "undefined_values", "top1_accuracy")}
 
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +53,7 @@ def test_mirrored_on_two_logical_cpus_equals_one_device(one_device, tiny_model, 
 
 def test_two_local_workers_equal_one_device(one_device, tiny_model, digits_dir, tmp_path):
     out = tmp_path / "eval"
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    workers = [subprocess.Popen(
-        _command(tiny_model, digits_dir, out, "--strategy=multi_worker",
-                 "--worker_timeout_s=120"),
-        env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
-                                                    "task": {"type": "worker", "index": i}})},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    logs = [worker.communicate(timeout=400) for worker in workers]
-    for worker, (_, stderr) in zip(workers, logs):
-        assert worker.returncode == 0, stderr[-3000:]
+    logs = run_workers(_command(tiny_model, digits_dir, out))
     assert "worker 0 of 2" in logs[0][1] and "3 of the 5 batches" in logs[0][1]
     assert "worker 1 of 2" in logs[1][1] and "2 of the 5 batches" in logs[1][1]
     assert "the chief writes the report" in logs[1][0]

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tfcaf import applications
+from tfcaf.distribute.rendezvous import local_ports
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(REPO, "bin", "train")
@@ -162,20 +163,11 @@ def test_mirrored_on_two_logical_cpus(tmp_path, data_dir):
     assert (model_dir / "model.keras").exists()
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
 
 @pytest.mark.slow
 def test_multi_worker_with_two_local_processes(tmp_path, data_dir):
     model_dir = tmp_path / "multi"
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    workers = [f"127.0.0.1:{p}" for p in local_ports(2)]
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": workers},
@@ -200,7 +192,7 @@ def test_workers_meet_then_the_leader_port_is_free_for_tensorflow():
     import time
 
     from tfcaf.distribute import rendezvous
-    port, worker_port = _free_ports(2)
+    port, worker_port = local_ports(2)
     deadline = time.monotonic() + 20
     leader = threading.Thread(target=rendezvous._lead, args=(
         port, {"worker 1": f"127.0.0.1:{worker_port}"}, deadline, 20))

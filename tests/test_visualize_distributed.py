@@ -4,9 +4,7 @@ exactly: a mirrored strategy on 2 logical CPUs and 2 local workers
 replica and one worker get a batch fewer; the chief lists every file as
 the run's, and `tfcaf.read_maps` reads them back."""
 
-import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 
 import tfcaf
+from local_cluster import run_workers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COUNT = 9
@@ -25,15 +24,6 @@ def _command(model, folder, out, *extra):
             f"--images={folder}/*.png", f"--out_dir={out}", "--method=l2caf",
             "--batch_size=2", "--iterations=40", *extra]
 
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +62,7 @@ def test_two_local_workers_write_the_same_maps_into_one_folder(images_and_maps, 
                                                                tmp_path):
     folder, expected = images_and_maps
     out = tmp_path / "maps"
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    workers = [subprocess.Popen(
-        _command(tiny_model, folder, out, "--strategy=multi_worker", "--worker_timeout_s=120"),
-        env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster,
-                                                    "task": {"type": "worker", "index": i}})},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    logs = [worker.communicate(timeout=400) for worker in workers]
-    for worker, (_, stderr) in zip(workers, logs):
-        assert worker.returncode == 0, stderr[-3000:]
+    logs = run_workers(_command(tiny_model, folder, out))
     assert "3 of the 5 batches" in logs[0][1] and "2 of the 5 batches" in logs[1][1]
     assert f"wrote {2 * COUNT} files to {out}" in logs[0][0]
     assert "the chief lists the run" in logs[1][0]

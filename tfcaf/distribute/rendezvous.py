@@ -163,3 +163,16 @@ def _read_line(conn, deadline):
     except OSError:
         return ""
     return data.decode(errors="replace").strip()
+
+
+def local_ports(count):
+    """`count` free TCP ports of 127.0.0.1: a TF_CONFIG cluster of local
+    processes (trying multi-worker on one machine, the tests, bench/)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

@@ -65,7 +65,7 @@ class KerasAdapter:
 
     def replicate(self, device):
         """This adapter with a copy of the model on `device`: a replica of
-        a distributed pass (`tfcaf.evaluation.replicas`)."""
+        a distributed pass (`tfcaf.distribute.replicas`)."""
         return KerasAdapter(model_on(self.model, device), self.solver, self.explainer.layer, self.explainer.output,
                             self.source, self.method_options)
 
@@ -179,7 +179,7 @@ class SavedModelAdapter:
 
     def replicate(self, device):
         """The export loaded again with its variables on `device` (a
-        replica of a distributed pass, `tfcaf.evaluation.replicas`)."""
+        replica of a distributed pass, `tfcaf.distribute.replicas`)."""
         with tf.device(device):
             return SavedModelAdapter(self.path)
 

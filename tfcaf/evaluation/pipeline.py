@@ -84,7 +84,7 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False, st
     (`tfcaf.evaluation.resume`): the same call after a crash or Ctrl-C
     recomputes only the batches it had not finished. Under a
     `tf.distribute` `strategy` the replicas and workers share the batches
-    (`tfcaf.evaluation.replicas`) and the numbers are those of a one-device
+    (`tfcaf.distribute.replicas`) and the numbers are those of a one-device
     run; the chief writes the results.
 
     Args:

@@ -135,7 +135,7 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None, st
             Needed with more than one worker: the chief gathers the other
             workers' batches from it.
         strategy: a `tf.distribute.Strategy` whose replicas share the
-            batches (`tfcaf.evaluation.replicas`); None: one device.
+            batches (`tfcaf.distribute.replicas`); None: one device.
 
     Returns:
         The `Pass`, on the chief; None on the other workers of a
