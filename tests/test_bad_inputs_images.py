@@ -134,8 +134,12 @@ VISUALIZE_ROWS = [
      r"truncated image: cut.jpg", _no_output("o4")),
     ("truncated png", "refused", ["--images=cut.png", "--out_dir=o5"], 1,
      r"truncated image: cut.png", _no_output("o5")),
-    ("folder given as an image", "refused", ["--images=photos", "--out_dir=o6"], 1,
-     r"'photos' is a folder", _no_output("o6")),
+    ("folder of images", "works", ["--images=photos", "--out_dir=o6"], 0,
+     None, lambda d: sorted(f for f in os.listdir(d / "o6") if not f.startswith(".")) ==
+     ["in.npy", "in.png"]),
+    ("folder without images", "refused", ["--images=notes", "--out_dir=o6b"], 1,
+     r"--images: folder 'notes' holds no image files \(\.jpg, \.jpeg, \.png, \.bmp, \.gif\)",
+     _no_output("o6b")),
     ("32-bit integer tiff above 255", "refused", ["--images=big_int.tif", "--out_dir=o7"], 1,
      r"image big_int.tif \(mode I, 32-bit integer\) has values in \[\d+, \d+\], outside "
      r"\[0, 255\]: its scale is unknown", _no_output("o7")),
@@ -197,7 +201,7 @@ EVALUATE_ROWS = [
 ]
 
 
-INPUTS = set(IMAGES) | {"photos", "set", "headeronly", "partial", "boxed"}
+INPUTS = set(IMAGES) | {"photos", "notes", "set", "headeronly", "partial", "boxed"}
 
 
 def _digests(folder):
@@ -214,6 +218,8 @@ def workdir(tmp_path_factory):
         write(str(path / name))
     (path / "photos").mkdir()
     cv2.imwrite(str(path / "photos" / "in.png"), _u8(40))
+    (path / "notes").mkdir()
+    (path / "notes" / "readme.txt").write_text("no image here")
     for root in ("set", "headeronly", "partial", "boxed"):
         _write_folder_set(str(path / root))
     _boxes_csv(str(path / "headeronly"), [])

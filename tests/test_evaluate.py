@@ -263,14 +263,16 @@ class _Planted:
     def __len__(self):
         return len(self.images)
 
-    def evenly_spaced(self, count, batch_size):
+    def evenly_spaced_indices(self, count):
+        return np.arange(min(count, len(self.images)))
+
+    def from_indices(self, indices, batch_size):
         import tensorflow as tf
-        images = self.images[:count]
+        positions = np.array(list(indices.as_numpy_iterator()), np.int64)
+        images = self.images[positions]
         boxes = np.tile(np.array([[[2.0, 2.0, 20.0, 20.0]]], np.float32), (len(images), 1, 1))
-        for start in range(0, len(images), batch_size):
-            part = slice(start, start + batch_size)
-            yield (tf.constant(images[part]), tf.zeros(len(images[part]), tf.int32),
-                   tf.constant(boxes[part]))
+        return tf.data.Dataset.from_tensor_slices(
+            (images, np.zeros(len(images), np.int32), boxes)).batch(batch_size)
 
 
 def test_degenerate_maps_are_counted_and_warned_once(tmp_path, caplog):

@@ -19,15 +19,18 @@ METRICS = "iou,maxboxacc,pxap,deletion,average_drop"
 def _command(model, digits_dir, out, *extra):
     return [sys.executable, os.path.join(REPO, "bin", "evaluate"), f"--model={model}",
             f"--data_dir={digits_dir}", "--image_size=32", "--max_images=10",
-            "--batch_size=2", "--methods=gradcam,scorecam,l2caf", "--iterations=30",
+            "--batch_size=2", "--methods=gradcam,l2caf", "--iterations=30",
             f"--metric={METRICS}", f"--out_dir={out}", *extra]
 
 
-def _numbers(out):
+def _summary(out):
     with open(os.path.join(out, "metrics.json")) as f:
-        summary = json.load(f)
-    return {key: summary[key] for key in ("methods", "images", "degenerate_maps",
-                                          "undefined_values", "top1_accuracy")}
+        return json.load(f)
+
+
+def _numbers(out):
+    return {key: _summary(out)[key] for key in ("methods", "images", "degenerate_maps",
+                                                "undefined_values", "top1_accuracy")}
 
 
 
@@ -37,6 +40,7 @@ def one_device(tiny_model, digits_dir, tmp_path_factory):
     run = subprocess.run(_command(tiny_model, digits_dir, out), capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert _summary(out)["settings"]["devices"] == {"strategy": "default", "replicas": 1}
     return _numbers(out)
 
 
@@ -49,6 +53,9 @@ def test_mirrored_on_two_logical_cpus_equals_one_device(one_device, tiny_model, 
     assert run.returncode == 0, run.stderr[-3000:]
     assert "worker 0 of 1, 2 replica(s)" in run.stderr and "5 of the 5 batches" in run.stderr
     assert _numbers(out) == one_device
+    assert _summary(out)["settings"]["devices"] == {"strategy": "mirrored", "replicas": 2}
+    assert "- Devices: --strategy=mirrored, 2 replica(s)" in \
+        (out / "report.md").read_text()
 
 
 def test_two_local_workers_equal_one_device(one_device, tiny_model, digits_dir, tmp_path):
@@ -58,3 +65,5 @@ def test_two_local_workers_equal_one_device(one_device, tiny_model, digits_dir, 
     assert "worker 1 of 2" in logs[1][1] and "2 of the 5 batches" in logs[1][1]
     assert "the chief writes the report" in logs[1][0]
     assert _numbers(out) == one_device
+    assert _summary(out)["settings"]["devices"] == {"strategy": "multi_worker",
+                                                    "replicas": 2}

@@ -45,6 +45,8 @@ def _assert_same_maps(got, expected):
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
 
 
+# Slow: the replicas' threads are those of tests/test_evaluate_distributed.py.
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_writes_the_same_maps(images_and_maps, tiny_model,
                                                            tmp_path):
     folder, expected = images_and_maps

@@ -129,7 +129,8 @@ def evaluate(adapter, dataset, out_dir, config=EvalConfig(), overwrite=False, st
     explained = methods if mapping or "sanity" in config.metrics else []
     summary = {"dataset": f"{dataset.name}/{dataset.split}", "images": int(len(result.labels)),
                "methods": {m: {} for m in (methods if mapping else [])},
-               "settings": _settings(config, adapter, explained), "protocols": {},
+               "settings": {**_settings(config, adapter, explained),
+                            "devices": _devices(strategy)}, "protocols": {},
                "degenerate_maps": result.degenerate}
     for method, count in result.degenerate.items():
         if count:
@@ -178,6 +179,17 @@ def _settings(config, adapter, methods):
     if "pointing_game" in config.metrics:
         settings["pointing_tolerance_px"] = config.pointing_tolerance
     return settings
+
+
+def _devices(strategy):
+    """What the pass ran on, for the record (the numbers do not depend on
+    it, `tfcaf.distribute.replicas`)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    names = ((tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
+             (tf.distribute.MirroredStrategy, "mirrored"))
+    name = next((n for kind, n in names if isinstance(strategy, kind)),
+                "default" if strategy is tf.distribute.get_strategy() else type(strategy).__name__)
+    return {"strategy": name, "replicas": int(strategy.num_replicas_in_sync)}
 
 
 def _protocol(metric, options, settings, embedding):
@@ -275,7 +287,10 @@ def _settings_lines(summary):
              "- Versions: " + ", ".join(f"{k} {v}" for k, v in settings["versions"].items())
              + ("; exported with " + ", ".join(f"{k} {v}" for k, v in
                                               model["export_versions"].items())
-                if model.get("export_versions") else "") + "."]
+                if model.get("export_versions") else "") + ".",
+             f"- Devices: --strategy={settings['devices']['strategy']}, "
+             f"{settings['devices']['replicas']} replica(s) (each explains whole batches: "
+             "the numbers do not depend on them)."]
     for method, values in settings["methods"].items():
         parts = [f"layer `{values['layer']}`" if values.get("layer") else
                  values.get("map", "layer unknown")]
