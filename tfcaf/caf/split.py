@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import keras
 
 from tfcaf import graph
-from tfcaf.caf import output_kind
+from tfcaf.caf import output_kind, token_grid
 from tfcaf.errors import TfcafError
 
 
@@ -88,7 +88,9 @@ def split_model(model, layer=None, logits=True, unnormalized=False):
         model: functional or Sequential Keras model, possibly nesting other
             models (e.g. a `keras.applications` backbone).
         layer: name of the layer whose output becomes the feature map A, at
-            any depth of nesting. Default: the last layer with a 4-D
+            any depth of nesting: a 4-D (B, h, w, C) output, or the (B, N, C)
+            patch tokens of a Vision Transformer, split as their (h, w)
+            grid (`token_grid`). Default: the last layer with a 4-D
             (B, h, w, C) output from which the rest of the model can run.
         logits: when the model ends in a softmax or a sigmoid (of any
             layer type, or a Dense layer's activation), the head returns
@@ -192,17 +194,21 @@ def _split_at_last_4d(model, calls, strip):
 def _split(model, name, symbolic_output, strip):
     """`SplitModel` at layer `name` (output `symbolic_output`); `strip` is
     (final layer, logits, unnormalized) for `_leave_out`."""
-    if not keras.backend.is_keras_tensor(symbolic_output) or \
-            len(symbolic_output.shape) != 4:
+    rank = len(symbolic_output.shape) if keras.backend.is_keras_tensor(symbolic_output) else 0
+    if rank not in (3, 4):
         raise TfcafError(
             f"layer '{name}' has output shape "
             f"{getattr(symbolic_output, 'shape', None)}; L2-CAF needs a 4-D "
-            "(B, h, w, C) feature map")
-    head_input = keras.Input(shape=symbolic_output.shape[1:],
-                             dtype=symbolic_output.dtype)
+            "(B, h, w, C) feature map (or (B, N, C) patch tokens)")
+    # Patch tokens are split as their (h, w) grid (`token_grid`).
+    grid = token_grid.grid_shape(name, symbolic_output.shape, model.inputs[0].shape) \
+        if rank == 3 else None
+    head_input = keras.Input(shape=symbolic_output.shape[1:] if grid is None else
+                             grid + (symbolic_output.shape[-1],), dtype=symbolic_output.dtype)
+    replaced = head_input if grid is None else token_grid.GridToTokens()(head_input)
     head_calls = []
     try:
-        (head_out,) = graph.replay(model, [graph.MISSING], overrides={name: head_input},
+        (head_out,) = graph.replay(model, [graph.MISSING], overrides={name: replaced},
                                    call=graph.recorder(head_calls))
     except graph.GraphError as err:
         raise graph.GraphError(
@@ -231,8 +237,8 @@ def _split(model, name, symbolic_output, strip):
         return out
 
     graph.replay(model, inputs, call=capture)
-    features = keras.Model(inputs[0], captured["A"],
-                           name=f"{model.name}_features")
+    feature_map = captured["A"] if grid is None else token_grid.TokensToGrid(grid)(captured["A"])
+    features = keras.Model(inputs[0], feature_map, name=f"{model.name}_features")
     head = keras.Model(head_input, head_out, name=f"{model.name}_head")
     return SplitModel(features=features, head=head, layer=name,
                       dense=_gap_dense(head_layers), final=final)

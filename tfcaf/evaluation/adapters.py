@@ -66,8 +66,8 @@ class KerasAdapter:
     def replicate(self, device):
         """This adapter with a copy of the model on `device`: a replica of
         a distributed pass (`tfcaf.distribute.replicas`)."""
-        return KerasAdapter(model_on(self.model, device), self.solver, self.explainer.layer, self.explainer.output,
-                            self.source, self.method_options)
+        return KerasAdapter(model_on(self.model, device), self.solver, self.explainer.layer,
+                            self.explainer.output, self.source, self.method_options)
 
     def input_size(self, size=None):
         """(H, W) the images are resized to: `size` (an int or (H, W)) or
