@@ -11,7 +11,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from tfcaf.evaluation.resume import partial_folder
 
