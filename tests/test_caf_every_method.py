@@ -81,7 +81,11 @@ def test_every_method_and_target_runs_per_image(network, method, target):
     # Each image's map is its own: the same as explaining it alone.
     alone = _explain(network, method, target, IMAGES[1:2], slice(1, 2))
     scale = max(np.abs(result.maps[1]).max(), 1e-30)
-    np.testing.assert_allclose(alone.maps[0], result.maps[1], rtol=1e-4, atol=1e-5 * scale)
+    # Occlusion's maps are differences of two scores near 1 (cosines): a
+    # batch's rounding moves them by float32 steps of 1, not of the map.
+    steps = 4 * np.finfo(np.float32).eps if method == "occlusion" else 0.0
+    np.testing.assert_allclose(alone.maps[0], result.maps[1], rtol=1e-4,
+                               atol=1e-5 * scale + steps)
 
 
 @pytest.mark.parametrize("method", [m for m, spec in METHODS.items()
