@@ -178,8 +178,7 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None, st
                                index * size, max(0, example_count - index * size), progress)
         if shards:
             shards.save(index, record)
-        else:
-            records[index] = record
+        records[index] = record
         progress.advance(len(labels))
 
     try:
@@ -192,9 +191,12 @@ def run_pass(adapter, dataset, methods, config, example_count=8, shards=None, st
     progress.close()
     if not replicas.chief:
         return None
-    if shards:
-        shards.wait_for(range(count))
-        records = {index: shards.load(index) for index in range(count)}
+    # Read back only what another process computed: resumed batches, and
+    # the other workers'.
+    others = [index for index in range(count) if index not in records]
+    if others:
+        shards.wait_for(others)
+        records.update({index: shards.load(index) for index in others})
     return _assemble([records[index] for index in range(count)], methods)
 
 
