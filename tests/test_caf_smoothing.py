@@ -101,6 +101,7 @@ def test_negative_smoothing_is_rejected():
         SolverConfig(smoothing=-1.0).validate()
 
 
+@pytest.mark.slow
 def test_each_problem_is_independent_of_its_batch():
     # β is calibrated per problem, so an image solved alone gives what it
     # gives in a batch whose other images have another scale. (Refilled

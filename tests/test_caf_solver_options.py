@@ -89,6 +89,7 @@ def test_options_the_resolved_solver_reads_are_accepted():
     assert lbfgs.solver["optimizer"] == "lbfgs" and "tolerance" not in lbfgs.solver
 
 
+@pytest.mark.slow
 def test_restarts_keep_the_best_of_separately_solved_starts():
     explainer = Explainer(_relu_head_model(seed=1), "features")
     feature_maps, _ = explainer.forward(_images(1, count=4))
@@ -180,6 +181,7 @@ def test_targets_must_be_integers(targets):
         explain(model, _images(3), method="l2caf_specific", layer="features", targets=targets)
 
 
+@pytest.mark.slow
 def test_lbfgs_frames_follow_each_problems_own_evaluations():
     # Each problem's frame k is its point after its own k·every + 1 head
     # evaluations over both phases, so an image solved alone has the frames
@@ -213,6 +215,7 @@ def test_stand_ins_stay_finite_on_float16_inputs_of_small_spread():
     np.testing.assert_allclose(smooth.numpy().astype(np.float64), expected, rtol=2e-3, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_refining_the_kept_start_never_ends_higher():
     explainer = Explainer(_relu_head_model(seed=6), "features")
     feature_maps, _ = explainer.forward(_images(6, count=4))

@@ -125,6 +125,7 @@ def test_failure_half_way_says_what_was_written(workdir):
     assert _outputs(out) == ["img0.npy", "img0.png"]
 
 
+@pytest.mark.slow
 def test_a_folder_or_a_folder_dataset_gives_its_images_but_not_the_outputs(workdir):
     # The dataset's run writes raw maps alone (--nopng), the folder's figures too.
     # Class sub-folders, so that the same folder is also a folder dataset.

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "tfcaf.cli.demo", "--smoke", f"--out_dir={out}",

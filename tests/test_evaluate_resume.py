@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from tfcaf.evaluation.resume import partial_folder
 
@@ -71,6 +72,7 @@ def test_sigkilled_twice_then_resumed_equals_an_uninterrupted_run(tiny_model, di
         assert got[key] == expected[key], key
 
 
+@pytest.mark.slow
 def test_an_unfinished_run_with_other_settings_is_refused(tiny_model, digits_dir, tmp_path):
     out = tmp_path / "other"
     _kill_after(_command(tiny_model, digits_dir, out), 1, out)

@@ -82,7 +82,7 @@ def _reference(model, images, signature, inputs):
     return tfcaf.explain(model, images, method=method, **options)
 
 
-@pytest.mark.parametrize("embedding", [False, True])
+@pytest.mark.parametrize("embedding", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_plain_tensorflow_process_reproduces_keras_and_every_method(tmp_path, embedding,
                                                                      caplog):
     model = _trained_model(embedding)
@@ -134,6 +134,7 @@ def test_plain_tensorflow_process_reproduces_keras_and_every_method(tmp_path, em
             np.testing.assert_array_equal(out[f"{signature}/targets"], reference.targets)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_show_and_run(tmp_path):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     path = export_savedmodel(_trained_model(False), str(tmp_path), "net", iterations=5)
@@ -167,6 +168,7 @@ def test_versions_and_existing_version(tmp_path):
         export_savedmodel(model, str(tmp_path), "net", version=7, iterations=5)
 
 
+@pytest.mark.slow
 def test_check_command_runs_every_signature(tmp_path):
     path = export_savedmodel(_trained_model(True), str(tmp_path), "net", iterations=5)
     env = dict(os.environ, TFCAF_NO_VENV_SWITCH="1")

@@ -3,6 +3,7 @@ runs from the same seed."""
 
 import keras
 import numpy as np
+import pytest
 
 from tfcaf.caf import SolverConfig
 from tfcaf.evaluation import seed_stability
@@ -27,6 +28,7 @@ def _relu_head_model():
     return keras.Model(inputs, keras.layers.Dense(3)(x))
 
 
+@pytest.mark.slow
 def test_the_same_seed_twice_gives_the_same_maps_and_the_resolved_solver():
     model = _relu_head_model()
     images = np.random.default_rng(1).normal(size=(3, 6, 6, 3)).astype("float32")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +24,7 @@ def _scalars(event_dir):
     return series
 
 
+@pytest.mark.slow
 def test_acol_flagfile_trains_both_branches(tmp_path, digits_dir):
     # The flagfile's model, shrunk to a CPU test: 32 px, narrow branches.
     cmd = [sys.executable, os.path.join(REPO, "bin", "train"),

@@ -60,6 +60,7 @@ def test_mirrored_on_two_logical_cpus_writes_the_same_maps(images_and_maps, tiny
     _assert_same_maps(tfcaf.read_maps(out), expected)
 
 
+@pytest.mark.slow
 def test_two_local_workers_write_the_same_maps_into_one_folder(images_and_maps, tiny_model,
                                                                tmp_path):
     folder, expected = images_and_maps

@@ -30,6 +30,7 @@ def _maps(out):
             if name.endswith(".npy")}
 
 
+@pytest.mark.slow
 def test_sigkilled_visualize_resumes_with_the_same_maps(tiny_model, tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
