@@ -133,5 +133,5 @@ _GRADCAMPP_WEIGHTS = {"pytorch-grad-cam": _gradcampp_pytorch_grad_cam,
 
 def gradcampp_call(call):
     """`gradcampp` of a `methods.MethodCall` (options {"variant"})."""
-    return gradcampp(call.explainer.gradient_head, call.feature_maps, call.objective,
+    return gradcampp(call.head(gradient=True), call.feature_maps, call.objective,
                      variant=call.options["variant"])

@@ -230,9 +230,29 @@ class Explainer:
                 if own_maps is not None:
                     return tf.cast(own_maps(images, goal.classes), tf.float32)
                 options = dict(scalars, **arrays)
-                return method.compute(MethodCall(self, feature_maps, goal, images, options))
+                channels, extras = self.split.channels, None
+                if channels is not None and feature_maps is not None:
+                    feature_maps, extras = feature_maps[..., :channels], \
+                        feature_maps[..., channels:]
+                return method.compute(MethodCall(self, feature_maps, goal, images, options,
+                                                 extras))
             self._raw_map_functions[key] = tf.function(raw_map_function, reduce_retracing=True)
         return self._raw_map_functions[key](feature_maps, as_objective(goal), images, arrays)
+
+    def head_beside(self, extras, gradient=False):
+        """The head (`gradient`: the `gradient_head`) as a function of (R,
+        h, w, C) patch channels, the (P, h, w, E) packed `extras` of P
+        problems beside them (each repeated over its R / P rows; None: the
+        head itself)."""
+        head = self.gradient_head if gradient else self.split.head
+        if extras is None:
+            return head
+
+        def with_extras(feature_maps, training=False):
+            repeats = tf.shape(feature_maps)[0] // tf.shape(extras)[0]
+            return head(tf.concat([feature_maps, tf.repeat(extras, repeats, axis=0)], axis=-1),
+                        training=training)
+        return with_extras
 
     @staticmethod
     def initial_filters(feature_maps, config):

@@ -116,12 +116,22 @@ class MethodCall(NamedTuple):
         images: (P, H, W, C) float32 images as the model takes them.
         options: iterative methods: the `SolverConfig`; the others: a dict
             of the method's `options`, defaults filled in.
+        extras: at a token layer with class or register tokens, the (P, h,
+            w, E) channels they are packed in (`token_grid`); `feature_maps`
+            are then the patch channels alone. None elsewhere.
     """
     explainer: object
     feature_maps: object
     objective: object
     images: object
     options: object
+    extras: object = None
+
+    def head(self, gradient=False):
+        """The head (`gradient`: the `gradient_head`) as a function of (R,
+        h, w, C) feature maps of these problems, R a multiple of P with
+        each problem's rows together: their extra tokens go beside them."""
+        return self.explainer.head_beside(self.extras, gradient)
 
 
 def _l2caf(call):
@@ -139,7 +149,7 @@ def _gradient_method(module_name, function_name):
     importing TensorFlow only when called."""
     def compute(call):
         module = importlib.import_module(f"tfcaf.caf.{module_name}")
-        return getattr(module, function_name)(call.explainer.gradient_head, call.feature_maps,
+        return getattr(module, function_name)(call.head(gradient=True), call.feature_maps,
                                               call.objective)
     return compute
 

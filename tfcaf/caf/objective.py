@@ -4,7 +4,7 @@ how each head is evaluated inside the solver loop."""
 import keras
 import tensorflow as tf
 
-from tfcaf.caf import filters, folding, output_kind
+from tfcaf.caf import filters, folding, output_kind, token_grid
 from tfcaf.caf.head_runner import HeadRunner
 from tfcaf.caf.smoothing import SMOOTHING_STEP, Smoothing
 from tfcaf.caf.solver import solve
@@ -41,8 +41,8 @@ def filtered_outputs(split, feature_maps, fold=True):
     folded = folding.fold_head(split.head) if fold else None
     if folded is None:
         head = HeadRunner(split.head)
-        return lambda c, rows, smoothing=None: tf.cast(
-            head(_rows_of(feature_maps, rows) * c[..., None], smoothing), tf.float32)
+        return lambda c, rows, smoothing=None: tf.cast(head(token_grid.filter_patches(
+            _rows_of(feature_maps, rows), c, split.channels), smoothing), tf.float32)
     terms = folding.precompute(folded, feature_maps)
     tail = HeadRunner(folded.tail)
 

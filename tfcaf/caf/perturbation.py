@@ -98,7 +98,7 @@ def ablationcam(call):
     """
     a = call.feature_maps
     _, h, w, channels = a.shape
-    head = call.explainer.split.head
+    head = call.head()
     original = call.objective.score(head(a, training=False))             # (P,)
     low = tf.reduce_min(a, axis=[1, 2, 3])
     value = tf.where(low == 0.0, 0.0, low - ABLATION_OFFSET)[:, None, None, None, None]

@@ -28,12 +28,16 @@ class SplitModel:
             (docs/method.md §1, algebra note).
         final: the `output_kind.FinalLayer` of the whole model: its last
             leaf layer and what it computes.
+        channels: at a token layer with class or register tokens, the C
+            patch channels of A (B, h, w, C + E), the extra tokens packed
+            after them (`token_grid`); None when A is all feature channels.
     """
     features: keras.Model
     head: keras.Model
     layer: str
     dense: keras.layers.Dense | None = None
     final: output_kind.FinalLayer | None = None
+    channels: int | None = None
 
 
 class DenseLogits(keras.layers.Layer):
@@ -91,7 +95,9 @@ def split_model(model, layer=None, logits=True, unnormalized=False):
             any depth of nesting: a 4-D (B, h, w, C) output, or the (B, N, C)
             patch tokens of a Vision Transformer, split as their (h, w)
             grid (`token_grid`). Default: the last layer with a 4-D
-            (B, h, w, C) output from which the rest of the model can run.
+            (B, h, w, C) output from which the rest of the model can run;
+            in a Vision Transformer, the input of its last attention
+            (`_split_at_default`).
         logits: when the model ends in a softmax or a sigmoid (of any
             layer type, or a Dense layer's activation), the head returns
             the logits before it instead (L2-CAF, CAM and Grad-CAM work on
@@ -118,7 +124,7 @@ def split_model(model, layer=None, logits=True, unnormalized=False):
                          f"'{_last_4d_name(calls)}'")
     strip = (output_kind.final_layer(calls[-1]), logits, unnormalized)
     if layer is None:
-        return _split_at_last_4d(model, calls, strip)
+        return _split_at_default(model, calls, strip)
     for call in calls:
         if call.layer.name == layer:
             return _split(model, layer, call.output, strip)
@@ -177,18 +183,45 @@ def _no_such_layer(model, calls, layer):
     return f"model '{model.name}' has no layer '{layer}'{hint}"
 
 
-def _split_at_last_4d(model, calls, strip):
+def _split_at_default(model, calls, strip):
+    """The split at the last 4-D layer after which the rest of the model
+    can run; past it, at the input of a Vision Transformer's last
+    attention.
+
+    A later token layer reaches the output only token by token (MLPs,
+    the final normalisation, the class token or a pooling), so a filter
+    there is undone by the normalisation, which removes a per-token scale,
+    or never reaches the class token (docs/method.md §1).
+    """
+    deepest_tokens = None
     for call in reversed(calls):
         out = call.output
-        if not keras.backend.is_keras_tensor(out) or len(out.shape) != 4:
+        rank = len(out.shape) if keras.backend.is_keras_tensor(out) else 0
+        if rank not in (3, 4):
             continue
         try:
-            return _split(model, call.layer.name, out, strip)
-        except graph.GraphError:
+            split = _split(model, call.layer.name, out, strip)
+        except (graph.GraphError, TfcafError):
             continue
+        if rank == 4:
+            return split
+        if any(_mixes_tokens(layer) for layer in split.head._flatten_layers()):
+            return split
+        deepest_tokens = deepest_tokens or split
+    if deepest_tokens:
+        return deepest_tokens
     raise TfcafError(
-        f"model '{model.name}' has no layer with a 4-D (B, h, w, C) output "
-        "after which the rest of the model can run on its own")
+        f"model '{model.name}' has no layer with a 4-D (B, h, w, C) output or (B, N, C) "
+        "patch tokens after which the rest of the model can run on its own")
+
+
+def _mixes_tokens(layer):
+    """Whether `layer` may mix tokens: an attention layer, or a layer of
+    neither Keras nor tfcaf (a library's transformer block)."""
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return True
+    module = type(layer).__module__
+    return not module.startswith(("keras.", "tfcaf.")) and not isinstance(layer, keras.Model)
 
 
 def _split(model, name, symbolic_output, strip):
@@ -200,12 +233,20 @@ def _split(model, name, symbolic_output, strip):
             f"layer '{name}' has output shape "
             f"{getattr(symbolic_output, 'shape', None)}; L2-CAF needs a 4-D "
             "(B, h, w, C) feature map (or (B, N, C) patch tokens)")
-    # Patch tokens are split as their (h, w) grid (`token_grid`).
-    grid = token_grid.grid_shape(name, symbolic_output.shape, model.inputs[0].shape) \
+    # Patch tokens are split as their (h, w) grid, extra tokens packed
+    # after the patch channels (`token_grid`).
+    layout = token_grid.token_layout(name, symbolic_output.shape, model.inputs[0].shape) \
         if rank == 3 else None
-    head_input = keras.Input(shape=symbolic_output.shape[1:] if grid is None else
-                             grid + (symbolic_output.shape[-1],), dtype=symbolic_output.dtype)
-    replaced = head_input if grid is None else token_grid.GridToTokens()(head_input)
+    if layout is None:
+        head_input = keras.Input(shape=symbolic_output.shape[1:], dtype=symbolic_output.dtype)
+        replaced = head_input
+    else:
+        *grid, extra = layout
+        channels = symbolic_output.shape[-1]
+        packed = token_grid.extra_channels(grid, extra, channels) if extra else 0
+        head_input = keras.Input(shape=tuple(grid) + (channels + packed,),
+                                 dtype=symbolic_output.dtype)
+        replaced = token_grid.GridToTokens(channels, extra)(head_input)
     head_calls = []
     try:
         (head_out,) = graph.replay(model, [graph.MISSING], overrides={name: replaced},
@@ -237,11 +278,13 @@ def _split(model, name, symbolic_output, strip):
         return out
 
     graph.replay(model, inputs, call=capture)
-    feature_map = captured["A"] if grid is None else token_grid.TokensToGrid(grid)(captured["A"])
+    feature_map = captured["A"] if layout is None else \
+        token_grid.TokensToGrid(grid, extra)(captured["A"])
     features = keras.Model(inputs[0], feature_map, name=f"{model.name}_features")
     head = keras.Model(head_input, head_out, name=f"{model.name}_head")
     return SplitModel(features=features, head=head, layer=name,
-                      dense=_gap_dense(head_layers), final=final)
+                      dense=_gap_dense(head_layers), final=final,
+                      channels=channels if layout is not None and extra else None)
 
 
 _INFERENCE_IDENTITIES = (keras.layers.Dropout, keras.layers.SpatialDropout2D,
