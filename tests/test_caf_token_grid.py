@@ -17,8 +17,8 @@ SIZE, PATCH, DIM = 32, 8, 16
 IMAGES = np.random.default_rng(0).uniform(0, 255, (3, SIZE, SIZE, 3)).astype(np.float32)
 
 
-def _blocks(x, count):
-    for i in range(count):
+def _blocks(x, count, first=0):
+    for i in range(first, first + count):
         y = keras.layers.LayerNormalization(name=f"norm1_{i}")(x)
         y = keras.layers.MultiHeadAttention(2, DIM // 2, name=f"attention_{i}")(y, y)
         x = keras.layers.Add(name=f"residual_{i}")([x, y])
@@ -104,10 +104,14 @@ def test_a_split_at_a_block_reproduces_the_model(kind):
 
 
 @pytest.mark.parametrize("kind", VITS)
-def test_the_default_layer_is_the_input_of_the_last_attention(kind):
-    # Past block_0 the tokens reach the output one by one: through the
-    # final LayerNorm, which undoes a filter, or the class token alone.
-    assert split_model(VITS[kind]).layer == "block_0"
+def test_the_default_layer_is_the_input_of_the_middle_block(kind):
+    # 2 blocks: block ⌈2 / 2⌉ = the first, whose input is the tokens (with
+    # the class and register tokens, when there are).
+    expected = {"pooled": "tokens", "class_token": "class_and_registers"}[kind]
+    assert split_model(VITS[kind]).layer == expected
+    four_blocks = keras.Model(VITS[kind].input, _blocks(VITS[kind].get_layer(expected).output,
+                                                        4, first=2))
+    assert split_model(four_blocks).layer == "block_2"
 
 
 # L2-CAF at its default iterations: capped early, an image's solve would

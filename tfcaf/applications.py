@@ -42,6 +42,7 @@ _APPLICATIONS = {
     "xception": (keras.applications.Xception, "tf", 299),
 }
 APPLICATION_NAMES = tuple(sorted(_APPLICATIONS))
+HUB_PREFIX = "keras_hub:"
 SAVEDMODEL_HINT = ("bin/evaluate --model takes a SavedModel folder; bin/visualize and "
                    "bin/export take a .keras file (bin/train writes <model_dir>/model.keras)")
 
@@ -51,10 +52,13 @@ def load_model(spec, weights="imagenet", preprocessing=None):
 
     Args:
         spec: path to a `.keras` file (saved by `bin/train` or
-            `model.save`), or a case-insensitive `keras.applications` name,
-            one of `APPLICATION_NAMES` (e.g. "ResNet50").
+            `model.save`), a case-insensitive `keras.applications` name,
+            one of `APPLICATION_NAMES` (e.g. "ResNet50"), or
+            "keras_hub:<preset, preset folder or backbone config .json>" (a
+            ViT or DINOv2 with its head: `tfcaf.models.hub.load_hub_model`).
         weights: applications: "imagenet" (downloaded by Keras on first
-            use into `~/.keras/models`), None or "none" (random), or a path
+            use into `~/.keras/models`; keras_hub presets: the preset's
+            weights), None or "none" (random), or a path
             to a weights file (.weights.h5 or .h5). `.keras` files: a
             weights file loaded over the file's own (which "imagenet" and
             None keep; "none" is refused).
@@ -82,6 +86,12 @@ def load_model(spec, weights="imagenet", preprocessing=None):
     spec = os.fspath(spec)
     if preprocessing is not None:
         check_mode(preprocessing)
+    if spec.startswith(HUB_PREFIX):
+        if preprocessing not in (None, "none"):
+            raise TfcafError(f"preprocessing={preprocessing!r}: {spec} brings its own (the "
+                             "first layer of the loaded model); leave it out")
+        from tfcaf.models.hub import load_hub_model
+        return load_hub_model(spec[len(HUB_PREFIX):], weights)
     if os.path.isdir(spec):
         if os.path.isfile(os.path.join(spec, "saved_model.pb")):
             raise TfcafError(f"'{spec}' is a SavedModel folder (bin/export output), not a "

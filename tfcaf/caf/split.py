@@ -96,7 +96,7 @@ def split_model(model, layer=None, logits=True, unnormalized=False):
             patch tokens of a Vision Transformer, split as their (h, w)
             grid (`token_grid`). Default: the last layer with a 4-D
             (B, h, w, C) output from which the rest of the model can run;
-            in a Vision Transformer, the input of its last attention
+            in a Vision Transformer of L blocks, the input of block ⌈L / 2⌉
             (`_split_at_default`).
         logits: when the model ends in a softmax or a sigmoid (of any
             layer type, or a Dense layer's activation), the head returns
@@ -185,15 +185,17 @@ def _no_such_layer(model, calls, layer):
 
 def _split_at_default(model, calls, strip):
     """The split at the last 4-D layer after which the rest of the model
-    can run; past it, at the input of a Vision Transformer's last
-    attention.
+    can run; in a Vision Transformer of L blocks past it, at the input of
+    block ⌈L / 2⌉ (the token layer with ⌊L / 2⌋ + 1 attentions after it).
 
-    A later token layer reaches the output only token by token (MLPs,
-    the final normalisation, the class token or a pooling), so a filter
-    there is undone by the normalisation, which removes a per-token scale,
-    or never reaches the class token (docs/method.md §1).
+    Measured on a ViT trained on the digits (bench/vit_placement.py,
+    docs/method.md §1): L2-CAF localizes worst at the last block's input
+    and best at the middle block's. Scaling a token before a pre-norm block
+    changes what its attention reads only through the residual stream, so
+    one block after the filter sees it hardly at all.
     """
-    deepest_tokens = None
+    token_splits = []  # (attentions in the head, split), last layer first
+    last_4d = None
     for call in reversed(calls):
         out = call.output
         rank = len(out.shape) if keras.backend.is_keras_tensor(out) else 0
@@ -204,12 +206,16 @@ def _split_at_default(model, calls, strip):
         except (graph.GraphError, TfcafError):
             continue
         if rank == 4:
-            return split
-        if any(_mixes_tokens(layer) for layer in split.head._flatten_layers()):
-            return split
-        deepest_tokens = deepest_tokens or split
-    if deepest_tokens:
-        return deepest_tokens
+            last_4d = split
+            break
+        token_splits.append((sum(map(_mixes_tokens, split.head._flatten_layers())), split))
+    blocks = max((count for count, _ in token_splits), default=0)
+    if blocks:
+        return next(split for count, split in token_splits if count >= blocks // 2 + 1)
+    if last_4d is not None:
+        return last_4d
+    if token_splits:
+        return token_splits[0][1]
     raise TfcafError(
         f"model '{model.name}' has no layer with a 4-D (B, h, w, C) output or (B, N, C) "
         "patch tokens after which the rest of the model can run on its own")

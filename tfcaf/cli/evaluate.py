@@ -17,7 +17,8 @@ FLAGS = flags.FLAGS
 # Flags that set an `EvalConfig` field take its default, so each is written once
 # (`tfcaf.evaluation.config` loads no TensorFlow).
 _DEFAULT = EvalConfig()
-flags.DEFINE_string("model", None, "Model: a .keras file or an exported SavedModel folder.")
+flags.DEFINE_string("model", None, "Model: a .keras file, an exported SavedModel folder, or "
+                    "keras_hub:<preset, preset folder or backbone config .json>.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels (default: the model's; 224 "
                      "if open).", lower_bound=1)
 MODEL_FLAGS = model_flags.define()

@@ -15,8 +15,9 @@ from tfcaf.errors import TfcafError
 from tfcaf.export.settings import EXPORT_ITERATIONS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Trained .keras model, or a keras.applications name "
-                    "(e.g. ResNet50).")
+flags.DEFINE_string("model", None, "Trained .keras model, a keras.applications name "
+                    "(e.g. ResNet50), or keras_hub:<preset, preset folder or backbone "
+                    "config .json>.")
 flags.DEFINE_string("weights", "imagenet",
                     "For application names: imagenet, none, or a weights file.")
 flags.DEFINE_integer("image_size", None, "Input size in pixels; required for models whose "

@@ -28,10 +28,12 @@ from tfcaf.outputs import OutputSet
 
 FLAGS = flags.FLAGS
 DATASET_PREFIX = "dataset:"
-flags.DEFINE_string("model", None, "keras.applications name (e.g. ResNet50) or a .keras file.")
+flags.DEFINE_string("model", None, "keras.applications name (e.g. ResNet50), a .keras "
+                    "file, or keras_hub:<preset, preset folder or backbone config .json>.")
 flags.DEFINE_string("weights", "imagenet",
                     "For application names: imagenet, none, or a weights file.")
-flags.DEFINE_string("layer", None, "Layer to split at (default: the last 4-D layer).")
+flags.DEFINE_string("layer", None, "Layer to split at (default: the last 4-D layer; a "
+                    "ViT's: the input of its last attention).")
 flags.DEFINE_integer("image_size", None, "Input size in pixels (default: the model's; 224 "
                      "where it is open). A size a model does not take is refused.",
                      lower_bound=1)
