@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tfcaf.applications import load_model  # noqa: E402
 from tfcaf.data import load_dataset  # noqa: E402
 from tfcaf.evaluation import EvalConfig, KerasAdapter, evaluate  # noqa: E402
 from tfcaf.models.hub import load_hub_model  # noqa: E402
@@ -41,7 +42,7 @@ def trained_vit(cache, epochs):
     """The digits ViT classifier, trained on first use and cached."""
     path = os.path.join(cache, "vit_digits.keras")
     if os.path.isfile(path):
-        return keras.saving.load_model(path, compile=False)
+        return load_model(path)
     keras.utils.set_random_seed(0)
     model = load_hub_model("ViTBackbone", weights=None, config=CONFIG, num_classes=10)
     train = load_dataset("digits", split="train", image_size=SIZE)

@@ -123,8 +123,15 @@ def _load_keras_file(path):
         if "config.json" not in archive.namelist():
             raise TfcafError(f"'{path}' is not a .keras model: the archive has no "
                              f"config.json ({damaged})")
+        config = archive.read("config.json")
+        # keras-hub's module names, or tfcaf's for the classes it loads them by.
+        hub_layers = b'"keras_hub' in config or b'"tfcaf.models.hub"' in config
+    custom_objects = None
+    if hub_layers:  # a keras-hub backbone's layers
+        from tfcaf.models.hub import hub_custom_objects
+        custom_objects = hub_custom_objects()
     try:
-        return keras.saving.load_model(path, compile=False)
+        return keras.saving.load_model(path, compile=False, custom_objects=custom_objects)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         # A bad CRC or a cut member passes is_zipfile: only reading finds it.
         raise TfcafError(f"'{path}' is a damaged .keras file ({err}); save or copy it "

@@ -26,7 +26,8 @@ def define_flags(flag_values):
     flags.DEFINE_enum("dataset", _D.dataset, choices.DATASETS, "Dataset.", **fv)
     flags.DEFINE_string("data_dir", _D.data_dir, "Dataset root (digits: cache folder).", **fv)
     flags.DEFINE_string("backbone", _D.backbone,
-                        "tiny_resnet, resnet50, googlenet or vgg16_gap.", **fv)
+                        "tiny_resnet, resnet50, googlenet, vgg16_gap or vit_tiny (keras-hub).",
+                        **fv)
     flags.DEFINE_string("weights", _D.weights, "Backbone weights: imagenet, none, or a file.", **fv)
     flags.DEFINE_enum("head", _D.head, ["classifier", "adl", "acol", "embedding"], "Head.", **fv)
     flags.DEFINE_enum("loss", _D.loss, LOSSES, "softmax for classifiers; triplet or npairs.", **fv)

@@ -7,11 +7,16 @@ convolutional feature map, with their preprocessing inside.
 | `resnet50` | keras.applications.ResNet50 | caffe | (7, 7, 2048) |
 | `googlenet` | `tfcaf.models.googlenet` (Inception v1) | caffe | (7, 7, 1024) |
 | `vgg16_gap` | keras.applications.VGG16 convs, no pool5, + "conv6" | caffe | (14, 14, 1024) |
+| `vit_tiny` | keras-hub ViTBackbone, 8 px patches, 4 blocks x 64, class token | x / 127.5 - 1 | (1 + 64, 64) tokens at 64 px |
 
 `vgg16_gap` is the CAM network (Zhou et al. 2016): VGG16 up to
 "block5_conv3" followed by the extra 3x3 convolution "conv6" (1024, ReLU);
 the ACoL head, which brings its own convolutions, goes straight on
 "block5_conv3" (512 channels), as in the wsolevaluation code.
+
+`vit_tiny` (keras-hub, `pip install 'tfcaf[hub]'`) ends in (B, N, C)
+tokens, not a feature map: heads pool its class token, and ADL and ACoL,
+which act on convolutional maps, do not apply.
 """
 
 import difflib
@@ -100,6 +105,18 @@ def _vgg16_gap(input_shape, weights, cam_conv):
     return keras.Model(vgg.input, x, name="vgg16_gap")
 
 
+# The ViT of bench/vit_placement.py, sized for the digits on a CPU.
+VIT_TINY = dict(patch_size=8, num_layers=4, num_heads=4, hidden_dim=64, mlp_dim=128)
+
+
+def _vit_tiny(input_shape, weights, cam_conv, **options):
+    del weights, cam_conv  # no pretrained weights; no CAM convolution
+    from tfcaf.models.hub import backbone_from, unrolled_backbone
+    config = dict(VIT_TINY, image_shape=tuple(input_shape), **options)
+    model, _, _ = unrolled_backbone(backbone_from("ViTBackbone", None, config))
+    return model
+
+
 @dataclass(frozen=True)
 class BackboneSpec:
     """How to build a backbone and where ADL goes in it.
@@ -108,7 +125,8 @@ class BackboneSpec:
         build: `(input_shape, weights, cam_conv, **options) -> keras.Model`
             on preprocessed images; `weights` is None or "imagenet".
         preprocessing: `ImagePreprocessing` mode.
-        adl_positions: default layers after which ADL is inserted.
+        adl_positions: default layers after which ADL is inserted; empty:
+            the backbone takes no ADL (nor ACoL: a token backbone).
         adl_gamma: default ADL threshold.
         imagenet: whether Keras distributes ImageNet weights for it.
     """
@@ -137,6 +155,7 @@ BACKBONES = {
     "vgg16_gap": BackboneSpec(
         _vgg16_gap, "caffe", ("block3_pool", "block4_conv3", "block5_conv3"),
         0.8, True),
+    "vit_tiny": BackboneSpec(_vit_tiny, "tf", (), 0.9, False),
 }
 
 

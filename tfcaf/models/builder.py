@@ -4,11 +4,12 @@ import keras
 
 from tfcaf.models.acol import ACoLHead, ACoLLoss, ACoLModel
 from tfcaf.models.backbones import backbone_spec, build_backbone, insert_adl
+from tfcaf.models.layers import ClassToken
 from tfcaf.models.weights import load_weights_file
 from tfcaf.errors import TfcafError
 
 HEADS = ("classifier", "adl", "acol", "embedding")
-_DEFAULT_IMAGE_SIZE = {"tiny_resnet": 96}
+_DEFAULT_IMAGE_SIZE = {"tiny_resnet": 96, "vit_tiny": 64}
 
 
 def _image_size(backbone, image_size):
@@ -35,8 +36,12 @@ def _check_args(head, num_classes, embedding_dim):
 
 def _head_outputs(features, head, num_classes, embedding_dim,
                   normalize_embedding):
-    """GAP -> Dense head on features (B, h, w, C)."""
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    """GAP -> Dense head on features (B, h, w, C); on a ViT's (B, N, C)
+    tokens, class token -> Dense."""
+    if len(features.shape) == 3:
+        x = ClassToken(name="class_token")(features)
+    else:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     if head != "embedding":
         return keras.layers.Dense(num_classes, name="logits")(x)
     if not normalize_embedding:
@@ -61,16 +66,20 @@ def build_model(backbone="tiny_resnet", head="classifier", num_classes=None,
       - "acol": an `ACoLModel`, output branch A's logits (B, K);
       - "embedding": GAP -> Dense(embedding_dim) -> optional L2
         normalization, the last layer named "embedding" (B, D).
-    The backbone is the nested model "backbone" (images -> (B, h, w, C)).
+    The backbone is the nested model "backbone" (images -> (B, h, w, C);
+    vit_tiny: (B, 1 + h·w, C) tokens, which the heads pool by their class
+    token, "class_token", instead of GAP).
 
     Args:
-        backbone: "tiny_resnet", "resnet50", "googlenet" or "vgg16_gap".
+        backbone: "tiny_resnet", "resnet50", "googlenet", "vgg16_gap" or
+            "vit_tiny" (no "adl" or "acol" head).
         head: "classifier", "adl", "acol" or "embedding".
         num_classes: K, for every head except "embedding".
         embedding_dim: D of the embedding head (128 in the paper).
         normalize_embedding: L2-normalise the embedding (triplet loss: on;
             N-pair loss: off).
-        image_size: int or (H, W); default 96 for tiny_resnet, else 224.
+        image_size: int or (H, W); default 96 for tiny_resnet, 64 for
+            vit_tiny, else 224.
         weights: None (random); "imagenet" (backbone only, resnet50 and
             vgg16_gap; the head starts random); or a path to a `.keras`,
             `.weights.h5` or `.h5` file holding the weights of this exact
@@ -96,6 +105,9 @@ def build_model(backbone="tiny_resnet", head="classifier", num_classes=None,
     """
     _check_args(head, num_classes, embedding_dim)
     spec = backbone_spec(backbone)
+    if head in ("adl", "acol") and not spec.adl_positions:
+        raise TfcafError(f"head '{head}' needs a convolutional backbone; '{backbone}' "
+                         "ends in transformer tokens: use head 'classifier' or 'embedding'")
     if isinstance(weights, str) and weights.lower() == "none":
         weights = None
     features_model = build_backbone(

@@ -17,11 +17,13 @@ import keras
 from tfcaf import graph
 from tfcaf.errors import TfcafError
 from tfcaf.models.backbones import with_preprocessing
+from tfcaf.models.layers import ClassToken
 
 HUB_HEADS = ("classifier", "embedding")
 
 
-def _hub():
+def import_keras_hub():
+    """The keras_hub module; TfcafError with the install line without it."""
     try:
         import keras_hub
     except ImportError as err:
@@ -56,15 +58,26 @@ def _families(keras_hub):
     }
 
 
-@keras.saving.register_keras_serializable(package="tfcaf")
-class ClassToken(keras.layers.Layer):
-    """(B, N, C) tokens -> (B, C): the first (class) token."""
+# What keras-hub 0.32's ViT layers write into get_config() beyond their
+# arguments (values derived from them), which their __init__ refuses: a
+# .keras file holding them would not load.
+_DERIVED_CONFIG = {"ViTPatchingAndEmbedding": ("num_patches", "num_positions"),
+                   "ViTEncoderBlock": ("key_dim",)}
 
-    def call(self, tokens):
-        return tokens[:, 0]
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
+def hub_custom_objects():
+    """`custom_objects` that load a .keras file with keras-hub layers: the
+    ViT layers' classes, reading their config without the derived values."""
+    vit_layers = import_keras_hub().src.models.vit.vit_layers
+
+    def loadable(cls, derived):
+        def from_config(loaded, config):
+            kept = {key: value for key, value in config.items() if key not in derived}
+            return super(loaded, loaded).from_config(kept)
+        return type(cls.__name__, (cls,), {"from_config": classmethod(from_config),
+                                           "__module__": __name__})
+    return {name: loadable(getattr(vit_layers, name), derived)
+            for name, derived in _DERIVED_CONFIG.items()}
 
 
 def backbone_from(spec, weights="imagenet", config=None):
@@ -79,7 +92,7 @@ def backbone_from(spec, weights="imagenet", config=None):
         weights: "imagenet": the preset's weights; None or "none": random.
         config: the class's keyword arguments (with a class name only).
     """
-    keras_hub = _hub()
+    keras_hub = import_keras_hub()
     random = weights is None or (isinstance(weights, str) and weights.lower() == "none")
     if spec.endswith(".json"):
         if not os.path.isfile(spec):
@@ -101,6 +114,39 @@ def backbone_from(spec, weights="imagenet", config=None):
         raise TfcafError(f"cannot load keras_hub preset '{spec}': {err}") from None
 
 
+def unrolled_backbone(backbone):
+    """keras-hub `backbone` (a ViTBackbone or DINOV2Backbone) as a
+    functional model with one layer per transformer block.
+
+    Returns:
+        (model, preprocessing mode, default head): the model maps the
+        backbone's preprocessed images (input "backbone_images") to its
+        (B, N, C) tokens, the same layer objects and weights.
+    """
+    family = next((value for cls, value in _families(import_keras_hub()).items()
+                   if isinstance(backbone, cls)), None)
+    if family is None:
+        raise TfcafError(f"keras_hub backbone {backbone.name} is a {type(backbone).__name__}; "
+                         "tfcaf unrolls ViTBackbone and DINOV2Backbone")
+    encoder_class, unroll, mode, default_head = family
+
+    def call(layer, args, kwargs):
+        if isinstance(layer, encoder_class):
+            return unroll(layer, *args)
+        return layer(*args, **kwargs)
+    images = keras.Input(shape=backbone.inputs[0].shape[1:], name="backbone_images")
+    (tokens,) = graph.replay(backbone, [images], call=call)
+    return keras.Model(images, tokens, name=backbone.name), mode, default_head
+
+
+def token_pooling(tokens, class_token=True):
+    """(B, C) pooled image feature of (B, N, C) tokens: the class token, or
+    the mean token of a ViT without one."""
+    if class_token:
+        return ClassToken(name="class_token")(tokens)
+    return keras.layers.GlobalAveragePooling1D(name="pool")(tokens)
+
+
 def load_hub_model(spec, weights="imagenet", config=None, head=None, num_classes=1000):
     """A keras-hub ViT or DINOv2 backbone with a head, unrolled so that
     tfcaf can split at any of its blocks.
@@ -120,29 +166,15 @@ def load_hub_model(spec, weights="imagenet", config=None, head=None, num_classes
         A functional `keras.Model`: images (B, H, W, 3) RGB in [0, 255] ->
         logits (B, num_classes) or embedding (B, C).
     """
-    keras_hub = _hub()
     backbone = backbone_from(spec, weights, config)
-    family = next((value for cls, value in _families(keras_hub).items()
-                   if isinstance(backbone, cls)), None)
-    if family is None:
-        raise TfcafError(f"keras_hub:{spec} is a {type(backbone).__name__}; tfcaf unrolls "
-                         f"ViTBackbone and DINOV2Backbone")
-    encoder_class, unroll, mode, default_head = family
+    unrolled, mode, default_head = unrolled_backbone(backbone)
     head = head or default_head
     if head not in HUB_HEADS:
         raise TfcafError(f"head={head!r}; choose one of {', '.join(HUB_HEADS)}")
-
-    def call(layer, args, kwargs):
-        if isinstance(layer, encoder_class):
-            return unroll(layer, *args)
-        return layer(*args, **kwargs)
-    images = keras.Input(shape=backbone.inputs[0].shape[1:], name="backbone_images")
-    (tokens,) = graph.replay(backbone, [images], call=call)
-    x = ClassToken(name="class_token")(tokens) if getattr(backbone, "use_class_token", True) \
-        else keras.layers.GlobalAveragePooling1D(name="pool")(tokens)
+    x = token_pooling(unrolled.output, getattr(backbone, "use_class_token", True))
     if head == "classifier":
         outputs = keras.layers.Dense(num_classes, name="logits")(x)
     else:
         outputs = keras.layers.UnitNormalization(name="embedding")(x)
-    model = keras.Model(images, outputs, name=backbone.name)
+    model = keras.Model(unrolled.input, outputs, name=backbone.name)
     return with_preprocessing(model, mode)

@@ -1,6 +1,7 @@
 """Serializable Keras layers shared by the tfcaf backbones: in-model image
 preprocessing, Caffe-style local response normalization (GoogLeNet) and the
-attention-based dropout layer ADL (Choe & Shim, CVPR 2019; docs/method.md §3).
+attention-based dropout layer ADL (Choe & Shim, CVPR 2019; docs/method.md §3),
+and the class-token pooling of Vision Transformer heads.
 """
 
 import keras
@@ -167,3 +168,21 @@ class ADL(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "drop_rate": self.drop_rate,
                 "gamma": self.gamma, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="tfcaf")
+class ClassToken(keras.layers.Layer):
+    """A Vision Transformer's pooling: the first (class) token.
+
+    Args:
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Input shape: (B, N, C) tokens, the class token first. Output shape:
+    (B, C).
+    """
+
+    def call(self, tokens):
+        return tokens[:, 0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])

@@ -8,7 +8,7 @@ from tfcaf.distribute import STRATEGIES
 from tfcaf.errors import TfcafError
 
 LOSSES = ("softmax", "triplet", "npairs")
-OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop")
 SCHEDULES = ("constant", "cosine", "linear", "step")
 
 
@@ -114,7 +114,7 @@ _FRACTIONS = ("drop_rate", "gamma", "delta")
 # |w| << 1). SGD's step scales with the gradient; the largest rates in use
 # come from the linear scaling rule (Goyal et al. 2017: 0.1 x batch/256,
 # 3.2 at batch 8192), so 10 leaves room.
-MAX_LEARNING_RATE = {"adam": 1.0, "rmsprop": 1.0, "sgd": 10.0, "momentum": 10.0}
+MAX_LEARNING_RATE = {"adam": 1.0, "adamw": 1.0, "rmsprop": 1.0, "sgd": 10.0, "momentum": 10.0}
 
 
 def _is_number(value, integer=False):

@@ -39,6 +39,8 @@ def _learning_rate(config):
 def _optimizer(config):
     rate = _learning_rate(config)
     return {"adam": lambda: keras.optimizers.Adam(rate),
+            # Keras' decoupled weight decay 0.004: what ViTs train with.
+            "adamw": lambda: keras.optimizers.AdamW(rate),
             "sgd": lambda: keras.optimizers.SGD(rate),
             "momentum": lambda: keras.optimizers.SGD(rate, momentum=0.9),
             "rmsprop": lambda: keras.optimizers.RMSprop(rate)}[config.optimizer]()
