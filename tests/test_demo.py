@@ -12,14 +12,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.slow
 def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
+    from tfcaf.cli import demo
+    networks = demo.chosen_networks()  # the ViTs where keras-hub is installed
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "tfcaf.cli.demo", "--smoke", f"--out_dir={out}",
            f"--data_dir={digits_dir}"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (out / "report.md").read_text()
     assert f"report: {out / 'report.md'}" in proc.stdout
-    for name in ("digits_triplet", "digits_npairs", "digits_adl"):
+    for name in networks:
         assert (out / "runs" / name / "model.keras").exists()
         assert (out / "exports" / name / "1" / "saved_model.pb").exists()
         assert (out / "eval" / name / "examples.png").exists()
@@ -31,9 +33,9 @@ def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
                   "images |", "| method | stability ↓ | sparseness | complexity ↓ | images |"):
         assert title in report
     # Every method, three tables per network: numbers wherever the method
-    # applies (CAM: class logits only); the many-pass methods on fewer images.
+    # applies (CAM: the CNN classifier only); the many-pass methods on fewer images.
     from tfcaf.caf import METHODS
-    for name in ("digits_triplet", "digits_npairs", "digits_adl"):
+    for name in networks:
         section = report.split(f"## {name}\n")[1].split("\n## ")[0]
         tables = section.split("**")[2::2]
         assert len(tables) == 3, name
@@ -55,8 +57,17 @@ def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
     script = ("import logging, sys; from tfcaf.cli import demo; "
               "logging.basicConfig(level='INFO'); "
               "[demo.train_network(demo.network_config(n, *sys.argv[1:], True), False) "
-              "for n in demo.NETWORKS]")
+              "for n in demo.chosen_networks()]")
     again = subprocess.run([sys.executable, "-c", script, str(out), digits_dir], cwd=REPO,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("reusing") == 3 and "training" not in again.stderr
+    assert again.stderr.count("reusing") == len(networks) and "training" not in again.stderr
+
+
+def test_networks_flag_refuses_an_unknown_name_and_keeps_the_order_given():
+    from tfcaf.cli import demo
+    from tfcaf.errors import TfcafError
+    with pytest.raises(TfcafError, match="--networks=digits_adl,digits_vgg: choose among"):
+        demo.chosen_networks(["digits_adl", "digits_vgg"])
+    assert demo.chosen_networks(["digits_adl", "digits_triplet"]) == ["digits_adl",
+                                                                      "digits_triplet"]

@@ -1,7 +1,9 @@
 """`make demo`: the main job, end to end on the embedded digits set.
 
-Trains a triplet and an N-pair retrieval net and an ADL classifier with the
-`flags/digits_*.flags` settings, exports each as a SavedModel, evaluates
+Trains a triplet and an N-pair retrieval net and an ADL classifier (CNNs),
+and a classifier and a triplet net on a Vision Transformer (keras-hub
+`vit_tiny`; left out, with a line saying so, where keras-hub is not
+installed), with the `flags/digits_*.flags` settings, exports each as a SavedModel, evaluates
 every method of `tfcaf.caf.METHODS` that applies (the many-pass ones,
 Score-CAM to RISE, on fewer images: `demo_methods`): localization (top-1 /
 GT-known loc and MaxBoxAcc under the wsolevaluation protocol, PxAP),
@@ -30,6 +32,9 @@ flags.DEFINE_string("out_dir", "demo_out", "Where models, exports and the report
 flags.DEFINE_string("data_dir", None, "Digits cache root (default: the user cache).")
 flags.DEFINE_boolean("force", False, "Retrain and re-export even if results exist.")
 flags.DEFINE_boolean("smoke", False, "A few steps and images: checks the pipeline, not results.")
+flags.DEFINE_list("networks", None, "Networks to run (flags/<name>.flags), in this order; "
+                  "default: all of digits_triplet, digits_npairs, digits_adl, digits_vit, "
+                  "digits_vit_triplet.")
 flags.DEFINE_integer("max_images", 1000, "Evaluation images per network (evenly spaced).")
 flags.DEFINE_integer("faithfulness_images", 100,
                      "Images per network for the faithfulness metrics (evenly spaced; each "
@@ -41,13 +46,13 @@ flags.DEFINE_integer("many_pass_images", 25,
 flags.DEFINE_integer("faithfulness_step", 256, "Pixels per deletion/insertion step "
                      "(256 = 4 rows of a 64-px image: 17 points per curve).", lower_bound=1)
 
-# No --output: each of the three networks' output is guessed right.
+# No --output: each network's output is guessed right.
 SOLVER_FLAGS = solver_flags.define(
     iterations_help="Default: the --solver preset's for the evaluation, bin/export's "
     f"{EXPORT_ITERATIONS} for the exports; when given, both.", output=False)
 
 FLAG_GROUPS = (
-    ("Run", ("out_dir", "data_dir", "force", "smoke")),
+    ("Run", ("out_dir", "data_dir", "force", "smoke", "networks")),
     ("Evaluation", ("max_images", "faithfulness_images", "many_pass_images",
                     "faithfulness_step")),
     ("Method", SOLVER_FLAGS),
@@ -55,8 +60,29 @@ FLAG_GROUPS = (
 check_flags = solver_flags.check
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NETWORKS = ("digits_triplet", "digits_npairs", "digits_adl")
+NETWORKS = ("digits_triplet", "digits_npairs", "digits_adl", "digits_vit", "digits_vit_triplet")
+# Networks on keras-hub backbones (an optional dependency).
+HUB_NETWORKS = ("digits_vit", "digits_vit_triplet")
 log = logging.getLogger("tfcaf.demo")
+
+
+def chosen_networks(names=None):
+    """`names` (default `NETWORKS`) checked, less the keras-hub ones when
+    keras-hub is not installed (said in a log line); TfcafError for an
+    unknown name."""
+    import importlib.util
+    from tfcaf.errors import TfcafError
+    names = list(NETWORKS if names is None else names)
+    unknown = [name for name in names if name not in NETWORKS]
+    if unknown or not names:
+        raise TfcafError(f"--networks={','.join(names)}: choose among {', '.join(NETWORKS)}")
+    if importlib.util.find_spec("keras_hub") is None:
+        left_out = [name for name in names if name in HUB_NETWORKS]
+        if left_out:
+            log.warning("leaving out %s: keras-hub is not installed (pip install "
+                        "'tfcaf[hub]', Python >= 3.11)", ", ".join(left_out))
+        names = [name for name in names if name not in HUB_NETWORKS]
+    return names
 
 
 def network_config(name, out_dir, data_dir, smoke):
@@ -199,10 +225,12 @@ def write_report(out_dir, results, timings, smoke, options):
 
 def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
              faithfulness_images=100, faithfulness_step=256, solver=None, iterations=None,
-             many_pass_images=25):
+             many_pass_images=25, networks=None):
     """The whole job; returns the report path.
 
     Args:
+        networks: names of `NETWORKS` to run (default all; see
+            `chosen_networks`).
         solver: `SolverConfig` of the evaluation and of the exports' explain
             signatures (default: the default one).
         iterations: iteration cap of both; None: the solver's for the
@@ -212,6 +240,7 @@ def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
     from tfcaf.caf import SolverConfig
     from tfcaf.outputs import check_folder
     check_folder(out_dir, "--out_dir")  # before any training, under the flag's own name
+    networks = chosen_networks(networks)
     solver = SolverConfig() if solver is None else solver
     caps = (iterations, iterations) if iterations is not None else \
         (100, 100) if smoke else (solver.max_iterations, EXPORT_ITERATIONS)
@@ -229,7 +258,7 @@ def run_demo(out_dir, data_dir=None, force=False, smoke=False, max_images=1000,
                "seed_images": 8 if smoke else 64}
     timings, results = {}, {}
     started = time.time()
-    for name in NETWORKS:
+    for name in networks:
         config = network_config(name, out_dir, data_dir, smoke)
         clock = time.time()
         model_path = train_network(config, force)
@@ -253,7 +282,7 @@ def main(argv):
     path = run_demo(FLAGS.out_dir, FLAGS.data_dir, FLAGS.force, FLAGS.smoke,
                     FLAGS.max_images, FLAGS.faithfulness_images, FLAGS.faithfulness_step,
                     solver_flags.solver_config(), FLAGS.iterations if given else None,
-                    FLAGS.many_pass_images)
+                    FLAGS.many_pass_images, FLAGS.networks)
     print(f"report: {os.path.abspath(path)}")
 
 

@@ -82,7 +82,7 @@ def introduction(results, options, many_pass):
         return ", ".join(f"{m} {k}={v}" for m, values in table.items() for k, v in values.items())
     settings, metric_settings = listed(options["method_options"]), listed(options["metric_options"])
     return [
-        "Retrieval nets are evaluated on the held-out classes 5-9, the ADL classifier on the "
+        "Retrieval nets are evaluated on the held-out classes 5-9, the classifiers on the "
         "test split, on evenly spaced images: the one-pass methods on "
         f"{options['max_images']} for localization and {options['faithfulness_images']} for "
         f"faithfulness, the many-pass ones ({', '.join(many_pass)}: tens to thousands of "
@@ -93,7 +93,8 @@ def introduction(results, options, many_pass):
         "(localization, PxAP, Average Drop, Increase in Confidence, pointing game), the others "
         "as computed (AUCs in [0, 1], correlations in [−1, 1], ROAD a change of score, "
         "stability a relative change of the map, complexity in nats); '–': the method does "
-        "not apply (CAM needs class logits). Methods run "
+        "not apply (CAM needs class logits and a convolutional feature map pooled by GAP). "
+        "Methods run "
         "with their reference defaults"
         + (f", except {settings} (for time)" if settings else "") + "; metrics with theirs"
         + (f", except {metric_settings} (for time)" if metric_settings else "") + ". On the "
