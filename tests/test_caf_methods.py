@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfcaf
 from tfcaf.caf import METHODS, Explainer, Method, SolverConfig, method
 from tfcaf.caf import methods as methods_module
 from tfcaf.errors import TfcafError

@@ -11,7 +11,7 @@ from tfcaf import lazy
 
 # Public name -> the submodule that defines it.
 _SOURCES = {
-    "Explainer": "explainer", "Explanation": "explainer", "explain": "explainer",
+    "Explainer": "explainer", "Explanation": "explanation", "explain": "explainer",
     "METHODS": "methods", "Method": "methods", "method": "methods",
     "Solution": "solver", "SolverConfig": "solver_config",
     "SplitModel": "split", "split_model": "split", "Similarity": "targets",
