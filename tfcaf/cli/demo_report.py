@@ -18,9 +18,9 @@ TABLES = (
 )
 # What the protocol sentences of the evaluations do not say.
 NOTES = (
-    "Top-1 localization also needs the predicted class right (ADL) or the nearest neighbour "
+    "Top-1 localization also needs the predicted class right (classifiers) or the nearest neighbour "
     "to share the query's class (retrieval nets, R@1; docs/method.md §5).",
-    "Scores are the ground-truth class's softmax probability (ADL) or the cosine similarity "
+    "Scores are the ground-truth class's softmax probability (classifiers) or the cosine similarity "
     "to the image's embedding (retrieval nets, for which no reference library computes "
     "these metrics). On a retrieval net Increase in Confidence is 0 by construction (an "
     "image's cosine to its own embedding is already 1), and a deletion AUC can be below 0 "
