@@ -13,10 +13,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.slow
 def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
     from tfcaf.cli import demo
-    networks = demo.chosen_networks()  # the ViTs where keras-hub is installed
+    networks = demo.chosen_networks(demo.NETWORKS)  # the ViTs where keras-hub is installed
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "tfcaf.cli.demo", "--smoke", f"--out_dir={out}",
-           f"--data_dir={digits_dir}"]
+           f"--data_dir={digits_dir}", f"--networks={','.join(networks)}"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (out / "report.md").read_text()
@@ -56,9 +56,10 @@ def test_smoke_demo_writes_report_models_and_exports(tmp_path, digits_dir):
     # the first run's, is left out to keep the suite short).
     script = ("import logging, sys; from tfcaf.cli import demo; "
               "logging.basicConfig(level='INFO'); "
-              "[demo.train_network(demo.network_config(n, *sys.argv[1:], True), False) "
-              "for n in demo.chosen_networks()]")
-    again = subprocess.run([sys.executable, "-c", script, str(out), digits_dir], cwd=REPO,
+              "[demo.train_network(demo.network_config(n, *sys.argv[1:3], True), False) "
+              "for n in sys.argv[3].split(',')]")
+    again = subprocess.run([sys.executable, "-c", script, str(out), digits_dir,
+                            ",".join(networks)], cwd=REPO,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("reusing") == len(networks) and "training" not in again.stderr
@@ -71,3 +72,4 @@ def test_networks_flag_refuses_an_unknown_name_and_keeps_the_order_given():
         demo.chosen_networks(["digits_adl", "digits_vgg"])
     assert demo.chosen_networks(["digits_adl", "digits_triplet"]) == ["digits_adl",
                                                                       "digits_triplet"]
+    assert demo.chosen_networks() == ["digits_triplet", "digits_npairs", "digits_adl"]
