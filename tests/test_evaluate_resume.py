@@ -51,6 +51,7 @@ def _run(command):
     return run
 
 
+@pytest.mark.slow
 def test_sigkilled_twice_then_resumed_equals_an_uninterrupted_run(tiny_model, digits_dir,
                                                                   tmp_path):
     whole = tmp_path / "whole"
