@@ -169,6 +169,10 @@ def _run_one(binary, case):
 
 
 def _child():
+    # Ctrl-C as in a terminal: a suite started in the background (`make
+    # test &`, nohup) hands its processes SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     request = json.loads(sys.stdin.read())
     results = {case["name"]: _run_one(request["binary"], case) for case in request["cases"]}
     sys.stdout.write("\n" + json.dumps(results) + "\n")

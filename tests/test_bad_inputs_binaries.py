@@ -143,6 +143,7 @@ EXTRA_LINES = {
 # bin/train paused by Ctrl-C right after its checkpoint 2 (of 4).
 _CTRL_C_AFTER_CHECKPOINT_2 = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in the background
 from tfcaf.training import loop
 save = loop.Trainer.save_checkpoint
 def save_then_interrupt(self, step):

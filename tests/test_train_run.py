@@ -61,7 +61,8 @@ def _weights(model_dir):
 # bin/train that stops, alive, right after saving checkpoint `step`: tests
 # kill or interrupt it in that known state instead of racing a running loop.
 _WAIT_AFTER_CHECKPOINT = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in the background
 from tfcaf.training import loop
 save = loop.Trainer.save_checkpoint
 def save_then_wait(self, step):
