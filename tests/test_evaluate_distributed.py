@@ -44,6 +44,7 @@ def one_device(tiny_model, digits_dir, tmp_path_factory):
     return _numbers(out)
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_equals_one_device(one_device, tiny_model, digits_dir,
                                                         tmp_path):
     out = tmp_path / "eval"
