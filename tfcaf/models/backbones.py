@@ -125,16 +125,18 @@ class BackboneSpec:
         build: `(input_shape, weights, cam_conv, **options) -> keras.Model`
             on preprocessed images; `weights` is None or "imagenet".
         preprocessing: `ImagePreprocessing` mode.
-        adl_positions: default layers after which ADL is inserted; empty:
-            the backbone takes no ADL (nor ACoL: a token backbone).
+        adl_positions: default layers after which ADL is inserted.
         adl_gamma: default ADL threshold.
         imagenet: whether Keras distributes ImageNet weights for it.
+        tokens: it ends in (B, N, C) transformer tokens, not a feature map
+            (no ADL or ACoL head).
     """
     build: object
     preprocessing: str
     adl_positions: tuple
     adl_gamma: float
     imagenet: bool
+    tokens: bool = False
 
 
 BACKBONES = {
@@ -155,7 +157,7 @@ BACKBONES = {
     "vgg16_gap": BackboneSpec(
         _vgg16_gap, "caffe", ("block3_pool", "block4_conv3", "block5_conv3"),
         0.8, True),
-    "vit_tiny": BackboneSpec(_vit_tiny, "tf", (), 0.9, False),
+    "vit_tiny": BackboneSpec(_vit_tiny, "tf", (), 0.9, False, tokens=True),
 }
 
 

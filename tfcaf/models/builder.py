@@ -105,7 +105,7 @@ def build_model(backbone="tiny_resnet", head="classifier", num_classes=None,
     """
     _check_args(head, num_classes, embedding_dim)
     spec = backbone_spec(backbone)
-    if head in ("adl", "acol") and not spec.adl_positions:
+    if head in ("adl", "acol") and spec.tokens:
         raise TfcafError(f"head '{head}' needs a convolutional backbone; '{backbone}' "
                          "ends in transformer tokens: use head 'classifier' or 'embedding'")
     if isinstance(weights, str) and weights.lower() == "none":
