@@ -157,7 +157,7 @@ VISUALIZE_ROWS = [
      ["--model=ResNet50", "--weights=none", "--preprocessing=tf", "--out_dir=o14"] + V, 1,
      r"application ResNet50 brings its own", _absent("o14")),
     ("unknown preprocessing", "refused", ["--model=plain.keras", "--preprocessing=x255"] + V, 2,
-     r"flag --preprocessing=x255: value should be one of <caffe\|torch\|tf\|unit\|none>", None),
+     r"flag --preprocessing=x255: value should be one of <caffe\|torch\|tf\|unit\|none\|clip>", None),
     ("plain model fed raw pixels", "warned", ["--model=plain.keras", "--out_dir=o15"] + V, 0,
      r"^warning: model 'plain.keras' shows no preprocessing .*before its first convolution",
      _written("o15", ".png", ".npy")),

@@ -66,7 +66,7 @@ def _brute_blur(image, substrate):
     return out
 
 
-@pytest.mark.parametrize("mode", ["caffe", "torch", "tf", "unit", "none"])
+@pytest.mark.parametrize("mode", ["caffe", "torch", "tf", "unit", "none", "clip"])
 def test_substrate_is_what_preprocessing_maps_to_zero(mode):
     colour = fm.substrate_colour(mode)
     np.testing.assert_allclose(preprocess_pixels(tf.constant(colour[None]), mode).numpy(), 0,

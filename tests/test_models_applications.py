@@ -26,12 +26,15 @@ PIXELS = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float3
     ("tf", keras.applications.mobilenet_v2.preprocess_input),
     ("unit", lambda x: x / 255.0),
     ("none", keras.applications.efficientnet.preprocess_input),
+    # openai/clip-vit-base-patch32's preprocessor_config.json image_mean/std.
+    ("clip", lambda x: (x / 255.0 - np.array([0.48145466, 0.4578275, 0.40821073]))
+     / np.array([0.26862954, 0.26130258, 0.27577711])),
 ])
 def test_each_preprocessing_mode_matches_keras_applications(mode, reference):
     expected = np.asarray(reference(PIXELS.copy()))
     got = np.asarray(preprocess_pixels(keras.ops.convert_to_tensor(PIXELS), mode))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
-    assert set(MODES) == {"caffe", "torch", "tf", "unit", "none"}
+    assert set(MODES) == {"caffe", "torch", "tf", "unit", "none", "clip"}
 
 
 def test_plain_import_gives_load_model_without_tensorflow():

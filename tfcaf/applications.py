@@ -55,7 +55,8 @@ def load_model(spec, weights="imagenet", preprocessing=None):
             `model.save`), a case-insensitive `keras.applications` name,
             one of `APPLICATION_NAMES` (e.g. "ResNet50"), or
             "keras_hub:<preset, preset folder or backbone config .json>" (a
-            ViT or DINOv2 with its head: `tfcaf.models.hub.load_hub_model`).
+            ViT, DINOv2, DeiT, or CLIP or SigLIP image tower, with its head:
+            `tfcaf.models.hub.load_hub_model`).
         weights: applications: "imagenet" (downloaded by Keras on first
             use into `~/.keras/models`; keras_hub presets: the preset's
             weights), None or "none" (random), or a path

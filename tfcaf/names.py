@@ -25,7 +25,7 @@ TARGET_KINDS = ("classes", "output", "similarity")
 # What a model's output is: class logits, or an embedding (retrieval nets).
 OUTPUTS = ("logits", "embedding")
 # Input preprocessings, `tfcaf.models.preprocessing.MODES` (--preprocessing).
-PREPROCESSING_MODES = ("caffe", "torch", "tf", "unit", "none")
+PREPROCESSING_MODES = ("caffe", "torch", "tf", "unit", "none", "clip")
 DATASETS = ("digits", "cub", "imagenet", "folder")
 # "wsolevaluation": boxes exactly as clovaai/wsolevaluation (the protocol of
 # the WSOL literature, docs/method.md §5); "tfcaf": 8-connected components of

@@ -42,7 +42,7 @@ from tfcaf.metrics import registry
 from tfcaf.metrics.checks import check_heatmaps, check_images, check_int
 from tfcaf.metrics.scores import batched_outputs, scoring, target_scores
 from tfcaf.models.layers import ImagePreprocessing
-from tfcaf.models.preprocessing import CAFFE_BGR_MEAN, TORCH_RGB_MEAN
+from tfcaf.models.preprocessing import CAFFE_BGR_MEAN, CLIP_RGB_MEAN, TORCH_RGB_MEAN
 
 BLUR_SIZE, BLUR_SIGMA = 11, 5.0
 # Zhang et al.'s pointing-game tolerance in pixels (TorchRay's default),
@@ -55,6 +55,7 @@ _SUBSTRATES = {
     "tf": (127.5, 127.5, 127.5),
     "unit": (0.0, 0.0, 0.0),
     "none": (0.0, 0.0, 0.0),
+    "clip": tuple(255.0 * m for m in CLIP_RGB_MEAN),
 }
 
 

@@ -113,8 +113,7 @@ def _vit_tiny(input_shape, weights, cam_conv, **options):
     del weights, cam_conv  # no pretrained weights; no CAM convolution
     from tfcaf.models.hub import backbone_from, unrolled_backbone
     config = dict(VIT_TINY, image_shape=tuple(input_shape), **options)
-    model, _, _ = unrolled_backbone(backbone_from("ViTBackbone", None, config))
-    return model
+    return unrolled_backbone(backbone_from("ViTBackbone", None, config))
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,10 @@
-"""keras-hub Vision Transformers (ViT, DINOv2) as models tfcaf can explain.
+"""keras-hub Vision Transformers (ViT, DINOv2, DeiT, and the image towers
+of CLIP and SigLIP) as models tfcaf can explain.
 
-keras-hub runs a backbone's transformer blocks in a Python loop inside one
-encoder layer, so no split could reach a block. `load_hub_model` replays
-the backbone with that loop unrolled into the functional graph (the same
-layer objects and weights), adds the task's head and the preprocessing as
-a first layer, like tfcaf's other models: it takes raw RGB pixels in
-[0, 255]. keras-hub is an optional dependency (`pip install tfcaf[hub]`,
+`load_hub_model` builds the backbone, takes its image tower with one layer
+per transformer block (`hub_towers`), adds the task's head and the
+preprocessing as a first layer, like tfcaf's other models: it takes raw
+RGB pixels in [0, 255]. keras-hub is an optional dependency (`pip install tfcaf[hub]`,
 Python >= 3.11).
 """
 
@@ -14,10 +13,9 @@ import os
 
 import keras
 
-from tfcaf import graph
 from tfcaf.errors import TfcafError
 from tfcaf.models.backbones import with_preprocessing
-from tfcaf.models.layers import ClassToken
+from tfcaf.models.hub_towers import family_of, image_shape
 
 HUB_HEADS = ("classifier", "embedding")
 
@@ -32,43 +30,22 @@ def import_keras_hub():
     return keras_hub
 
 
-def _families(keras_hub):
-    """{backbone class: (unroll function, preprocessing mode, default head)}.
-
-    The modes are those of the families' ImageNet presets' image
-    converters: ViT (x / 127.5 - 1) and DINOv2 (ImageNet mean and std).
-    """
-    def vit_encoder(encoder, x):
-        x = encoder.dropout(x)
-        for block in encoder.encoder_layers:
-            x = block(x)
-        return encoder.layer_norm(x)
-
-    def dinov2_encoder(encoder, x, training=None):
-        stages = {}
-        for index, block in enumerate(encoder.layers, start=1):
-            x = block(x)
-            stages[f"stage{index}"] = x
-        return x, stages
-    models, layers = keras_hub.models, keras_hub.src.models
-    return {
-        models.ViTBackbone: (layers.vit.vit_layers.ViTEncoder, vit_encoder, "tf", "classifier"),
-        models.DINOV2Backbone: (layers.dinov2.dinov2_layers.DINOV2Encoder, dinov2_encoder,
-                                "torch", "embedding"),
-    }
-
-
-# What keras-hub 0.32's ViT layers write into get_config() beyond their
-# arguments (values derived from them), which their __init__ refuses: a
-# .keras file holding them would not load.
-_DERIVED_CONFIG = {"ViTPatchingAndEmbedding": ("num_patches", "num_positions"),
-                   "ViTEncoderBlock": ("key_dim",)}
+# What keras-hub 0.32's ViT and DeiT layers write into get_config() beyond
+# their arguments (values derived from them), which their __init__ refuses:
+# a .keras file holding them would not load. {module: {class: keys}}.
+_DERIVED_CONFIG = {
+    "vit.vit_layers": {"ViTPatchingAndEmbedding": ("num_patches", "num_positions"),
+                       "ViTEncoderBlock": ("key_dim",)},
+    "deit.deit_layers": {"DeiTEmbeddings": ("num_patches", "num_positions"),
+                         "DeiTEncoderBlock": ("key_dim",)},
+}
 
 
 def hub_custom_objects():
     """`custom_objects` that load a .keras file with keras-hub layers: the
-    ViT layers' classes, reading their config without the derived values."""
-    vit_layers = import_keras_hub().src.models.vit.vit_layers
+    ViT and DeiT layers' classes, reading their config without the derived
+    values."""
+    models = import_keras_hub().src.models
 
     def loadable(cls, derived):
         def from_config(loaded, config):
@@ -76,8 +53,13 @@ def hub_custom_objects():
             return super(loaded, loaded).from_config(kept)
         return type(cls.__name__, (cls,), {"from_config": classmethod(from_config),
                                            "__module__": __name__})
-    return {name: loadable(getattr(vit_layers, name), derived)
-            for name, derived in _DERIVED_CONFIG.items()}
+    objects = {}
+    for module, classes in _DERIVED_CONFIG.items():
+        package, name = module.split(".")
+        layers = getattr(getattr(models, package), name)
+        objects.update({cls: loadable(getattr(layers, cls), keys)
+                        for cls, keys in classes.items()})
+    return objects
 
 
 def backbone_from(spec, weights="imagenet", config=None):
@@ -115,66 +97,57 @@ def backbone_from(spec, weights="imagenet", config=None):
 
 
 def unrolled_backbone(backbone):
-    """keras-hub `backbone` (a ViTBackbone or DINOV2Backbone) as a
-    functional model with one layer per transformer block.
+    """keras-hub `backbone` (ViT, DINOv2 or DeiT) as a functional model
+    with one layer per transformer block.
 
     Returns:
-        (model, preprocessing mode, default head): the model maps the
-        backbone's preprocessed images (input "backbone_images") to its
-        (B, N, C) tokens, the same layer objects and weights.
+        A model from the backbone's preprocessed images (input
+        "backbone_images") to its (B, N, C) tokens after the final norm,
+        the same layer objects and weights.
     """
-    family = next((value for cls, value in _families(import_keras_hub()).items()
-                   if isinstance(backbone, cls)), None)
-    if family is None:
-        raise TfcafError(f"keras_hub backbone {backbone.name} is a {type(backbone).__name__}; "
-                         "tfcaf unrolls ViTBackbone and DINOV2Backbone")
-    encoder_class, unroll, mode, default_head = family
-
-    def call(layer, args, kwargs):
-        if isinstance(layer, encoder_class):
-            return unroll(layer, *args)
-        return layer(*args, **kwargs)
-    images = keras.Input(shape=backbone.inputs[0].shape[1:], name="backbone_images")
-    (tokens,) = graph.replay(backbone, [images], call=call)
-    return keras.Model(images, tokens, name=backbone.name), mode, default_head
-
-
-def token_pooling(tokens, class_token=True):
-    """(B, C) pooled image feature of (B, N, C) tokens: the class token, or
-    the mean token of a ViT without one."""
-    if class_token:
-        return ClassToken(name="class_token")(tokens)
-    return keras.layers.GlobalAveragePooling1D(name="pool")(tokens)
+    family = family_of(backbone)
+    if family.tokens is None:
+        raise TfcafError(f"keras_hub backbone {backbone.name} pools its tokens inside; "
+                         "use load_hub_model")
+    images = keras.Input(shape=image_shape(backbone), name="backbone_images")
+    return keras.Model(images, family.tokens(backbone, images), name=backbone.name)
 
 
 def load_hub_model(spec, weights="imagenet", config=None, head=None, num_classes=1000):
-    """A keras-hub ViT or DINOv2 backbone with a head, unrolled so that
-    tfcaf can split at any of its blocks.
+    """A keras-hub Vision Transformer with a head, its blocks one layer
+    each, so that tfcaf can split at any of them.
 
     Args:
         spec, weights, config: see `backbone_from` (without the "keras_hub:"
-            prefix).
-        head: "classifier": the class token (a ViT without one: the mean
-            token), Dense(`num_classes`) logits
-            (random weights: a classifier to fine-tune); "embedding": the
-            class token after the final norm, L2-normalised (DINOv2's image
-            embedding). Default: the family's (ViT: classifier, DINOv2:
-            embedding).
+            prefix): a ViT, DINOv2, DeiT, CLIP or SigLIP backbone (of CLIP
+            and SigLIP, the image tower).
+        head: "classifier": Dense(`num_classes`) logits (random weights: a
+            classifier to fine-tune) of the image feature: the class token
+            after the final norm (a ViT without one: the mean token;
+            SigLIP: its attention pooling); "embedding": the image feature,
+            CLIP's projected, L2-normalised (the image embedding of DINOv2,
+            CLIP and SigLIP). Default: the family's (ViT, DeiT: classifier;
+            DINOv2, CLIP, SigLIP: embedding).
         num_classes: the classifier's classes.
 
     Returns:
         A functional `keras.Model`: images (B, H, W, 3) RGB in [0, 255] ->
-        logits (B, num_classes) or embedding (B, C).
+        logits (B, num_classes) or embedding (B, D), preprocessed by the
+        family's image converter's statistics (ViT, SigLIP: x / 127.5 - 1;
+        DINOv2, DeiT: ImageNet's; CLIP: CLIP's).
     """
     backbone = backbone_from(spec, weights, config)
-    unrolled, mode, default_head = unrolled_backbone(backbone)
-    head = head or default_head
+    family = family_of(backbone)
+    head = head or family.default_head
     if head not in HUB_HEADS:
         raise TfcafError(f"head={head!r}; choose one of {', '.join(HUB_HEADS)}")
-    x = token_pooling(unrolled.output, getattr(backbone, "use_class_token", True))
+    images = keras.Input(shape=image_shape(backbone), name="backbone_images")
+    feature = family.feature(backbone, images)
     if head == "classifier":
-        outputs = keras.layers.Dense(num_classes, name="logits")(x)
+        outputs = keras.layers.Dense(num_classes, name="logits")(feature)
     else:
-        outputs = keras.layers.UnitNormalization(name="embedding")(x)
-    model = keras.Model(unrolled.input, outputs, name=backbone.name)
-    return with_preprocessing(model, mode)
+        # Not "embedding": CLIP's and SigLIP's patch embeddings are named so.
+        outputs = keras.layers.UnitNormalization(name="image_embedding")(
+            family.project(backbone, feature))
+    model = keras.Model(images, outputs, name=backbone.name)
+    return with_preprocessing(model, family.mode)

@@ -16,6 +16,13 @@ from tfcaf.names import PREPROCESSING_MODES
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 TORCH_RGB_MEAN = (0.485, 0.456, 0.406)
 TORCH_RGB_STD = (0.229, 0.224, 0.225)
+# OpenAI CLIP's image statistics (its image converters; keras-hub's CLIP
+# and MetaCLIP 2 presets use them too).
+CLIP_RGB_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_RGB_STD = (0.26862954, 0.26130258, 0.27577711)
+# The modes that standardise x / 255 by per-channel RGB means and stds.
+STANDARDIZATIONS = {"torch": (TORCH_RGB_MEAN, TORCH_RGB_STD),
+                    "clip": (CLIP_RGB_MEAN, CLIP_RGB_STD)}
 
 MODES = dict(zip(PREPROCESSING_MODES, (
     "RGB -> BGR, minus the ImageNet BGR means (ResNet50, VGG16/19, Caffe GoogLeNet)",
@@ -23,6 +30,7 @@ MODES = dict(zip(PREPROCESSING_MODES, (
     "x / 127.5 - 1, to [-1, 1] (MobileNetV2, InceptionV3, Xception)",
     "x / 255, to [0, 1] (tiny_resnet)",
     "identity (models that preprocess inside, e.g. EfficientNet)",
+    "x / 255, minus CLIP's RGB means, over their standard deviations (keras-hub CLIP)",
 )))
 
 
@@ -48,9 +56,8 @@ def preprocess_pixels(pixels, mode):
     dtype = pixels.dtype
     if mode == "caffe":
         return ops.flip(pixels, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype)
-    if mode == "torch":
-        mean = ops.convert_to_tensor(TORCH_RGB_MEAN, dtype)
-        std = ops.convert_to_tensor(TORCH_RGB_STD, dtype)
+    if mode in STANDARDIZATIONS:
+        mean, std = (ops.convert_to_tensor(v, dtype) for v in STANDARDIZATIONS[mode])
         return (pixels / ops.cast(255.0, dtype) - mean) / std
     if mode == "tf":
         return pixels / ops.cast(127.5, dtype) - ops.cast(1.0, dtype)
