@@ -148,14 +148,16 @@ def test_cam_is_refused_on_tokens():
 
 
 @pytest.mark.parametrize("extra", [0, 3])
-@pytest.mark.parametrize("method", ["hirescam", "l2caf"])
-def test_the_one_token_that_carries_the_output_is_found(method, extra):
-    # The head reads patch token 5 alone: patch (1, 1) of the 4 x 4 grid.
+@pytest.mark.parametrize("method,filter", [("hirescam", None), ("l2caf", "l2norm"),
+                                           ("l2caf", "softmax"), ("l2caf", "gauss")])
+def test_the_one_token_that_carries_the_output_is_found(method, filter, extra):
+    # The head reads patch token 7 alone: patch (1, 3) of the 4 x 4 grid,
+    # off centre (where the Gaussian filter starts).
     # (Not Grad-CAM: its pooled weights light every token that shares
     # channels.)
-    planted = _vit(pooling=keras.layers.Lambda(lambda tokens: tokens[:, extra + 5],
-                                               name="token_5"), extra=extra)
-    result = tfcaf.explain(planted, IMAGES, method=method, layer="block_1",
-                           **CHEAP.get(method, {}))
+    planted = _vit(pooling=keras.layers.Lambda(lambda tokens: tokens[:, extra + 7],
+                                               name="token_7"), extra=extra)
+    options = {"filter": filter} if filter else {}
+    result = tfcaf.explain(planted, IMAGES, method=method, layer="block_1", **options)
     for raw in np.abs(result.maps):
-        assert np.unravel_index(np.argmax(raw), raw.shape) == (1, 1)
+        assert np.unravel_index(np.argmax(raw), raw.shape) == (1, 3)
