@@ -1,5 +1,5 @@
 """keras-hub Vision Transformers (`tfcaf.models.hub`): small ViT, DINOv2,
-DeiT, CLIP and SigLIP configurations with random weights, one layer per
+DINOv3, DeiT, CLIP and SigLIP configurations with random weights, one layer per
 block. Each model computes what keras-hub's own backbone computes, every
 method gives finite patch-grid maps of each image alone, a planted token
 that carries the whole output is found, both heads save and load, and
@@ -51,6 +51,10 @@ CONFIGS = {
                                    num_layers=2, num_heads=2, hidden_dim=DIM,
                                    intermediate_dim=2 * DIM, num_register_tokens=2,
                                    dtype="float64"),
+    "DINOV3Backbone": lambda: dict(image_shape=(SIZE, SIZE, 3), patch_size=PATCH,
+                                   num_layers=2, num_heads=2, hidden_dim=DIM,
+                                   intermediate_dim=2 * DIM, num_register_tokens=2,
+                                   dtype="float64"),
     "DeiTBackbone": lambda: dict(image_shape=(SIZE, SIZE, 3), patch_size=PATCH, num_layers=2,
                                  num_heads=2, hidden_dim=DIM, intermediate_dim=2 * DIM,
                                  dtype="float64"),
@@ -61,12 +65,14 @@ CONFIGS = {
 # patches; the default split's layer (the middle block's input; of 2
 # blocks, the first's; SigLIP's attention pooling counts as one block
 # more); the last block.
-EXTRA = {"ViTBackbone": 1, "DINOV2Backbone": 3, "DeiTBackbone": 2, "CLIPBackbone": 1,
-         "SigLIPBackbone": 0}
+EXTRA = {"ViTBackbone": 1, "DINOV2Backbone": 3, "DINOV3Backbone": 3, "DeiTBackbone": 2,
+         "CLIPBackbone": 1, "SigLIPBackbone": 0}
 DEFAULT_LAYER = {"ViTBackbone": "dropout", "DINOV2Backbone": "embeddings",
+                 "DINOV3Backbone": "embeddings",
                  "DeiTBackbone": "deit_patching_and_embedding",
                  "CLIPBackbone": "pre_layer_norm", "SigLIPBackbone": "encoder_block_0"}
 LAST_BLOCK = {"ViTBackbone": "transformer_block_2", "DINOV2Backbone": "layers_1",
+              "DINOV3Backbone": "layers_1",
               "DeiTBackbone": "transformer_block_2", "CLIPBackbone": "encoder_block_1",
               "SigLIPBackbone": "encoder_block_1"}
 # The presets' image converters: x / 127.5 - 1 (ViT, SigLIP), or x / 255
@@ -76,7 +82,8 @@ IMAGENET = (np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225]))
 OPENAI_CLIP = (np.array([0.48145466, 0.4578275, 0.40821073]),
                np.array([0.26862954, 0.26130258, 0.27577711]))
 TWO_TOWERS = ("CLIPBackbone", "SigLIPBackbone")
-STATISTICS = {"DINOV2Backbone": IMAGENET, "DeiTBackbone": IMAGENET, "CLIPBackbone": OPENAI_CLIP}
+STATISTICS = {"DINOV2Backbone": IMAGENET, "DINOV3Backbone": IMAGENET, "DeiTBackbone": IMAGENET,
+              "CLIPBackbone": OPENAI_CLIP}
 
 
 def _model(name, config):
@@ -117,8 +124,9 @@ def _expected(name):
         dense = MODELS[name].get_layer("logits")
         return np.asarray(backbone(images)[:, 0]) @ np.asarray(dense.kernel) + \
             np.asarray(dense.bias)
-    if name == "DINOV2Backbone":
-        embedding = np.asarray(backbone({"images": images}))[:, 0]
+    if name in ("DINOV2Backbone", "DINOV3Backbone"):
+        (key,) = backbone.input  # "images", "pixel_values"
+        embedding = np.asarray(backbone({key: images}))[:, 0]
     else:
         embedding = np.asarray(backbone.get_vision_embeddings(images))
     return embedding / np.linalg.norm(embedding, axis=-1, keepdims=True)
@@ -150,11 +158,12 @@ METHODS = ["l2caf", "l2caf_specific", "gradcam", "gradcampp", "xgradcam", "hires
 # each kind of the CAM family (gradient, gradient x activation, PCA).
 FAMILY_METHODS = {
     "ViTBackbone": METHODS, "DINOV2Backbone": METHODS,
+    "DINOV3Backbone": ["l2caf", "gradcam", "hirescam", "eigencam"],
     "DeiTBackbone": ["l2caf", "gradcam", "hirescam", "eigencam"],
     "CLIPBackbone": ["l2caf", "l2caf_specific", "gradcam", "hirescam", "eigencam"],
     "SigLIPBackbone": ["l2caf", "l2caf_specific", "gradcam", "hirescam", "eigencam"],
 }
-EMBEDDINGS = ("DINOV2Backbone", "CLIPBackbone", "SigLIPBackbone")
+EMBEDDINGS = ("DINOV2Backbone", "DINOV3Backbone", "CLIPBackbone", "SigLIPBackbone")
 # On the image embeddings, the methods that need a target explain the
 # similarity to the images in reverse order.
 NEEDS_TARGET = {"l2caf_specific", "scorecam", "ablationcam"}

@@ -55,7 +55,7 @@ def load_model(spec, weights="imagenet", preprocessing=None):
             `model.save`), a case-insensitive `keras.applications` name,
             one of `APPLICATION_NAMES` (e.g. "ResNet50"), or
             "keras_hub:<preset, preset folder or backbone config .json>" (a
-            ViT, DINOv2, DeiT, or CLIP or SigLIP image tower, with its head:
+            ViT, DINOv2, DINOv3, DeiT, or CLIP or SigLIP image tower, with its head:
             `tfcaf.models.hub.load_hub_model`).
         weights: applications: "imagenet" (downloaded by Keras on first
             use into `~/.keras/models`; keras_hub presets: the preset's

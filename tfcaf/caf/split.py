@@ -208,7 +208,7 @@ def _split_at_default(model, calls, strip):
         if rank == 4:
             last_4d = split
             break
-        token_splits.append((sum(map(_mixes_tokens, split.head._flatten_layers())), split))
+        token_splits.append((sum(map(_mixes_tokens, split.head.layers)), split))
     blocks = max((count for count, _ in token_splits), default=0)
     if blocks:
         return next(split for count, split in token_splits if count >= blocks // 2 + 1)
@@ -222,12 +222,15 @@ def _split_at_default(model, calls, strip):
 
 
 def _mixes_tokens(layer):
-    """Whether `layer` may mix tokens: an attention layer, or a layer of
-    neither Keras nor tfcaf (a library's transformer block)."""
-    if isinstance(layer, keras.layers.MultiHeadAttention):
-        return True
-    module = type(layer).__module__
-    return not module.startswith(("keras.", "tfcaf.")) and not isinstance(layer, keras.Model)
+    """Whether `layer` (of a head's graph) may mix tokens: it is or holds
+    an attention layer, or a layer of neither Keras nor tfcaf (a library's
+    transformer block, possibly wrapped by tfcaf). Once per layer, however
+    many of them it holds."""
+    def foreign(inner):
+        module = type(inner).__module__
+        return isinstance(inner, keras.layers.MultiHeadAttention) or (
+            not module.startswith(("keras.", "tfcaf.")) and not isinstance(inner, keras.Model))
+    return any(map(foreign, layer._flatten_layers()))
 
 
 def _split(model, name, symbolic_output, strip):

@@ -13,12 +13,13 @@ from tfcaf.models.backbones import (BACKBONES, build_backbone, insert_adl,
                                     tiny_resnet, with_preprocessing)
 from tfcaf.models.builder import HEADS, build_model, training_loss
 from tfcaf.models.googlenet import googlenet
+from tfcaf.models.hub_layers import FirstOutput, RotaryBlock, TokenCount
 from tfcaf.models.layers import ADL, ImagePreprocessing, LocalResponseNormalization
 from tfcaf.models.weights import load_weights_file
 
 __all__ = [
-    "ACoLHead", "ACoLLoss", "ACoLModel", "ADL", "BACKBONES", "HEADS",
-    "ImagePreprocessing", "LocalResponseNormalization",
+    "ACoLHead", "ACoLLoss", "ACoLModel", "ADL", "BACKBONES", "FirstOutput", "HEADS",
+    "ImagePreprocessing", "LocalResponseNormalization", "RotaryBlock", "TokenCount",
     "acol_localization_map", "build_backbone", "build_model",
     "erase_features", "googlenet", "insert_adl", "load_weights_file",
     "tiny_resnet", "training_loss", "with_preprocessing",

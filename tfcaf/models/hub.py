@@ -1,5 +1,5 @@
-"""keras-hub Vision Transformers (ViT, DINOv2, DeiT, and the image towers
-of CLIP and SigLIP) as models tfcaf can explain.
+"""keras-hub Vision Transformers (ViT, DINOv2, DINOv3, DeiT, and the image
+towers of CLIP and SigLIP) as models tfcaf can explain.
 
 `load_hub_model` builds the backbone, takes its image tower with one layer
 per transformer block (`hub_towers`), adds the task's head and the
@@ -97,7 +97,7 @@ def backbone_from(spec, weights="imagenet", config=None):
 
 
 def unrolled_backbone(backbone):
-    """keras-hub `backbone` (ViT, DINOv2 or DeiT) as a functional model
+    """keras-hub `backbone` (ViT, DINOv2, DINOv3 or DeiT) as a functional model
     with one layer per transformer block.
 
     Returns:
@@ -119,22 +119,22 @@ def load_hub_model(spec, weights="imagenet", config=None, head=None, num_classes
 
     Args:
         spec, weights, config: see `backbone_from` (without the "keras_hub:"
-            prefix): a ViT, DINOv2, DeiT, CLIP or SigLIP backbone (of CLIP
-            and SigLIP, the image tower).
+            prefix): a ViT, DINOv2, DINOv3, DeiT, CLIP or SigLIP backbone
+            (of CLIP and SigLIP, the image tower).
         head: "classifier": Dense(`num_classes`) logits (random weights: a
             classifier to fine-tune) of the image feature: the class token
             after the final norm (a ViT without one: the mean token;
             SigLIP: its attention pooling); "embedding": the image feature,
             CLIP's projected, L2-normalised (the image embedding of DINOv2,
-            CLIP and SigLIP). Default: the family's (ViT, DeiT: classifier;
-            DINOv2, CLIP, SigLIP: embedding).
+            DINOv3, CLIP and SigLIP). Default: the family's (ViT, DeiT: classifier;
+            DINOv2, DINOv3, CLIP, SigLIP: embedding).
         num_classes: the classifier's classes.
 
     Returns:
         A functional `keras.Model`: images (B, H, W, 3) RGB in [0, 255] ->
         logits (B, num_classes) or embedding (B, D), preprocessed by the
         family's image converter's statistics (ViT, SigLIP: x / 127.5 - 1;
-        DINOv2, DeiT: ImageNet's; CLIP: CLIP's).
+        DINOv2, DINOv3, DeiT: ImageNet's; CLIP: CLIP's).
     """
     backbone = backbone_from(spec, weights, config)
     family = family_of(backbone)

@@ -1,10 +1,10 @@
 """The image towers of keras-hub's Vision Transformer families, with one
 layer per transformer block.
 
-keras-hub's ViT, DINOv2 and DeiT backbones run their blocks in a Python
-loop inside one encoder layer, so no split could reach a block: their
-towers replay the backbone with that loop unrolled into the functional
-graph (the same layer objects and weights). CLIP's and SigLIP's vision
+keras-hub's ViT, DINOv2, DINOv3 and DeiT backbones run their blocks in a
+Python loop inside one encoder layer, so no split could reach a block:
+their towers replay the backbone with that loop unrolled into the
+functional graph (the same layer objects and weights). CLIP's and SigLIP's vision
 encoders already are functional models with one layer per block; their
 towers call them. Each family also says what its image feature is (the
 class token, or SigLIP's attention pooling), its embedding (CLIP projects
@@ -17,7 +17,8 @@ import keras
 
 from tfcaf import graph
 from tfcaf.errors import TfcafError
-from tfcaf.models.layers import ClassToken, FirstOutput, TokenCount
+from tfcaf.models.hub_layers import FirstOutput, RotaryBlock, TokenCount
+from tfcaf.models.layers import ClassToken
 
 
 class HubFamily(NamedTuple):
@@ -74,6 +75,24 @@ def _deit_encoder(encoder, x):
     return encoder.layer_norm(x)
 
 
+def _dinov3_tokens(encoder_class):
+    """DINOv3's `tokens`: the backbone replayed with its encoder's blocks
+    unrolled, each making its own rotary position embeddings."""
+    def tokens(backbone, images):
+        def call(layer, args, kwargs):
+            if not isinstance(layer, encoder_class):
+                return layer(*args, **kwargs)
+            x, stages = args[0], {}
+            for index, block in enumerate(layer.layers, start=1):
+                x = RotaryBlock(block, backbone.rope_embedding, images.shape[1:3],
+                                kwargs["num_prefix_tokens"])(x)
+                stages[f"stage{index}"] = x
+            return x, stages
+        (output,) = graph.replay(backbone, [images], call=call)
+        return output
+    return tokens
+
+
 def _vision_encoder(backbone):
     """A two-tower backbone's image tower, or `backbone` when it is one."""
     return getattr(backbone, "vision_encoder", backbone)
@@ -126,6 +145,7 @@ def families():
     vit = _unrolled_tokens(layers.vit.vit_layers.ViTEncoder, _vit_encoder)
     dinov2 = _unrolled_tokens(layers.dinov2.dinov2_layers.DINOV2Encoder, _dinov2_encoder)
     deit = _unrolled_tokens(layers.deit.deit_layers.DeiTEncoder, _deit_encoder)
+    dinov3 = _dinov3_tokens(layers.dinov3.dinov3_layers.DINOV3Encoder)
     clip = HubFamily(_clip_tokens, _class_token_feature(_clip_tokens), _clip_projection,
                      "clip", "embedding")
     siglip = HubFamily(None, _siglip_feature(layers.siglip.siglip_layers.SigLIPVisionEmbedding),
@@ -134,6 +154,8 @@ def families():
         models.ViTBackbone: HubFamily(vit, _class_token_feature(vit), _identity, "tf",
                                       "classifier"),
         models.DINOV2Backbone: HubFamily(dinov2, _class_token_feature(dinov2), _identity,
+                                         "torch", "embedding"),
+        models.DINOV3Backbone: HubFamily(dinov3, _class_token_feature(dinov3), _identity,
                                          "torch", "embedding"),
         models.DeiTBackbone: HubFamily(deit, _class_token_feature(deit), _identity, "torch",
                                        "classifier"),

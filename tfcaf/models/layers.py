@@ -1,8 +1,7 @@
 """Serializable Keras layers shared by the tfcaf backbones: in-model image
 preprocessing, Caffe-style local response normalization (GoogLeNet) and the
 attention-based dropout layer ADL (Choe & Shim, CVPR 2019; docs/method.md §3),
-and the class-token pooling of Vision Transformer heads, and two adapters
-of keras-hub layers to functional graphs (`TokenCount`, `FirstOutput`).
+and the class-token pooling of Vision Transformer heads.
 """
 
 import keras
@@ -188,55 +187,3 @@ class ClassToken(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[2])
 
-
-@keras.saving.register_keras_serializable(package="tfcaf")
-class TokenCount(keras.layers.Layer):
-    """Tokens unchanged, their number declared: after a layer whose
-    `compute_output_shape` states a wrong one (keras-hub 0.32's SigLIP
-    patch embedding), so that the shapes after it are right.
-
-    Args:
-        count: N, the tokens the input holds.
-        **kwargs: standard `keras.layers.Layer` arguments.
-
-    Input shape: (B, N', C), N tokens at run time. Output shape: (B, N, C).
-    """
-
-    def __init__(self, count, **kwargs):
-        super().__init__(**kwargs)
-        self.count = int(count)
-
-    def call(self, tokens):
-        return ops.reshape(tokens, (-1, self.count, tokens.shape[-1]))
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.count, input_shape[2])
-
-    def get_config(self):
-        return {**super().get_config(), "count": self.count}
-
-
-@keras.saving.register_keras_serializable(package="tfcaf")
-class FirstOutput(keras.layers.Wrapper):
-    """A layer that returns (tokens, extras) as one that returns the
-    tokens: a keras-hub DeiT block, (tokens, attention scores or None),
-    so that its output can be a split point and a functional graph can
-    hold it.
-
-    Args:
-        layer: the wrapped layer; it keeps its weights.
-        **kwargs: standard `keras.layers.Layer` arguments (the name: the
-            wrapped layer's, unless given).
-
-    Input shape: (B, N, C) tokens. Output shape: (B, N, C).
-    """
-
-    def __init__(self, layer, **kwargs):
-        kwargs.setdefault("name", layer.name)
-        super().__init__(layer, **kwargs)
-
-    def call(self, tokens):
-        return self.layer(tokens)[0]
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
