@@ -248,6 +248,46 @@ def test_load_model_reads_a_config_file_and_a_preset_folder(tmp_path):
         tfcaf.applications.load_model("keras_hub:ViTBackbone")
 
 
+def _classifier_preset(folder, name, **converter):
+    """A keras-hub ViT or DeiT image classifier of 7 classes saved as a
+    preset `folder`, with an image converter of `converter` if given."""
+    keras.utils.set_random_seed(2)
+    family = name[:-len("Backbone")]
+    backbone = getattr(keras_hub.models, name)(**CONFIGS[name]())
+    preprocessor = None
+    if converter:
+        preprocessor = getattr(keras_hub.models, f"{family}ImageClassifierPreprocessor")(
+            image_converter=getattr(keras_hub.layers, f"{family}ImageConverter")(
+                image_size=(SIZE, SIZE), **converter))
+    task = getattr(keras_hub.models, f"{family}ImageClassifier")(
+        backbone=backbone, num_classes=7, preprocessor=preprocessor)
+    task.save_to_preset(str(folder))
+    return task
+
+
+def test_a_classifier_preset_keeps_its_head_and_its_converters_preprocessing(tmp_path):
+    # The ViT's converter standardises by ImageNet's statistics, not the
+    # ViT presets' x / 127.5 - 1: the model follows the converter.
+    mean, std = IMAGENET
+    vit = _classifier_preset(tmp_path / "vit", "ViTBackbone", scale=list(1 / (255 * std)),
+                             offset=list(-mean / std))
+    deit = _classifier_preset(tmp_path / "deit", "DeiTBackbone")  # no converter
+    for task, folder in ((vit, "vit"), (deit, "deit")):
+        model = tfcaf.applications.load_model(f"keras_hub:{tmp_path / folder}")
+        assert model.get_layer("preprocessing").mode == "torch"
+        assert model.get_layer("predictions").kernel.shape == (DIM, 7)
+        np.testing.assert_allclose(model(IMAGES), task((IMAGES / 255.0 - mean) / std),
+                                   rtol=1e-4, atol=1e-5)
+        assert split_model(model).layer == DEFAULT_LAYER[task.backbone.__class__.__name__]
+    retrained = load_hub_model(str(tmp_path / "vit"), num_classes=3)
+    assert retrained.output.shape == (None, 3) and "predictions" not in \
+        [layer.name for layer in retrained.layers]
+    _classifier_preset(tmp_path / "odd", "ViTBackbone", scale=0.01)
+    with pytest.raises(TfcafError, match=r"image converter \(scale=0.01, offset=None\) "
+                                         "computes none of tfcaf's preprocessings"):
+        load_hub_model(str(tmp_path / "odd"))
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_the_other_head_saves_and_loads(name, tmp_path):
     # The non-default head: logits of the image feature (CLIP's before its

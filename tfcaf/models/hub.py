@@ -12,10 +12,13 @@ import json
 import os
 
 import keras
+import numpy as np
 
+from tfcaf import graph
 from tfcaf.errors import TfcafError
 from tfcaf.models.backbones import with_preprocessing
 from tfcaf.models.hub_towers import family_of, image_shape
+from tfcaf.models.preprocessing import MODES, preprocess_pixels
 
 HUB_HEADS = ("classifier", "embedding")
 
@@ -113,41 +116,113 @@ def unrolled_backbone(backbone):
     return keras.Model(images, family.tokens(backbone, images), name=backbone.name)
 
 
-def load_hub_model(spec, weights="imagenet", config=None, head=None, num_classes=1000):
+def classifier_task(spec, weights="imagenet"):
+    """The keras-hub ImageClassifier that preset `spec` (a name or a
+    folder) holds in its task.json, with its weights; None for a class
+    name, a config .json, or a preset of a backbone alone."""
+    keras_hub = import_keras_hub()
+    if spec.endswith(".json") or hasattr(keras_hub.models, spec):
+        return None
+    presets = keras_hub.src.utils.preset_utils
+    try:
+        if not presets.check_file_exists(spec, presets.TASK_CONFIG_FILE):
+            return None
+        task_class = presets.check_config_class(
+            presets.load_json(spec, presets.TASK_CONFIG_FILE))
+    except (ValueError, OSError) as err:
+        raise TfcafError(f"cannot load keras_hub preset '{spec}': {err}") from None
+    if not issubclass(task_class, keras_hub.models.ImageClassifier):
+        return None
+    random = weights is None or (isinstance(weights, str) and weights.lower() == "none")
+    return keras_hub.models.ImageClassifier.from_preset(spec, load_weights=not random)
+
+
+def preset_preprocessing(spec, default):
+    """The preprocessing mode that preset `spec`'s image converter (its
+    image_converter.json: x · scale + offset) computes; `default` for a
+    class name, a config .json or a preset without one.
+
+    Raises:
+        TfcafError: the converter computes none of the modes.
+    """
+    keras_hub = import_keras_hub()
+    presets = keras_hub.src.utils.preset_utils
+    if spec.endswith(".json") or hasattr(keras_hub.models, spec) or \
+            not presets.check_file_exists(spec, presets.IMAGE_CONVERTER_CONFIG_FILE):
+        return default
+    converter = presets.load_json(spec, presets.IMAGE_CONVERTER_CONFIG_FILE)["config"]
+    scale, offset = converter.get("scale"), converter.get("offset")
+    pixels = np.array([[0.0, 0.0, 0.0], [255.0, 255.0, 255.0], [200.0, 64.0, 127.0]])
+    computed = pixels * (1.0 if scale is None else np.asarray(scale)) + \
+        (0.0 if offset is None else np.asarray(offset))
+    for mode in (default,) + tuple(MODES):
+        if np.allclose(np.asarray(preprocess_pixels(keras.ops.convert_to_tensor(pixels), mode)),
+                       computed, rtol=1e-4, atol=1e-4):
+            return mode
+    raise TfcafError(f"keras_hub preset '{spec}': its image converter (scale={scale}, "
+                     f"offset={offset}) computes none of tfcaf's preprocessings "
+                     f"({', '.join(MODES)})")
+
+
+def load_hub_model(spec, weights="imagenet", config=None, head=None, num_classes=None):
     """A keras-hub Vision Transformer with a head, its blocks one layer
     each, so that tfcaf can split at any of them.
 
     Args:
         spec, weights, config: see `backbone_from` (without the "keras_hub:"
             prefix): a ViT, DINOv2, DINOv3, DeiT, CLIP or SigLIP backbone
-            (of CLIP and SigLIP, the image tower).
-        head: "classifier": Dense(`num_classes`) logits (random weights: a
-            classifier to fine-tune) of the image feature: the class token
+            (of CLIP and SigLIP, the image tower), or a preset of an image
+            classifier (a ViT or DeiT task).
+        head: "classifier": logits of the image feature: the class token
             after the final norm (a ViT without one: the mean token;
-            SigLIP: its attention pooling); "embedding": the image feature,
-            CLIP's projected, L2-normalised (the image embedding of DINOv2,
-            DINOv3, CLIP and SigLIP). Default: the family's (ViT, DeiT: classifier;
+            SigLIP: its attention pooling). A classifier preset's own head
+            (its pooling and Dense layers, with their weights) unless
+            `num_classes` is given; otherwise Dense(`num_classes`) with
+            random weights, a classifier to fine-tune. "embedding": the
+            image feature, CLIP's projected, L2-normalised (the image
+            embedding of DINOv2, DINOv3, CLIP and SigLIP). Default: a
+            classifier preset's or the family's (ViT, DeiT: classifier;
             DINOv2, DINOv3, CLIP, SigLIP: embedding).
-        num_classes: the classifier's classes.
+        num_classes: the classifier's classes (default: a classifier
+            preset's, else 1000).
 
     Returns:
         A functional `keras.Model`: images (B, H, W, 3) RGB in [0, 255] ->
-        logits (B, num_classes) or embedding (B, D), preprocessed by the
-        family's image converter's statistics (ViT, SigLIP: x / 127.5 - 1;
-        DINOv2, DINOv3, DeiT: ImageNet's; CLIP: CLIP's).
+        logits (B, num_classes) or embedding (B, D), preprocessed as the
+        preset's image converter does (`preset_preprocessing`), or without
+        one by the family's presets' statistics (ViT, SigLIP: x / 127.5 -
+        1; DINOv2, DINOv3, DeiT: ImageNet's; CLIP: CLIP's).
     """
+    if head not in (None,) + HUB_HEADS:
+        raise TfcafError(f"head={head!r}; choose one of {', '.join(HUB_HEADS)}")
+    task = None
+    if head != "embedding" and num_classes is None and config is None:
+        task = classifier_task(spec, weights)
+    if task is not None:
+        return _task_model(task, spec)
     backbone = backbone_from(spec, weights, config)
     family = family_of(backbone)
     head = head or family.default_head
-    if head not in HUB_HEADS:
-        raise TfcafError(f"head={head!r}; choose one of {', '.join(HUB_HEADS)}")
     images = keras.Input(shape=image_shape(backbone), name="backbone_images")
     feature = family.feature(backbone, images)
     if head == "classifier":
-        outputs = keras.layers.Dense(num_classes, name="logits")(feature)
+        outputs = keras.layers.Dense(num_classes or 1000, name="logits")(feature)
     else:
         # Not "embedding": CLIP's and SigLIP's patch embeddings are named so.
         outputs = keras.layers.UnitNormalization(name="image_embedding")(
             family.project(backbone, feature))
     model = keras.Model(images, outputs, name=backbone.name)
-    return with_preprocessing(model, family.mode)
+    return with_preprocessing(model, preset_preprocessing(spec, family.mode))
+
+
+def _task_model(task, spec):
+    """keras-hub image classifier `task` replayed with its backbone's
+    encoder unrolled: its own pooling and Dense head, its weights."""
+    family = family_of(task.backbone)
+    if family.unroll is None:
+        raise TfcafError(f"keras_hub task {task.name} has a {type(task.backbone).__name__}, "
+                         "whose classifiers tfcaf does not read")
+    images = keras.Input(shape=image_shape(task.backbone), name="backbone_images")
+    (logits,) = graph.replay(task, [images], call=family.unroll(task.backbone))
+    return with_preprocessing(keras.Model(images, logits, name=task.name),
+                              preset_preprocessing(spec, family.mode))

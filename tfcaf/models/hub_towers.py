@@ -32,65 +32,70 @@ class HubFamily(NamedTuple):
             normalisation.
         mode: preprocessing mode of the family's presets' image converters.
         default_head: "classifier" or "embedding".
+        unroll: `backbone -> call` for `graph.replay` of any graph that
+            holds the backbone (a keras-hub task), which unrolls its
+            encoder's loop; None where the blocks are layers already.
     """
     tokens: Optional[Callable]
     feature: Callable
     project: Callable
     mode: str
     default_head: str
+    unroll: Optional[Callable] = None
 
 
-def _unrolled_tokens(encoder_class, unroll):
-    """`tokens` of a backbone whose `encoder_class` layer loops over its
-    blocks: the backbone replayed with `unroll(encoder, x)` in its place."""
-    def tokens(backbone, images):
+def _unroller(encoder_class, blocks):
+    """`unroll` of a backbone whose `encoder_class` layer loops over its
+    blocks: `blocks(backbone, encoder, args, kwargs)` calls them one by
+    one in its place."""
+    def unroll(backbone):
         def call(layer, args, kwargs):
             if isinstance(layer, encoder_class):
-                return unroll(layer, *args)
+                return blocks(backbone, layer, args, kwargs)
             return layer(*args, **kwargs)
-        (output,) = graph.replay(backbone, [images], call=call)
+        return call
+    return unroll
+
+
+def _replayed_tokens(unroll):
+    def tokens(backbone, images):
+        (output,) = graph.replay(backbone, [images], call=unroll(backbone))
         return output
     return tokens
 
 
-def _vit_encoder(encoder, x):
-    x = encoder.dropout(x)
+def _vit_blocks(backbone, encoder, args, kwargs):
+    x = encoder.dropout(args[0])
     for block in encoder.encoder_layers:
         x = block(x)
     return encoder.layer_norm(x)
 
 
-def _dinov2_encoder(encoder, x, training=None):
-    stages = {}
+def _dinov2_blocks(backbone, encoder, args, kwargs):
+    x, stages = args[0], {}
     for index, block in enumerate(encoder.layers, start=1):
         x = block(x)
         stages[f"stage{index}"] = x
     return x, stages
 
 
-def _deit_encoder(encoder, x):
+def _deit_blocks(backbone, encoder, args, kwargs):
     # A DeiT block returns (tokens, None), which no functional graph holds.
+    x = args[0]
     for block in encoder.encoder_layers:
         x = FirstOutput(block)(x)
     return encoder.layer_norm(x)
 
 
-def _dinov3_tokens(encoder_class):
-    """DINOv3's `tokens`: the backbone replayed with its encoder's blocks
-    unrolled, each making its own rotary position embeddings."""
-    def tokens(backbone, images):
-        def call(layer, args, kwargs):
-            if not isinstance(layer, encoder_class):
-                return layer(*args, **kwargs)
-            x, stages = args[0], {}
-            for index, block in enumerate(layer.layers, start=1):
-                x = RotaryBlock(block, backbone.rope_embedding, images.shape[1:3],
-                                kwargs["num_prefix_tokens"])(x)
-                stages[f"stage{index}"] = x
-            return x, stages
-        (output,) = graph.replay(backbone, [images], call=call)
-        return output
-    return tokens
+def _dinov3_blocks(backbone, encoder, args, kwargs):
+    # Each block makes its own rotary position embeddings.
+    x, stages = args[0], {}
+    image_size = image_shape(backbone)[:2]
+    for index, block in enumerate(encoder.layers, start=1):
+        x = RotaryBlock(block, backbone.rope_embedding, image_size,
+                        kwargs["num_prefix_tokens"])(x)
+        stages[f"stage{index}"] = x
+    return x, stages
 
 
 def _vision_encoder(backbone):
@@ -142,23 +147,25 @@ def families():
     from tfcaf.models.hub import import_keras_hub
     keras_hub = import_keras_hub()
     models, layers = keras_hub.models, keras_hub.src.models
-    vit = _unrolled_tokens(layers.vit.vit_layers.ViTEncoder, _vit_encoder)
-    dinov2 = _unrolled_tokens(layers.dinov2.dinov2_layers.DINOV2Encoder, _dinov2_encoder)
-    deit = _unrolled_tokens(layers.deit.deit_layers.DeiTEncoder, _deit_encoder)
-    dinov3 = _dinov3_tokens(layers.dinov3.dinov3_layers.DINOV3Encoder)
+    encoders = {"vit": (layers.vit.vit_layers.ViTEncoder, _vit_blocks),
+                "dinov2": (layers.dinov2.dinov2_layers.DINOV2Encoder, _dinov2_blocks),
+                "deit": (layers.deit.deit_layers.DeiTEncoder, _deit_blocks),
+                "dinov3": (layers.dinov3.dinov3_layers.DINOV3Encoder, _dinov3_blocks)}
+
+    def unrolled(name, mode, default_head):
+        unroll = _unroller(*encoders[name])
+        tokens = _replayed_tokens(unroll)
+        return HubFamily(tokens, _class_token_feature(tokens), _identity, mode, default_head,
+                         unroll)
     clip = HubFamily(_clip_tokens, _class_token_feature(_clip_tokens), _clip_projection,
                      "clip", "embedding")
     siglip = HubFamily(None, _siglip_feature(layers.siglip.siglip_layers.SigLIPVisionEmbedding),
                        _identity, "tf", "embedding")
     return {
-        models.ViTBackbone: HubFamily(vit, _class_token_feature(vit), _identity, "tf",
-                                      "classifier"),
-        models.DINOV2Backbone: HubFamily(dinov2, _class_token_feature(dinov2), _identity,
-                                         "torch", "embedding"),
-        models.DINOV3Backbone: HubFamily(dinov3, _class_token_feature(dinov3), _identity,
-                                         "torch", "embedding"),
-        models.DeiTBackbone: HubFamily(deit, _class_token_feature(deit), _identity, "torch",
-                                       "classifier"),
+        models.ViTBackbone: unrolled("vit", "tf", "classifier"),
+        models.DINOV2Backbone: unrolled("dinov2", "torch", "embedding"),
+        models.DINOV3Backbone: unrolled("dinov3", "torch", "embedding"),
+        models.DeiTBackbone: unrolled("deit", "torch", "classifier"),
         models.CLIPBackbone: clip,
         models.CLIPVisionEncoder: clip,
         models.SigLIPBackbone: siglip,
