@@ -26,7 +26,7 @@ from tfcaf.errors import TfcafError
 from tfcaf.models.backbones import with_preprocessing
 from tfcaf.models.layers import ImagePreprocessing
 from tfcaf.models.preprocessing import MODES, check_mode
-from tfcaf.models.weights import imagenet_download, load_weights_file
+from tfcaf.models.weights import imagenet_download, load_weights_file, random_weights
 
 log = logging.getLogger("tfcaf.applications")
 
@@ -148,7 +148,7 @@ def _first_line(err):
 
 def _load_weights_over(model, path, weights):
     """Loads the weights file `weights` into the `.keras` model from `path`."""
-    if isinstance(weights, str) and weights.lower() == "none":
+    if random_weights(weights):
         raise TfcafError(f"weights='none': '{path}' is a .keras model with its own weights; "
                          "weights=none (random) is for application names")
     load_weights_file(model, weights)
@@ -184,7 +184,7 @@ def load_application(name, weights="imagenet"):
             f"unknown application '{name}'; choose one of {', '.join(APPLICATION_NAMES)} "
             "or give a .keras file")
     builder, mode, _ = _APPLICATIONS[key]
-    if isinstance(weights, str) and weights.lower() == "none":
+    if random_weights(weights):
         weights = None
     if weights in (None, "imagenet"):
         with imagenet_download(builder.__name__):

@@ -20,9 +20,9 @@ def define(flag_values=FLAGS):
         "preprocessing", None, PREPROCESSING_MODES,
         "For a .keras model without a preprocessing layer of its own: what its inputs were "
         "(caffe, torch, tf: keras.applications' modes; unit: x / 255; none: raw pixels in "
-        "[0, 255]; clip: OpenAI CLIP's means and stds); put before the model as a layer. Default: the model as it is, with a "
-        "warning when it shows no preprocessing before its first convolution or Dense "
-        "layer. Refused for application names and models that preprocess already.",
+        "[0, 255]; clip: OpenAI CLIP's means and stds); put before the model as a layer. "
+        "Default: the model as it is, with a warning when it shows no preprocessing before "
+        "its first convolution or Dense layer. Refused for application names and models that preprocess already.",
         flag_values=flag_values)
     return ("preprocessing",)
 

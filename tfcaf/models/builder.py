@@ -5,7 +5,7 @@ import keras
 from tfcaf.models.acol import ACoLHead, ACoLLoss, ACoLModel
 from tfcaf.models.backbones import backbone_spec, build_backbone, insert_adl
 from tfcaf.models.layers import ClassToken
-from tfcaf.models.weights import load_weights_file
+from tfcaf.models.weights import load_weights_file, random_weights
 from tfcaf.errors import TfcafError
 
 HEADS = ("classifier", "adl", "acol", "embedding")
@@ -108,7 +108,7 @@ def build_model(backbone="tiny_resnet", head="classifier", num_classes=None,
     if head in ("adl", "acol") and spec.tokens:
         raise TfcafError(f"head '{head}' needs a convolutional backbone; '{backbone}' "
                          "ends in transformer tokens: use head 'classifier' or 'embedding'")
-    if isinstance(weights, str) and weights.lower() == "none":
+    if random_weights(weights):
         weights = None
     features_model = build_backbone(
         backbone, _image_size(backbone, image_size),

@@ -4,8 +4,8 @@ towers of CLIP and SigLIP) as models tfcaf can explain.
 `load_hub_model` builds the backbone, takes its image tower with one layer
 per transformer block (`hub_towers`), adds the task's head and the
 preprocessing as a first layer, like tfcaf's other models: it takes raw
-RGB pixels in [0, 255]. keras-hub is an optional dependency (`pip install tfcaf[hub]`,
-Python >= 3.11).
+RGB pixels in [0, 255]. keras-hub is an optional dependency
+(`pip install tfcaf[hub]`, Python >= 3.11).
 """
 
 import json
@@ -17,20 +17,11 @@ import numpy as np
 from tfcaf import graph
 from tfcaf.errors import TfcafError
 from tfcaf.models.backbones import with_preprocessing
-from tfcaf.models.hub_towers import family_of, image_shape
+from tfcaf.models.hub_towers import family_of, image_shape, import_keras_hub
 from tfcaf.models.preprocessing import MODES, preprocess_pixels
+from tfcaf.models.weights import random_weights
 
 HUB_HEADS = ("classifier", "embedding")
-
-
-def import_keras_hub():
-    """The keras_hub module; TfcafError with the install line without it."""
-    try:
-        import keras_hub
-    except ImportError as err:
-        raise TfcafError(f"keras_hub models need keras-hub (pip install 'tfcaf[hub]', "
-                         f"Python >= 3.11): {err}") from None
-    return keras_hub
 
 
 # What keras-hub 0.32's ViT and DeiT layers write into get_config() beyond
@@ -78,7 +69,6 @@ def backbone_from(spec, weights="imagenet", config=None):
         config: the class's keyword arguments (with a class name only).
     """
     keras_hub = import_keras_hub()
-    random = weights is None or (isinstance(weights, str) and weights.lower() == "none")
     if spec.endswith(".json"):
         if not os.path.isfile(spec):
             raise TfcafError(f"keras_hub config file '{spec}' does not exist")
@@ -94,7 +84,7 @@ def backbone_from(spec, weights="imagenet", config=None):
         raise TfcafError(f"keras_hub:{spec}: config is for a backbone class name, not a "
                          "preset")
     try:
-        return keras_hub.models.Backbone.from_preset(spec, load_weights=not random)
+        return keras_hub.models.Backbone.from_preset(spec, load_weights=not random_weights(weights))
     except (ValueError, OSError, FileNotFoundError) as err:
         raise TfcafError(f"cannot load keras_hub preset '{spec}': {err}") from None
 
@@ -116,13 +106,19 @@ def unrolled_backbone(backbone):
     return keras.Model(images, family.tokens(backbone, images), name=backbone.name)
 
 
+def _is_preset(spec):
+    """Whether `spec` of `backbone_from` names a preset (or a preset
+    folder), not a backbone class or a config .json."""
+    return not spec.endswith(".json") and not hasattr(import_keras_hub().models, spec)
+
+
 def classifier_task(spec, weights="imagenet"):
     """The keras-hub ImageClassifier that preset `spec` (a name or a
     folder) holds in its task.json, with its weights; None for a class
     name, a config .json, or a preset of a backbone alone."""
-    keras_hub = import_keras_hub()
-    if spec.endswith(".json") or hasattr(keras_hub.models, spec):
+    if not _is_preset(spec):
         return None
+    keras_hub = import_keras_hub()
     presets = keras_hub.src.utils.preset_utils
     try:
         if not presets.check_file_exists(spec, presets.TASK_CONFIG_FILE):
@@ -133,8 +129,8 @@ def classifier_task(spec, weights="imagenet"):
         raise TfcafError(f"cannot load keras_hub preset '{spec}': {err}") from None
     if not issubclass(task_class, keras_hub.models.ImageClassifier):
         return None
-    random = weights is None or (isinstance(weights, str) and weights.lower() == "none")
-    return keras_hub.models.ImageClassifier.from_preset(spec, load_weights=not random)
+    return keras_hub.models.ImageClassifier.from_preset(
+        spec, load_weights=not random_weights(weights))
 
 
 def preset_preprocessing(spec, default):
@@ -145,9 +141,8 @@ def preset_preprocessing(spec, default):
     Raises:
         TfcafError: the converter computes none of the modes.
     """
-    keras_hub = import_keras_hub()
-    presets = keras_hub.src.utils.preset_utils
-    if spec.endswith(".json") or hasattr(keras_hub.models, spec) or \
+    presets = import_keras_hub().src.utils.preset_utils
+    if not _is_preset(spec) or \
             not presets.check_file_exists(spec, presets.IMAGE_CONVERTER_CONFIG_FILE):
         return default
     converter = presets.load_json(spec, presets.IMAGE_CONVERTER_CONFIG_FILE)["config"]

@@ -4,9 +4,9 @@ layer per transformer block.
 keras-hub's ViT, DINOv2, DINOv3 and DeiT backbones run their blocks in a
 Python loop inside one encoder layer, so no split could reach a block:
 their towers replay the backbone with that loop unrolled into the
-functional graph (the same layer objects and weights). CLIP's and SigLIP's vision
-encoders already are functional models with one layer per block; their
-towers call them. Each family also says what its image feature is (the
+functional graph (the same layer objects and weights). CLIP's and SigLIP's
+vision encoders already are functional models with one layer per block;
+their towers call them. Each family also says what its image feature is (the
 class token, or SigLIP's attention pooling), its embedding (CLIP projects
 the feature), its preprocessing, and its default head.
 """
@@ -19,6 +19,16 @@ from tfcaf import graph
 from tfcaf.errors import TfcafError
 from tfcaf.models.hub_layers import FirstOutput, RotaryBlock, TokenCount
 from tfcaf.models.layers import ClassToken
+
+
+def import_keras_hub():
+    """The keras_hub module; TfcafError with the install line without it."""
+    try:
+        import keras_hub
+    except ImportError as err:
+        raise TfcafError(f"keras_hub models need keras-hub (pip install 'tfcaf[hub]', "
+                         f"Python >= 3.11): {err}") from None
+    return keras_hub
 
 
 class HubFamily(NamedTuple):
@@ -119,7 +129,7 @@ def _class_token_feature(tokens):
 
 def _siglip_feature(embedding_class):
     """SigLIP's `feature`: its vision encoder, the patch embedding's tokens
-    reshaped to what they are. keras-hub 0.32's SigLIPVisionEmbedding
+    declared as many as they are (`TokenCount`). keras-hub 0.32's SigLIPVisionEmbedding
     declares h·w + 1 tokens (CLIP's, with a class token) for the h·w it
     computes, and every shape after it inherits the error."""
     def feature(backbone, images):
@@ -144,7 +154,6 @@ def _identity(backbone, feature):
 
 def families():
     """{keras-hub backbone class: `HubFamily`}."""
-    from tfcaf.models.hub import import_keras_hub
     keras_hub = import_keras_hub()
     models, layers = keras_hub.models, keras_hub.src.models
     encoders = {"vit": (layers.vit.vit_layers.ViTEncoder, _vit_blocks),

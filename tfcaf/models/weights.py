@@ -14,6 +14,12 @@ import h5py
 from tfcaf.errors import TfcafError
 
 
+def random_weights(weights):
+    """Whether a `weights` argument asks for random weights: None or
+    "none" (any case), as `--weights=none` passes it."""
+    return weights is None or (isinstance(weights, str) and weights.lower() == "none")
+
+
 def _array_paths(store):
     """Paths of the model arrays in a Keras 3 weights store (the optimizer's
     state, present when the saved model was compiled, left out)."""
